@@ -1,0 +1,126 @@
+/**
+ * The gateway's configuration after validation: frozen, precomputed, trusted.
+ *
+ * Everything here is derived once by `parseConfig` from the operator's YAML. Prices are atomic
+ * bigint amounts, assets are resolved to addresses, routes are compiled. Code past the config
+ * edge never re-checks any of it.
+ */
+import type { RouteTable } from '../routes/table.js';
+
+/** A 0x-prefixed, 40-hex-digit EVM address, checksummed. */
+export type Address = `0x${string}`;
+
+/** `before`: settle, then forward. `after`: forward, settle only if the upstream answered < 400. */
+export type SettlementTiming = 'before' | 'after';
+
+/** What a request that matches no route gets: `deny` (404, the default) or `free` passage. */
+export type UnmatchedPolicy = 'deny' | 'free';
+
+export interface ListenConfig {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type SettleConfig =
+  | { readonly mode: 'local'; readonly privateKey: `0x${string}`; readonly receiptTimeoutMs: number }
+  | { readonly mode: 'facilitator'; readonly facilitators: readonly FacilitatorConfig[] }
+  | { readonly mode: 'none' };
+
+export interface FacilitatorConfig {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+}
+
+/** One chain the gateway takes payments on. */
+export interface NetworkConfig {
+  /** The operator's name for it (the YAML key), e.g. `base`. */
+  readonly name: string;
+  /** CAIP-2 id, e.g. `eip155:8453`. */
+  readonly caip2: `eip155:${number}`;
+  readonly chainId: number;
+  /** The x402 v1 network name (`base`, `base-sepolia`, ...), when the chain has one. */
+  readonly v1Name: string | undefined;
+  /** JSON-RPC endpoints, tried in order. */
+  readonly rpc: readonly string[];
+  /** How payments are verified: locally with viem (needs `rpc`) or by the facilitator. */
+  readonly verify: 'local' | 'facilitator';
+  readonly settle: SettleConfig;
+  /** Confirmations a tx-proof transfer needs before it counts. */
+  readonly proofConfirmations: number;
+  /** How old a tx-proof transfer may be, in seconds. */
+  readonly proofMaxAgeSeconds: number;
+}
+
+/** A token payments are made in; USDC on well-known chains is built in. */
+export interface AssetConfig {
+  /** `usdc@base`: symbol@network name. */
+  readonly id: string;
+  readonly network: NetworkConfig;
+  readonly address: Address;
+  /** EIP-712 domain name and version of the token (EIP-3009 signatures are bound to them). */
+  readonly eip712Name: string;
+  readonly eip712Version: string;
+  readonly decimals: number;
+  /** Display symbol for the informational headers, e.g. `USDC`. */
+  readonly symbol: string;
+}
+
+export interface UpstreamConfig {
+  readonly name: string;
+  /** Origin plus an optional base path that forwarded paths are appended to. */
+  readonly url: string;
+  readonly timeoutMs: number;
+  /** Headers the gateway adds to every forwarded request (upstream secrets). */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** One way to pay for a route: an exact amount of one asset to one address. */
+export interface PaymentOption {
+  readonly scheme: 'exact';
+  readonly asset: AssetConfig;
+  /** Atomic units of the asset. */
+  readonly amount: bigint;
+  readonly payTo: Address;
+  readonly maxTimeoutSeconds: number;
+}
+
+export type RoutePrice = { readonly kind: 'free' } | { readonly kind: 'priced'; readonly options: readonly PaymentOption[] };
+
+export interface RouteConfig {
+  /** Position in the config file; also the route's stable id in logs and metrics. */
+  readonly index: number;
+  /** The `match` string as written, e.g. `GET /v1/jobs/:id`. */
+  readonly match: string;
+  readonly upstream: UpstreamConfig;
+  readonly price: RoutePrice;
+  readonly description: string;
+  readonly mimeType: string;
+  readonly settlement: SettlementTiming;
+}
+
+export interface LedgerConfig {
+  /** SQLite file path; `:memory:` keeps it in memory (tests only). */
+  readonly path: string;
+}
+
+export interface Config {
+  readonly listen: ListenConfig;
+  readonly admin: ListenConfig;
+  /** Base of absolute resource URLs in challenges; derived from the request when absent. */
+  readonly publicUrl: string | undefined;
+  readonly payTo: Address;
+  readonly networks: ReadonlyMap<string, NetworkConfig>;
+  readonly assets: ReadonlyMap<string, AssetConfig>;
+  readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
+  readonly routes: readonly RouteConfig[];
+  /** The compiled route table, in config order. */
+  readonly table: RouteTable;
+  readonly unmatched: UnmatchedPolicy;
+  /** The upstream unmatched requests go to when `unmatched: free`. */
+  readonly defaultUpstream: UpstreamConfig | undefined;
+  readonly ledger: LedgerConfig;
+  readonly logLevel: string;
+  /** sha256 of the source text; identifies the active config in logs and metrics. */
+  readonly hash: string;
+}

@@ -1,0 +1,109 @@
+/**
+ * The seams between the HTTP layer and everything that touches a chain, a facilitator or a disk.
+ * `http/` sees only these; `gateway.ts` wires the concrete adapters in.
+ */
+import type { Address, PaymentOption } from '../config/types.js';
+import type { DecodedPayment, Hex } from '../protocol/types.js';
+
+/** Time, injected so tests control it. */
+export interface Clock {
+  /** Unix time in whole seconds, as EIP-3009 compares it. */
+  nowSeconds(): bigint;
+  nowMs(): number;
+}
+
+export const systemClock: Clock = {
+  nowSeconds: () => BigInt(Math.floor(Date.now() / 1000)),
+  nowMs: () => Date.now(),
+};
+
+/**
+ * Expected outcomes are data: a bad signature or a used nonce is `{ valid: false, reason }` with the
+ * protocol's own snake_case reason string. Only infrastructure faults (RPC down) throw.
+ */
+export type VerifyResult =
+  | { readonly valid: true; readonly payer: Address }
+  | { readonly valid: false; readonly reason: string; readonly message?: string; readonly payer?: Address };
+
+export interface Verifier {
+  /** Checks `payment` against the one requirement it was matched to. Throws only on infrastructure faults. */
+  verify(payment: DecodedPayment, option: PaymentOption): Promise<VerifyResult>;
+}
+
+/**
+ * `maybeOnChain`: the transaction may have reached the chain (sent, receipt not seen), so the
+ * nonce must stay reserved and the receipt row says `pending`.
+ */
+export type SettleResult =
+  | { readonly success: true; readonly transaction: Hex; readonly payer: Address }
+  | {
+      readonly success: false;
+      readonly reason: string;
+      readonly message?: string;
+      readonly transaction?: Hex;
+      readonly maybeOnChain: boolean;
+    };
+
+export interface Settler {
+  /** Moves the money. Never throws: every failure is a `SettleResult` (faults become `unexpected_settle_error`). */
+  settle(payment: DecodedPayment, option: PaymentOption): Promise<SettleResult>;
+}
+
+/** The replay key of an EIP-3009 authorization: one per (chain, asset, payer, nonce). */
+export interface NonceKey {
+  readonly chainId: number;
+  readonly asset: Address;
+  readonly payer: Address;
+  readonly nonce: Hex;
+}
+
+export type ReceiptStatus =
+  | 'settled' // money moved, tx confirmed
+  | 'pending' // tx sent, outcome unknown: reconcile from the chain
+  | 'settle_failed' // settlement refused or reverted, nothing charged
+  | 'refused' // verification failed, nothing charged
+  | 'not_charged' // upstream answered >= 400 under settlement: after
+  | 'proof_accepted' // X-Payment-Proof transfer accepted
+  | 'proof_refused';
+
+/** One row per payment outcome. */
+export interface Receipt {
+  readonly time: number;
+  readonly requestId: string;
+  readonly route: string;
+  readonly method: string;
+  readonly path: string;
+  /** Atomic units, decimal string. */
+  readonly amount: string;
+  readonly asset: string;
+  readonly network: string;
+  readonly payer: string;
+  readonly nonce: string;
+  readonly transaction: string;
+  readonly status: ReceiptStatus;
+  readonly reason: string;
+}
+
+export interface ReceiptQuery {
+  readonly limit?: number;
+  readonly since?: number;
+}
+
+/**
+ * Durable state. Methods are async so a shared store (Postgres) can implement the same interface;
+ * the embedded SQLite store answers synchronously underneath.
+ */
+export interface Ledger {
+  /** Atomically reserves a nonce key. False when it is already reserved or spent. */
+  reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean>;
+  /** Frees a reservation when nothing was charged, so the caller may retry the same authorization. */
+  releaseNonce(key: NonceKey): Promise<void>;
+  /** Keeps a reservation for good: a transaction may have reached the chain. */
+  keepNonce(key: NonceKey): Promise<void>;
+  /** Records a tx hash as spent, once. False when it was spent before. */
+  claimProof(chainId: number, txHash: Hex): Promise<boolean>;
+  /** Writes a receipt durably before it resolves. */
+  record(receipt: Receipt): Promise<void>;
+  receipts(query: ReceiptQuery): Promise<Receipt[]>;
+  close(): Promise<void>;
+}
