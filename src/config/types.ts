@@ -115,7 +115,7 @@ export interface Config {
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   readonly routes: readonly RouteConfig[];
   /** The compiled route table, in config order. */
-  readonly table: RouteTable;
+  readonly table: RouteTable<RouteConfig>;
   readonly unmatched: UnmatchedPolicy;
   /** The upstream unmatched requests go to when `unmatched: free`. */
   readonly defaultUpstream: UpstreamConfig | undefined;

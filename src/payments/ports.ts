@@ -107,3 +107,13 @@ export interface Ledger {
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
   close(): Promise<void>;
 }
+
+/** The seed's proof flow: a plain on-chain transfer, named by its transaction hash. */
+export type ProofResult =
+  | { readonly ok: true; readonly payer: Address; readonly amount: bigint }
+  | { readonly ok: false; readonly reason: string };
+
+export interface ProofChecker {
+  /** Checks that `txHash` paid `option` (asset, payTo, amount, confirmations, age). Throws only on infrastructure faults. */
+  check(txHash: Hex, option: PaymentOption): Promise<ProofResult>;
+}

@@ -1,0 +1,148 @@
+/**
+ * Subcommands: start, validate, receipts (and the demo and pay client). Takes its I/O as
+ * arguments so tests can run it in-process; only `main.ts` passes the real process.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from './config/load.js';
+import type { Config } from './config/types.js';
+import { SqliteLedger } from './ledger/sqlite-ledger.js';
+import type { Receipt } from './payments/ports.js';
+import { runGateway } from './server.js';
+
+export interface CliIo {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+  /** Registers a one-shot handler for SIGTERM / SIGINT. */
+  readonly onSignal: (signal: 'SIGTERM' | 'SIGINT', handler: () => void) => void;
+}
+
+const USAGE = `Usage: x402-gateway <command> [options]
+
+Commands:
+  start      Run the gateway in front of the configured upstreams
+  validate   Check a config file and list every problem
+  receipts   List payment receipts from the ledger
+  demo       Run a complete local setup: chain, token, upstream, gateway, funded payer
+  pay        Pay for a URL with the official x402 client
+
+Run 'x402-gateway <command> --help' for a command's options.
+The config file comes from --config FILE or the X402_GATEWAY_CONFIG environment variable.`;
+
+const HELP: Record<string, string> = {
+  start: `Usage: x402-gateway start --config FILE\n\nRuns the gateway. SIGTERM or SIGINT stops it after requests in flight finish.`,
+  validate: `Usage: x402-gateway validate --config FILE\n\nExits 0 when the file is valid; otherwise lists every problem with its YAML path and exits 1.`,
+  receipts: `Usage: x402-gateway receipts --config FILE [--json | --csv] [--limit N] [--since UNIX_MS]\n\nLists receipts from the ledger named by the config, newest first (a table by default).`,
+};
+
+/** Returns an exit code, or undefined while a long-running command keeps the process alive. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number | undefined> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+    case 'validate':
+    case 'receipts':
+      return runConfigCommand(command, rest, io);
+    case 'demo': {
+      const { runDemoCommand } = await import('./demo/demo-command.js');
+      return runDemoCommand(rest, io);
+    }
+    case 'pay': {
+      const { runPayCommand } = await import('./pay-command.js');
+      return runPayCommand(rest, io);
+    }
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      io.out(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      io.err(`Unknown command "${command}".\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv: readonly string[], io: CliIo): Promise<number | undefined> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        json: { type: 'boolean' },
+        csv: { type: 'boolean' },
+        limit: { type: 'string' },
+        since: { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    io.err(`${(err as Error).message}\n\n${HELP[command]}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(HELP[command] ?? USAGE);
+    return 0;
+  }
+  const path = values.config ?? io.env['X402_GATEWAY_CONFIG'];
+  if (!path) {
+    io.err(`No config file: pass --config FILE or set X402_GATEWAY_CONFIG.\n\n${HELP[command]}`);
+    return 2;
+  }
+  const loaded = await loadConfigFile(path, io.env);
+  if (!loaded.ok) {
+    io.err(`${path}: ${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}`);
+    for (const problem of loaded.problems) io.err(`  ${problem}`);
+    return 1;
+  }
+  switch (command) {
+    case 'validate':
+      io.out(`${path}: valid (${loaded.config.routes.length} routes, ${loaded.config.networks.size} networks)`);
+      return 0;
+    case 'receipts':
+      return printReceipts(loaded.config, values, io);
+    case 'start': {
+      const gateway = await runGateway(loaded.config);
+      const stop = () => void gateway.close();
+      io.onSignal('SIGTERM', stop);
+      io.onSignal('SIGINT', stop);
+      return undefined;
+    }
+  }
+}
+
+const RECEIPT_COLUMNS = ['time', 'requestId', 'route', 'method', 'path', 'amount', 'asset', 'network', 'payer', 'nonce', 'transaction', 'status', 'reason'] as const;
+
+async function printReceipts(config: Config, values: { json?: boolean; csv?: boolean; limit?: string; since?: string }, io: CliIo): Promise<number> {
+  const limit = values.limit === undefined ? 100 : Number(values.limit);
+  const since = values.since === undefined ? 0 : Number(values.since);
+  if (!Number.isSafeInteger(limit) || limit < 1 || !Number.isSafeInteger(since) || since < 0) {
+    io.err('--limit must be a positive integer and --since a Unix time in milliseconds');
+    return 2;
+  }
+  const ledger = new SqliteLedger(config.ledger.path);
+  try {
+    const rows = await ledger.receipts({ limit, since });
+    if (values.json) io.out(JSON.stringify(rows, null, 2));
+    else if (values.csv) {
+      io.out(RECEIPT_COLUMNS.join(','));
+      for (const row of rows) io.out(RECEIPT_COLUMNS.map((c) => csvField(String(row[c]))).join(','));
+    } else {
+      for (const row of rows) io.out(receiptLine(row));
+      if (rows.length === 0) io.out('(no receipts)');
+    }
+    return 0;
+  } finally {
+    await ledger.close();
+  }
+}
+
+function csvField(value: string): string {
+  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+function receiptLine(r: Receipt): string {
+  return [new Date(r.time).toISOString(), r.status.padEnd(14), r.route, r.amount, r.network, r.payer || '-', r.transaction || '-', r.reason].join('  ');
+}

@@ -1,0 +1,57 @@
+/**
+ * The config file edge: the only reader of the file and the only user of the YAML parser.
+ * Text -> YAML document -> `${VAR}` expansion -> `parseConfig`.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { formatPath, parseConfig, type ParseResult } from './parse.js';
+
+/** `${NAME}` or `${NAME:-default}`; `$${` escapes a literal `${`. */
+const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces `${VAR}` in every string value; an unset variable without a default is a problem. */
+export function expandEnv(
+  value: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  problems: string[],
+  path: PropertyKey[] = [],
+): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (whole, name: string | undefined, fallback: string | undefined) => {
+      if (whole === '$${') return '${';
+      const v = env[name ?? ''];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${formatPath(path)}: environment variable ${name ?? ''} is not set`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, problems, [...path, i]));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, problems, [...path, k])]));
+  }
+  return value;
+}
+
+/** Parses config text; never throws for bad input. */
+export function parseConfigText(text: string, env: Readonly<Record<string, string | undefined>>): ParseResult {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) return { ok: false, problems: doc.errors.map((e) => `YAML: ${e.message}`) };
+  const problems: string[] = [];
+  const data = expandEnv(doc.toJS({ maxAliasCount: 100 }), env, problems);
+  if (problems.length > 0) return { ok: false, problems };
+  const hash = createHash('sha256').update(text).digest('hex');
+  return parseConfig(data, hash);
+}
+
+/** Reads and parses a config file. A missing or unreadable file is reported as a problem. */
+export async function loadConfigFile(path: string, env: Readonly<Record<string, string | undefined>>): Promise<ParseResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return { ok: false, problems: [`${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : String(err)}`] };
+  }
+  return parseConfigText(text, env);
+}

@@ -1,0 +1,266 @@
+/**
+ * Untrusted YAML data to a frozen `Config`, reporting every problem at once with its YAML path
+ * (`routes[2].price: ...`). The gateway never starts, or reloads into, a half-valid config.
+ * Pure: the caller reads the file and expands `${VAR}`.
+ */
+import { getAddress } from 'viem';
+import type { z } from 'zod';
+import { KNOWN_CHAINS } from './known-networks.js';
+import { configSchema, type RawConfig } from './schema.js';
+import type {
+  Address,
+  AssetConfig,
+  Config,
+  NetworkConfig,
+  PaymentOption,
+  RouteConfig,
+  RoutePrice,
+  SettleConfig,
+  UpstreamConfig,
+} from './types.js';
+import { dollarsToAtomic, parseAtomic } from '../pricing.js';
+import { compileRoute, type CompiledRoute } from '../routes/table.js';
+
+export type ParseResult = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly problems: readonly string[] };
+
+/** Formats a path like ['routes', 2, 'price'] as `routes[2].price`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out === '' ? String(key) : `.${String(key)}`;
+  }
+  return out === '' ? '(top level)' : out;
+}
+
+function zodProblems(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return `${formatPath(issue.path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    }
+    return `${formatPath(issue.path)}: ${issue.message}`;
+  });
+}
+
+/** Validates and compiles a parsed YAML document. `hash` identifies the source text. */
+export function parseConfig(data: unknown, hash: string): ParseResult {
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) return { ok: false, problems: zodProblems(parsed.error) };
+  const problems: string[] = [];
+  const config = compile(parsed.data, hash, problems);
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, config: deepFreeze(config) };
+}
+
+function compile(raw: RawConfig, hash: string, problems: string[]): Config {
+  const networks = compileNetworks(raw, problems);
+  const assets = compileAssets(raw, networks, problems);
+  const upstreams = new Map<string, UpstreamConfig>(
+    Object.entries(raw.upstreams).map(([name, u]) => [name, { name, url: u.url.replace(/\/+$/, ''), timeoutMs: u.timeoutMs, headers: u.headers }]),
+  );
+  const payTo = getAddress(raw.payTo);
+  const defaultAccepts = raw.defaults.accepts ?? [...assets.keys()].filter((id) => id.startsWith('usdc@'));
+  checkAssetIds(defaultAccepts, assets, ['defaults', 'accepts'], problems);
+
+  let defaultUpstream: UpstreamConfig | undefined;
+  if (raw.defaults.upstream !== undefined) {
+    defaultUpstream = upstreams.get(raw.defaults.upstream);
+    if (!defaultUpstream) problems.push(`defaults.upstream: unknown upstream "${raw.defaults.upstream}"`);
+  } else if (upstreams.size === 1) {
+    defaultUpstream = [...upstreams.values()][0];
+  }
+  if (raw.defaults.unmatched === 'free' && !defaultUpstream) {
+    problems.push('defaults.upstream: unmatched: free needs an upstream to send unmatched requests to');
+  }
+
+  const routes: RouteConfig[] = [];
+  const entries: CompiledRoute<RouteConfig>[] = [];
+  raw.routes.forEach((r, index) => {
+    const at = (key: string) => `routes[${index}].${key}`;
+    const upstreamName = r.upstream ?? (defaultUpstream ? defaultUpstream.name : undefined);
+    const upstream = upstreamName === undefined ? undefined : upstreams.get(upstreamName);
+    if (!upstream) {
+      problems.push(upstreamName === undefined ? `${at('upstream')}: required (there is no defaults.upstream)` : `${at('upstream')}: unknown upstream "${upstreamName}"`);
+      return;
+    }
+    const price = compilePrice(r, index, {
+      assets,
+      accepts: r.accepts ?? defaultAccepts,
+      payTo: r.payTo === undefined ? payTo : getAddress(r.payTo),
+      maxTimeoutSeconds: r.maxTimeoutSeconds ?? raw.defaults.maxTimeoutSeconds,
+      problems,
+    });
+    const route: RouteConfig = {
+      index,
+      match: r.match,
+      upstream,
+      price,
+      description: r.description,
+      mimeType: r.mimeType,
+      settlement: r.settlement ?? raw.defaults.settlement,
+    };
+    const compiled = compileRoute(r.match, r.host, route);
+    if (!compiled.ok) {
+      problems.push(`${at('match')}: ${compiled.problem}`);
+      return;
+    }
+    routes.push(route);
+    entries.push(compiled.compiled);
+  });
+
+  return {
+    listen: raw.listen,
+    admin: raw.admin,
+    publicUrl: raw.publicUrl?.replace(/\/+$/, ''),
+    payTo,
+    networks,
+    assets,
+    upstreams,
+    routes,
+    table: { entries },
+    unmatched: raw.defaults.unmatched,
+    defaultUpstream,
+    ledger: raw.ledger,
+    logLevel: raw.log.level,
+    hash,
+  };
+}
+
+function compileNetworks(raw: RawConfig, problems: string[]): Map<string, NetworkConfig> {
+  const networks = new Map<string, NetworkConfig>();
+  for (const [name, n] of Object.entries(raw.networks)) {
+    const chainId = Number(n.network.slice('eip155:'.length));
+    if (!Number.isSafeInteger(chainId)) {
+      problems.push(`networks.${name}.network: chain id is too large`);
+      continue;
+    }
+    const rpc = n.rpc === undefined ? [] : Array.isArray(n.rpc) ? n.rpc : [n.rpc];
+    const verify = n.verify ?? (n.settle.mode === 'facilitator' && rpc.length === 0 ? 'facilitator' : 'local');
+    if (verify === 'local' && rpc.length === 0) problems.push(`networks.${name}.rpc: required to verify payments locally`);
+    if (verify === 'facilitator' && n.settle.mode !== 'facilitator') {
+      problems.push(`networks.${name}.verify: "facilitator" needs settle.mode: facilitator`);
+    }
+    if (n.settle.mode === 'local' && rpc.length === 0) problems.push(`networks.${name}.rpc: required to settle locally`);
+    const settle: SettleConfig =
+      n.settle.mode === 'local'
+        ? { mode: 'local', privateKey: n.settle.privateKey as `0x${string}`, receiptTimeoutMs: n.settle.receiptTimeoutMs }
+        : {
+            mode: 'facilitator',
+            facilitators: [{ url: n.settle.url, headers: n.settle.headers, timeoutMs: n.settle.timeoutMs }, ...n.settle.fallbacks],
+          };
+    networks.set(name, {
+      name,
+      caip2: n.network as `eip155:${number}`,
+      chainId,
+      v1Name: KNOWN_CHAINS.get(chainId)?.v1Name,
+      rpc,
+      verify,
+      settle,
+      proofConfirmations: n.proof.confirmations,
+      proofMaxAgeSeconds: n.proof.maxAgeSeconds,
+    });
+  }
+  return networks;
+}
+
+/** Built-in `usdc@<network>` for every configured network on a known chain, then declared assets over them. */
+function compileAssets(raw: RawConfig, networks: ReadonlyMap<string, NetworkConfig>, problems: string[]): Map<string, AssetConfig> {
+  const assets = new Map<string, AssetConfig>();
+  for (const network of networks.values()) {
+    const usdc = KNOWN_CHAINS.get(network.chainId)?.usdc;
+    if (!usdc) continue;
+    assets.set(`usdc@${network.name}`, {
+      id: `usdc@${network.name}`,
+      network,
+      address: getAddress(usdc.address),
+      eip712Name: usdc.eip712Name,
+      eip712Version: usdc.eip712Version,
+      decimals: usdc.decimals,
+      symbol: 'USDC',
+    });
+  }
+  raw.assets.forEach((a, i) => {
+    const network = networks.get(a.network);
+    if (!network) {
+      problems.push(`assets[${i}].network: unknown network "${a.network}" (declare it under networks)`);
+      return;
+    }
+    if (!a.id.endsWith(`@${a.network}`)) problems.push(`assets[${i}].id: "${a.id}" must end with "@${a.network}"`);
+    assets.set(a.id, {
+      id: a.id,
+      network,
+      address: getAddress(a.address),
+      eip712Name: a.name,
+      eip712Version: a.version,
+      decimals: a.decimals,
+      symbol: a.symbol ?? (a.id.split('@')[0] ?? a.id).toUpperCase(),
+    });
+  });
+  return assets;
+}
+
+function checkAssetIds(ids: readonly string[], assets: ReadonlyMap<string, AssetConfig>, path: (string | number)[], problems: string[]): void {
+  ids.forEach((id, i) => {
+    if (!assets.has(id)) problems.push(`${formatPath([...path, i])}: unknown asset "${id}"${assetHint(assets)}`);
+  });
+}
+
+function assetHint(assets: ReadonlyMap<string, AssetConfig>): string {
+  return assets.size === 0 ? ' (no assets: declare one under assets, or use a network on a known chain)' : ` (known: ${[...assets.keys()].join(', ')})`;
+}
+
+interface PriceContext {
+  readonly assets: ReadonlyMap<string, AssetConfig>;
+  readonly accepts: readonly string[];
+  readonly payTo: Address;
+  readonly maxTimeoutSeconds: number;
+  readonly problems: string[];
+}
+
+function compilePrice(r: RawConfig['routes'][number], index: number, ctx: PriceContext): RoutePrice {
+  const at = `routes[${index}].price`;
+  const option = (asset: AssetConfig, amount: bigint): PaymentOption => ({
+    scheme: 'exact',
+    asset,
+    amount,
+    payTo: ctx.payTo,
+    maxTimeoutSeconds: ctx.maxTimeoutSeconds,
+  });
+  if (r.price === 'free') return { kind: 'free' };
+  if (typeof r.price === 'string') {
+    if (r.accepts) checkAssetIds(r.accepts, ctx.assets, ['routes', index, 'accepts'], ctx.problems);
+    const options: PaymentOption[] = [];
+    for (const id of ctx.accepts) {
+      const asset = ctx.assets.get(id);
+      if (!asset) continue; // reported by checkAssetIds
+      const amount = dollarsToAtomic(r.price, asset.decimals);
+      if (!amount.ok) {
+        ctx.problems.push(`${at}: ${amount.problem}`);
+        return { kind: 'free' };
+      }
+      options.push(option(asset, amount.amount));
+    }
+    if (options.length === 0 && ctx.accepts.length === 0) ctx.problems.push(`${at}: no asset to charge in (set defaults.accepts or routes[${index}].accepts)`);
+    return { kind: 'priced', options };
+  }
+  const asset = ctx.assets.get(r.price.asset);
+  if (!asset) {
+    ctx.problems.push(`${at}.asset: unknown asset "${r.price.asset}"${assetHint(ctx.assets)}`);
+    return { kind: 'free' };
+  }
+  const amount = parseAtomic(r.price.amount);
+  if (!amount.ok) {
+    ctx.problems.push(`${at}.amount: ${amount.problem}`);
+    return { kind: 'free' };
+  }
+  return { kind: 'priced', options: [option(asset, amount.amount)] };
+}
+
+/** Freezes the config graph so nothing past the edge can change it. Maps are left as they are. */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    if (value instanceof Map) for (const v of value.values()) deepFreeze(v);
+    else for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,130 @@
+/**
+ * The shape of the YAML file, as a zod schema: types, required keys, defaults and unknown keys.
+ * Cross-references (an upstream a route names, an asset id, a price's precision) are checked in
+ * `parse.ts`, which has the whole file in view. Every default here is documented beside its key
+ * in `gateway.example.yaml`.
+ */
+import { z } from 'zod';
+
+export const DEFAULT_LISTEN = { host: '0.0.0.0', port: 8402 } as const;
+export const DEFAULT_ADMIN = { host: '127.0.0.1', port: 9402 } as const;
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
+export const DEFAULT_FACILITATOR_TIMEOUT_MS = 10_000;
+export const DEFAULT_SETTLE_RECEIPT_TIMEOUT_MS = 30_000;
+/** The v2 servers' default; leaves room for slow upstreams before `validBefore` runs out. */
+export const DEFAULT_MAX_TIMEOUT_SECONDS = 300;
+export const DEFAULT_PROOF_CONFIRMATIONS = 1;
+export const DEFAULT_PROOF_MAX_AGE_SECONDS = 86_400;
+export const DEFAULT_LEDGER_PATH = './x402-gateway.db';
+
+const hostPort = (defaults: { host: string; port: number }) =>
+  z
+    .strictObject({
+      host: z.string().min(1).default(defaults.host),
+      port: z.number().int().min(0).max(65_535).default(defaults.port),
+    })
+    .default(defaults);
+
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address');
+const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'must be a 0x-prefixed 32-byte hex private key');
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const headers = z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'is not a valid header name'), z.string()).default({});
+const timeoutMs = (fallback: number) => z.number().int().positive().max(600_000).default(fallback);
+
+const facilitator = z.strictObject({
+  url: httpUrl,
+  headers,
+  timeoutMs: timeoutMs(DEFAULT_FACILITATOR_TIMEOUT_MS),
+});
+
+const settle = z.discriminatedUnion('mode', [
+  z.strictObject({
+    mode: z.literal('local'),
+    privateKey,
+    receiptTimeoutMs: timeoutMs(DEFAULT_SETTLE_RECEIPT_TIMEOUT_MS),
+  }),
+  z.strictObject({
+    mode: z.literal('facilitator'),
+    url: httpUrl,
+    headers,
+    timeoutMs: timeoutMs(DEFAULT_FACILITATOR_TIMEOUT_MS),
+    /** Tried in order when the one before is unreachable. */
+    fallbacks: z.array(facilitator).default([]),
+  }),
+]);
+
+const network = z.strictObject({
+  network: z.string().regex(/^eip155:[1-9][0-9]*$/, 'must be a CAIP-2 EVM network id like eip155:8453'),
+  rpc: z.union([httpUrl, z.array(httpUrl)]).optional(),
+  verify: z.enum(['local', 'facilitator']).optional(),
+  settle,
+  proof: z
+    .strictObject({
+      confirmations: z.number().int().min(1).max(1000).default(DEFAULT_PROOF_CONFIRMATIONS),
+      maxAgeSeconds: z.number().int().positive().default(DEFAULT_PROOF_MAX_AGE_SECONDS),
+    })
+    .default({ confirmations: DEFAULT_PROOF_CONFIRMATIONS, maxAgeSeconds: DEFAULT_PROOF_MAX_AGE_SECONDS }),
+});
+
+const asset = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$/, 'must look like symbol@network, e.g. usdc@base'),
+  network: z.string().min(1),
+  address,
+  name: z.string().min(1),
+  version: z.string().min(1),
+  decimals: z.number().int().min(0).max(36),
+  symbol: z.string().min(1).optional(),
+});
+
+const upstream = z.strictObject({
+  url: httpUrl,
+  timeoutMs: timeoutMs(DEFAULT_UPSTREAM_TIMEOUT_MS),
+  headers,
+});
+
+const settlement = z.enum(['before', 'after']);
+
+const price = z.union([
+  z.literal('free'),
+  z.string().startsWith('$', 'must be "free", a dollar price like "$0.01", or { amount, asset }'),
+  z.strictObject({ amount: z.string(), asset: z.string() }),
+]);
+
+const route = z.strictObject({
+  match: z.string().min(1),
+  host: z.string().min(1).optional(),
+  upstream: z.string().min(1).optional(),
+  price,
+  accepts: z.array(z.string()).min(1).optional(),
+  payTo: address.optional(),
+  description: z.string().default(''),
+  mimeType: z.string().default(''),
+  settlement: settlement.optional(),
+  maxTimeoutSeconds: z.number().int().min(10).max(86_400).optional(),
+});
+
+export const configSchema = z.strictObject({
+  listen: hostPort(DEFAULT_LISTEN),
+  admin: hostPort(DEFAULT_ADMIN),
+  publicUrl: httpUrl.optional(),
+  payTo: address,
+  networks: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'network names are letters, digits, _ and -'), network),
+  assets: z.array(asset).default([]),
+  upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'upstream names are letters, digits, _ and -'), upstream),
+  defaults: z
+    .strictObject({
+      accepts: z.array(z.string()).min(1).optional(),
+      upstream: z.string().optional(),
+      maxTimeoutSeconds: z.number().int().min(10).max(86_400).default(DEFAULT_MAX_TIMEOUT_SECONDS),
+      settlement: settlement.default('after'),
+      unmatched: z.enum(['deny', 'free']).default('deny'),
+    })
+    .default({ maxTimeoutSeconds: DEFAULT_MAX_TIMEOUT_SECONDS, settlement: 'after', unmatched: 'deny' }),
+  routes: z.array(route).min(1),
+  ledger: z.strictObject({ path: z.string().min(1).default(DEFAULT_LEDGER_PATH) }).default({ path: DEFAULT_LEDGER_PATH }),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .default({ level: 'info' }),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,137 @@
+/**
+ * The paywall: an `onRequest` hook that decides, before any byte goes upstream, whether a request
+ * to a priced route may pass. It runs before the body is read, so an unpaid POST is answered
+ * without being forwarded.
+ *
+ * Free route: pass. Priced, no payment: 402 challenge. `X-Payment-Proof`: the seed's proof flow.
+ * Payment header: decode (malformed: 400) -> match, verify, reserve the nonce -> `settlement:
+ * before` settles now; `settlement: after` leaves the settlement to `proxy.ts`, which settles
+ * when the upstream's status line arrives and before its body is sent on.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config, PaymentOption, RouteConfig } from '../config/types.js';
+import type { AuthorizedPayment, Checkout, SettleOutcome } from '../payments/checkout.js';
+import { decodePaymentHeader } from '../protocol/decode-payment.js';
+import { encodeReceiptHeader, receiptHeaderName } from '../protocol/receipt.js';
+import type { Hex } from '../protocol/types.js';
+import { PAYMENT_REQUIRED_MESSAGE, resourceUrl, sendChallenge, sendError } from './replies.js';
+import type { RequestState, RequestStates } from './request-state.js';
+
+const TX_HASH = /^0x[0-9a-fA-F]{64}$/;
+
+export interface PaywallDeps {
+  readonly config: Config;
+  readonly states: RequestStates;
+  readonly checkout: Checkout;
+}
+
+/** A header's single value; a repeated header is refused by the decoders it reaches. */
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+export function makePaywall(deps: PaywallDeps) {
+  const { config, states, checkout } = deps;
+
+  return async function paywall(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const state = states.get(request.raw);
+    // No state, bad path or no route: the 404 handler answers (this request reaches no upstream).
+    if (!state || !state.target.ok || !state.match) return;
+    const route = state.match.route;
+    if (route.price.kind === 'free') return;
+    const options = route.price.options;
+    const url = resourceUrl(config, request, state.target.path, state.target.search);
+    const info = { requestId: request.id, route, method: request.method, path: state.target.path };
+    const challenge = (error: string, extraHeaders?: Record<string, string>) => {
+      state.outcome = error === PAYMENT_REQUIRED_MESSAGE ? 'challenged' : 'refused';
+      if (error !== PAYMENT_REQUIRED_MESSAGE) state.reason = error;
+      return sendChallenge(request, reply, { config, route, options, url, error }, extraHeaders);
+    };
+
+    const decoded = decodePaymentHeader({
+      paymentSignature: headerValue(request.headers['payment-signature']),
+      xPayment: headerValue(request.headers['x-payment']),
+    });
+    switch (decoded.kind) {
+      case 'none': {
+        const proof = headerValue(request.headers['x-payment-proof']);
+        if (proof === undefined) return challenge(PAYMENT_REQUIRED_MESSAGE);
+        return acceptProof(proof, options, state, info, reply, challenge);
+      }
+      case 'malformed':
+        await checkout.refuse(info, undefined, undefined, decoded.reason);
+        state.outcome = 'refused';
+        state.reason = decoded.reason;
+        return sendError(reply, 'GW_ERR_PAYMENT_MALFORMED', `${decoded.message} (${decoded.reason})`);
+      case 'ok':
+        break;
+    }
+
+    const authorized = await checkout.authorize(decoded.payment, options, info);
+    if (authorized.kind === 'refused') return challenge(authorized.reason);
+    state.payer = authorized.authorized.payer;
+    if (route.settlement === 'after') {
+      state.toSettle = authorized.authorized;
+      return;
+    }
+    const settled = await checkout.settle(authorized.authorized);
+    if (!applySettlement(state, authorized.authorized, settled)) {
+      return challenge(settled.kind === 'failed' ? settled.reason : 'unexpected_settle_error', failureReceipt(authorized.authorized, settled));
+    }
+  };
+
+  async function acceptProof(
+    proof: string,
+    options: readonly PaymentOption[],
+    state: RequestState,
+    info: { requestId: string; route: RouteConfig; method: string; path: string },
+    reply: FastifyReply,
+    challenge: (error: string) => FastifyReply,
+  ): Promise<FastifyReply | undefined> {
+    if (!TX_HASH.test(proof)) {
+      state.outcome = 'refused';
+      return sendError(reply, 'GW_ERR_PROOF_MALFORMED');
+    }
+    const outcome = await checkout.acceptProof(proof as Hex, options, info);
+    if (outcome.kind === 'refused') return challenge(outcome.reason);
+    state.outcome = 'paid';
+    state.payer = outcome.payer;
+    state.transaction = proof;
+    return undefined;
+  }
+}
+
+/**
+ * Records a settlement outcome in the request state; true when the money moved and the request
+ * may be served with its receipt header.
+ */
+export function applySettlement(state: RequestState, a: AuthorizedPayment, outcome: SettleOutcome): boolean {
+  if (outcome.kind !== 'settled') {
+    state.outcome = 'refused';
+    state.reason = outcome.reason;
+    state.transaction = outcome.transaction || undefined;
+    return false;
+  }
+  state.outcome = 'paid';
+  state.payer = outcome.payer;
+  state.transaction = outcome.transaction;
+  state.receipt = {
+    name: receiptHeaderName(a.payment.x402Version),
+    value: encodeReceiptHeader({ success: true, transaction: outcome.transaction, network: a.payment.network, payer: outcome.payer }),
+  };
+  return true;
+}
+
+/** The receipt header of a failed settlement, in the request's protocol version. */
+export function failureReceipt(a: AuthorizedPayment, outcome: SettleOutcome): Record<string, string> {
+  if (outcome.kind === 'settled') return {};
+  return {
+    [receiptHeaderName(a.payment.x402Version)]: encodeReceiptHeader({
+      success: false,
+      transaction: outcome.transaction,
+      network: a.payment.network,
+      payer: a.payer,
+      errorReason: outcome.reason,
+    }),
+  };
+}

@@ -1,0 +1,149 @@
+/**
+ * One @fastify/http-proxy per upstream, each behind the `x402upstream` router constraint, so each
+ * upstream keeps its own connection pool and timeout.
+ *
+ * Settlement timing (`settlement: after`): reply-from calls `onResponse` when the upstream's
+ * status line and headers have arrived and before any body byte is sent to the client. The
+ * settlement runs there: below 400 it settles and only then hands the upstream stream to
+ * `reply.send`; on failure the stream is destroyed unread and the caller gets a 402. The body is
+ * never buffered, so large bodies and server-sent events stay streams. A test pins this.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
+import httpProxy from '@fastify/http-proxy';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Config, UpstreamConfig } from '../config/types.js';
+import type { Checkout } from '../payments/checkout.js';
+import { applySettlement, failureReceipt } from './paywall.js';
+import { resourceUrl, sendChallenge, sendError } from './replies.js';
+import type { RequestStates } from './request-state.js';
+import { UPSTREAM_CONSTRAINT } from './routing.js';
+
+/** Request headers that never reach an upstream: payment instruments, and a header official clients add by mistake. */
+const STRIPPED_REQUEST_HEADERS = ['payment-signature', 'x-payment', 'x-payment-proof', 'access-control-expose-headers'];
+/** Response headers an upstream may not set: receipts and challenges are the gateway's to give. */
+const STRIPPED_RESPONSE_HEADERS = ['payment-response', 'x-payment-response', 'payment-required'];
+
+export interface ProxyDeps {
+  readonly config: Config;
+  readonly states: RequestStates;
+  readonly checkout: Checkout;
+}
+
+export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): Promise<void> {
+  for (const upstream of deps.config.upstreams.values()) {
+    const { origin, pathname } = new URL(upstream.url);
+    await app.register(httpProxy, {
+      upstream: origin,
+      prefix: '/',
+      // An upstream URL with a base path (`http://api:8080/v2`) prefixes every forwarded path.
+      ...(pathname === '/' ? {} : { rewritePrefix: `${pathname}/` }),
+      constraints: { [UPSTREAM_CONSTRAINT]: upstream.name },
+      // The paywall hook has already answered every request that may not pass.
+      replyOptions: {
+        timeout: upstream.timeoutMs,
+        rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, upstream),
+        rewriteHeaders: (headers) => upstreamResponseHeaders(headers as IncomingHttpHeaders),
+        onResponse: (request, reply, res) => {
+          onUpstreamResponse(deps, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream).catch((err: unknown) => {
+            res.stream.destroy();
+            reply.send(err);
+          });
+        },
+        onError: (reply, { error }) => {
+          onUpstreamError(deps, http1(reply.request), http1Reply(reply), error).catch((err: unknown) => reply.send(err));
+        },
+      },
+    });
+  }
+}
+
+/**
+ * reply-from types its callbacks for any server kind; the gateway serves HTTP/1 only (`Fastify()`
+ * without `http2`), so its requests are the HTTP/1 ones the rest of the code is typed for.
+ */
+function http1(request: FastifyRequest<RouteGenericInterface, RawServerBase>): FastifyRequest {
+  return request as FastifyRequest;
+}
+function http1Reply(reply: FastifyReply<RouteGenericInterface, RawServerBase>): FastifyReply {
+  return reply as FastifyReply;
+}
+
+function upstreamRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, upstream: UpstreamConfig): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = { ...headers };
+  for (const name of STRIPPED_REQUEST_HEADERS) delete out[name];
+  const priorFor = request.headers['x-forwarded-for'];
+  out['x-forwarded-for'] = priorFor ? `${String(priorFor)}, ${request.ip}` : request.ip;
+  out['x-forwarded-proto'] = request.protocol;
+  out['x-forwarded-host'] = request.host;
+  for (const [name, value] of Object.entries(upstream.headers)) out[name.toLowerCase()] = value;
+  return out;
+}
+
+function upstreamResponseHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = { ...headers };
+  for (const name of STRIPPED_RESPONSE_HEADERS) delete out[name];
+  return out;
+}
+
+/** A paid answer must not be cached where an unpaid caller could be served it. */
+function privateCacheControl(existing: unknown): string {
+  const kept = typeof existing === 'string' ? existing.split(',').map((d) => d.trim()).filter((d) => d !== '' && d.toLowerCase() !== 'public' && d.toLowerCase() !== 'private') : [];
+  return [...kept, 'private'].join(', ');
+}
+
+async function onUpstreamResponse(
+  deps: ProxyDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  stream: NodeJS.ReadableStream & { destroy(): void },
+): Promise<void> {
+  const state = deps.states.get(request.raw);
+  const pending = state?.toSettle;
+  if (state && pending) {
+    state.toSettle = undefined;
+    if (status >= 400) {
+      // settlement: after, and the upstream failed: nothing is charged.
+      await deps.checkout.release(pending, `upstream_status_${status}`);
+      state.outcome = 'not_charged';
+    } else {
+      const outcome = await deps.checkout.settle(pending);
+      if (!applySettlement(state, pending, outcome)) {
+        stream.destroy();
+        clearHeaders(reply);
+        const route = pending.request.route;
+        if (route.price.kind !== 'priced') throw new Error('settled a free route');
+        const url = state.target.ok ? resourceUrl(deps.config, request, state.target.path, state.target.search) : '';
+        sendChallenge(request, reply, { config: deps.config, route, options: route.price.options, url, error: state.reason ?? 'unexpected_settle_error' }, failureReceipt(pending, outcome));
+        return;
+      }
+    }
+  }
+  if (state?.receipt) {
+    reply.header(state.receipt.name, state.receipt.value);
+    reply.header('cache-control', privateCacheControl(reply.getHeader('cache-control')));
+  }
+  reply.send(stream);
+}
+
+async function onUpstreamError(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply, error: Error): Promise<void> {
+  const state = deps.states.get(request.raw);
+  const timedOut = (error as { code?: string }).code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT';
+  if (state) {
+    state.outcome = 'error';
+    state.reason = timedOut ? 'upstream_timeout' : 'upstream_unavailable';
+    if (state.toSettle) {
+      const pending = state.toSettle;
+      state.toSettle = undefined;
+      await deps.checkout.release(pending, state.reason);
+    }
+  }
+  request.log.warn({ err: error }, 'upstream failed');
+  // settlement: before, and the upstream failed after the money moved: the caller keeps its receipt.
+  if (state?.receipt) reply.header(state.receipt.name, state.receipt.value);
+  sendError(reply, timedOut ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_UNAVAILABLE');
+}
+
+function clearHeaders(reply: FastifyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+}

@@ -1,0 +1,41 @@
+/**
+ * Per-request gateway state, keyed by the raw Node request so that the router's constraint
+ * (which sees only the raw request) and the fastify hooks share it without module globals.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { RouteConfig } from '../config/types.js';
+import type { AuthorizedPayment } from '../payments/checkout.js';
+import type { NormalisedPath } from '../routes/normalise.js';
+import type { RouteMatch } from '../routes/table.js';
+
+/** How a request ended, for the summary log line (and metrics later). */
+export type RequestOutcome =
+  | 'free' // free route, or unmatched under `unmatched: free`
+  | 'challenged' // priced, no payment: 402
+  | 'paid' // settled and served
+  | 'refused' // payment refused (malformed, invalid, replayed, settlement failed)
+  | 'not_charged' // paid request whose upstream answered >= 400: nothing charged
+  | 'not_found' // no route, `unmatched: deny`
+  | 'invalid' // unparseable path
+  | 'error'; // upstream or infrastructure fault
+
+export interface RequestState {
+  readonly target: NormalisedPath;
+  readonly match: RouteMatch<RouteConfig> | undefined;
+  outcome: RequestOutcome;
+  /** A verified, reserved payment still to be settled when the upstream answers (`settlement: after`). */
+  toSettle: AuthorizedPayment | undefined;
+  /** The receipt header to add to the upstream's answer, once settled. */
+  receipt: { readonly name: string; readonly value: string } | undefined;
+  /** For the summary log line. */
+  payer: string | undefined;
+  transaction: string | undefined;
+  reason: string | undefined;
+}
+
+/** One map per gateway instance; entries vanish with their requests. */
+export type RequestStates = WeakMap<IncomingMessage, RequestState>;
+
+export function newRequestState(target: NormalisedPath, match: RouteMatch<RouteConfig> | undefined): RequestState {
+  return { target, match, outcome: 'free', toSettle: undefined, receipt: undefined, payer: undefined, transaction: undefined, reason: undefined };
+}

@@ -1,0 +1,57 @@
+/**
+ * Where the route table meets fastify's router.
+ *
+ * `rewriteUrl` (a fastify server option, run before routing) normalises the path once, matches
+ * the route table, stores both in the request state, and hands fastify the normalised URL, so the
+ * proxy forwards exactly the path that was matched. The `x402upstream` router constraint then
+ * sends the request to the @fastify/http-proxy instance of the matched route's upstream; a
+ * request that matched nothing (or whose path is invalid) finds no route and lands in the 404
+ * handler. Fail closed: there is no way to the upstream that skips the match.
+ */
+import type { FastifyServerOptions } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config/types.js';
+import { normaliseUrl } from '../routes/normalise.js';
+import { matchRoute } from '../routes/table.js';
+import { newRequestState, type RequestStates } from './request-state.js';
+
+export const UPSTREAM_CONSTRAINT = 'x402upstream';
+/** Constraint value of requests that must not reach any upstream. */
+const NO_UPSTREAM = '';
+
+/** Builds the `rewriteUrl` server option. */
+export function makeRewriteUrl(config: Config, states: RequestStates): (req: IncomingMessage) => string {
+  return (req) => {
+    const target = normaliseUrl(req.url ?? '/');
+    const match = target.ok ? matchRoute(config.table, req.method ?? 'GET', req.headers.host, target.segments) : undefined;
+    states.set(req, newRequestState(target, match));
+    return target.ok ? target.path + target.search : '/';
+  };
+}
+
+/** Names the upstream a request is routed to, or NO_UPSTREAM. */
+export function upstreamOf(config: Config, states: RequestStates, req: IncomingMessage): string {
+  const state = states.get(req);
+  if (!state || !state.target.ok) return NO_UPSTREAM;
+  if (state.match) return state.match.route.upstream.name;
+  return config.unmatched === 'free' && config.defaultUpstream ? config.defaultUpstream.name : NO_UPSTREAM;
+}
+
+/** A find-my-way constraint strategy keyed on the upstream name. */
+export function upstreamConstraint(config: Config, states: RequestStates): NonNullable<FastifyServerOptions['constraints']>[string] {
+  return {
+    name: UPSTREAM_CONSTRAINT,
+    mustMatchWhenDerived: true,
+    storage() {
+      const handlers = new Map<unknown, never>();
+      return {
+        get: (value: unknown) => handlers.get(value) ?? null,
+        set: (value: unknown, handler: never) => void handlers.set(value, handler),
+      };
+    },
+    deriveConstraint: (req: IncomingMessage) => upstreamOf(config, states, req),
+    validate(value: unknown) {
+      if (typeof value !== 'string') throw new Error('x402upstream constraint must be a string');
+    },
+  };
+}

@@ -1,0 +1,208 @@
+/**
+ * One payment's life, from a decoded header to a receipt row, behind the ports only (no fastify,
+ * no viem). The HTTP layer calls `authorize` before forwarding, then exactly one of `settle` or
+ * `release`.
+ *
+ * The replay guard: after verification, the nonce key (chain, asset, payer, nonce) is reserved
+ * atomically in the ledger, before anything is forwarded. Of five concurrent copies of one
+ * authorization, one reserves and four are refused; none reaches the upstream unpaid. The key is
+ * released when nothing was charged (the caller may retry the same authorization) and kept for
+ * good once a transaction may have reached the chain.
+ *
+ * Receipts: a `pending` row is written before a settlement is sent, and replaced by its outcome
+ * after. A crash in between leaves the pending row, with payer and nonce, to reconcile against
+ * the chain: no money moves without a row.
+ */
+import type { PaymentOption, RouteConfig } from '../config/types.js';
+import { selectRequirement } from '../protocol/select-requirement.js';
+import type { DecodedPayment, Hex } from '../protocol/types.js';
+import type { Clock, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, Verifier } from './ports.js';
+
+export interface CheckoutDeps {
+  /** Keyed by network name. */
+  readonly verifiers: ReadonlyMap<string, Verifier>;
+  readonly settlers: ReadonlyMap<string, Settler>;
+  readonly proofs: ReadonlyMap<string, ProofChecker>;
+  readonly ledger: Ledger;
+  readonly clock: Clock;
+}
+
+/** What the receipt row needs to know about the request. */
+export interface PaymentRequestInfo {
+  readonly requestId: string;
+  readonly route: RouteConfig;
+  readonly method: string;
+  readonly path: string;
+}
+
+/** A verified payment whose nonce is reserved: it must end in `settle` or `release`. */
+export interface AuthorizedPayment {
+  readonly payment: DecodedPayment;
+  readonly option: PaymentOption;
+  readonly payer: Hex;
+  readonly nonceKey: NonceKey;
+  readonly request: PaymentRequestInfo;
+}
+
+export type AuthorizeOutcome =
+  | { readonly kind: 'authorized'; readonly authorized: AuthorizedPayment }
+  | { readonly kind: 'refused'; readonly reason: string; readonly message?: string };
+
+export type SettleOutcome =
+  | { readonly kind: 'settled'; readonly transaction: Hex; readonly payer: Hex }
+  | { readonly kind: 'failed'; readonly reason: string; readonly transaction: string };
+
+export type ProofOutcome =
+  | { readonly kind: 'accepted'; readonly payer: Hex; readonly option: PaymentOption }
+  | { readonly kind: 'refused'; readonly reason: string };
+
+/** The reason a second use of one authorization is refused with. */
+export const NONCE_ALREADY_USED = 'nonce_already_used';
+
+export class Checkout {
+  constructor(private readonly deps: CheckoutDeps) {}
+
+  /** Matches, verifies and reserves. Throws only on infrastructure faults (RPC, ledger). */
+  async authorize(payment: DecodedPayment, options: readonly PaymentOption[], request: PaymentRequestInfo): Promise<AuthorizeOutcome> {
+    const selected = selectRequirement(payment, options);
+    if (selected.kind !== 'ok') {
+      await this.refuse(request, payment, undefined, selected.reason);
+      return { kind: 'refused', reason: selected.reason };
+    }
+    const option = selected.option;
+    const verifier = this.deps.verifiers.get(option.asset.network.name);
+    if (!verifier) {
+      await this.refuse(request, payment, option, 'invalid_network');
+      return { kind: 'refused', reason: 'invalid_network' };
+    }
+    const verdict = await verifier.verify(payment, option);
+    if (!verdict.valid) {
+      await this.refuse(request, payment, option, verdict.reason);
+      return verdict.message === undefined ? { kind: 'refused', reason: verdict.reason } : { kind: 'refused', reason: verdict.reason, message: verdict.message };
+    }
+    const auth = payment.payload.authorization;
+    const nonceKey: NonceKey = { chainId: option.asset.network.chainId, asset: option.asset.address, payer: auth.from, nonce: auth.nonce };
+    // Kept until the authorization can no longer be used on chain; validBefore fits a JS number.
+    const reserved = await this.deps.ledger.reserveNonce(nonceKey, Number(auth.validBefore));
+    if (!reserved) {
+      await this.refuse(request, payment, option, NONCE_ALREADY_USED);
+      return { kind: 'refused', reason: NONCE_ALREADY_USED };
+    }
+    return { kind: 'authorized', authorized: { payment, option, payer: verdict.payer, nonceKey, request } };
+  }
+
+  /** Moves the money. Never throws for a refused settlement; the outcome says what happened. */
+  async settle(a: AuthorizedPayment): Promise<SettleOutcome> {
+    const settler = this.deps.settlers.get(a.option.asset.network.name);
+    if (!settler) {
+      await this.deps.ledger.releaseNonce(a.nonceKey);
+      await this.record(a, 'settle_failed', 'settlement_not_configured', '');
+      return { kind: 'failed', reason: 'settlement_not_configured', transaction: '' };
+    }
+    await this.record(a, 'pending', 'settling', '');
+    const result = await settler.settle(a.payment, a.option);
+    if (result.success) {
+      await this.deps.ledger.keepNonce(a.nonceKey);
+      await this.record(a, 'settled', '', result.transaction);
+      return { kind: 'settled', transaction: result.transaction, payer: result.payer };
+    }
+    if (result.maybeOnChain) {
+      await this.deps.ledger.keepNonce(a.nonceKey);
+      await this.record(a, 'pending', result.reason, result.transaction ?? '');
+    } else {
+      await this.deps.ledger.releaseNonce(a.nonceKey);
+      await this.record(a, 'settle_failed', result.reason, result.transaction ?? '');
+    }
+    return { kind: 'failed', reason: result.reason, transaction: result.transaction ?? '' };
+  }
+
+  /** Nothing is charged (the upstream failed under `settlement: after`): free the nonce for a retry. */
+  async release(a: AuthorizedPayment, reason: string): Promise<void> {
+    await this.deps.ledger.releaseNonce(a.nonceKey);
+    await this.record(a, 'not_charged', reason, '');
+  }
+
+  /**
+   * The seed's proof flow: `X-Payment-Proof: <tx hash>` of a plain transfer. The first option
+   * whose network's chain shows a matching transfer wins, and the hash is then spent forever, so
+   * one transfer buys one request.
+   */
+  async acceptProof(txHash: Hex, options: readonly PaymentOption[], request: PaymentRequestInfo): Promise<ProofOutcome> {
+    let reason = 'proof_not_supported';
+    for (const option of options) {
+      const checker = this.deps.proofs.get(option.asset.network.name);
+      if (!checker) continue;
+      const result = await checker.check(txHash, option);
+      if (!result.ok) {
+        reason = result.reason;
+        continue;
+      }
+      const claimed = await this.deps.ledger.claimProof(option.asset.network.chainId, txHash);
+      const status: ReceiptStatus = claimed ? 'proof_accepted' : 'proof_refused';
+      await this.deps.ledger.record({
+        ...this.base(request),
+        amount: result.amount.toString(),
+        asset: option.asset.address,
+        network: option.asset.network.caip2,
+        payer: result.payer,
+        nonce: '',
+        transaction: txHash,
+        status,
+        reason: claimed ? '' : 'proof_already_used',
+      });
+      return claimed ? { kind: 'accepted', payer: result.payer, option } : { kind: 'refused', reason: 'proof_already_used' };
+    }
+    await this.deps.ledger.record({
+      ...this.base(request),
+      amount: options[0]?.amount.toString() ?? '',
+      asset: options[0]?.asset.address ?? '',
+      network: options[0]?.asset.network.caip2 ?? '',
+      payer: '',
+      nonce: '',
+      transaction: txHash,
+      status: 'proof_refused',
+      reason,
+    });
+    return { kind: 'refused', reason };
+  }
+
+  /** Records a refusal of a payment that never got as far as a reservation. */
+  async refuse(request: PaymentRequestInfo, payment: DecodedPayment | undefined, option: PaymentOption | undefined, reason: string): Promise<void> {
+    const auth = payment?.payload.authorization;
+    await this.deps.ledger.record({
+      ...this.base(request),
+      amount: option?.amount.toString() ?? auth?.value.toString() ?? '',
+      asset: option?.asset.address ?? '',
+      network: option?.asset.network.caip2 ?? payment?.network ?? '',
+      payer: auth?.from ?? '',
+      nonce: auth?.nonce ?? '',
+      transaction: '',
+      status: 'refused',
+      reason,
+    });
+  }
+
+  private record(a: AuthorizedPayment, status: ReceiptStatus, reason: string, transaction: string): Promise<void> {
+    return this.deps.ledger.record({
+      ...this.base(a.request),
+      amount: a.option.amount.toString(),
+      asset: a.option.asset.address,
+      network: a.option.asset.network.caip2,
+      payer: a.payer,
+      nonce: a.nonceKey.nonce,
+      transaction,
+      status,
+      reason,
+    });
+  }
+
+  private base(request: PaymentRequestInfo): Pick<Receipt, 'time' | 'requestId' | 'route' | 'method' | 'path'> {
+    return {
+      time: this.deps.clock.nowMs(),
+      requestId: request.requestId,
+      route: request.route.match,
+      method: request.method,
+      path: request.path,
+    };
+  }
+}

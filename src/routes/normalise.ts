@@ -1,0 +1,72 @@
+/**
+ * Path normalisation: the one place a raw request path becomes the path that is both matched
+ * against the route table and forwarded upstream.
+ *
+ * Matching one form and forwarding another is how paywalls get bypassed: `/free/..%2Fpaid`,
+ * `//paid`, `/paid/` or `/PAID` must either be charged as `/paid` or refused, never passed free.
+ * So the gateway decodes each segment once, resolves `.` and `..`, drops empty segments and the
+ * trailing slash, and re-encodes canonically; the upstream receives exactly the segments that
+ * were matched. Case is left alone in what is forwarded (IDs are case-sensitive) and ignored when
+ * matching literal segments, so a case variant is charged like the original: fail closed.
+ *
+ * Refused outright (400): a malformed `%` escape, an encoded `/` or a `\` in any form (upstreams
+ * disagree on whether they separate segments), control characters, `..` above the root, and
+ * anything that is not an origin-form path.
+ */
+
+export type NormalisedPath =
+  | {
+      readonly ok: true;
+      /** Decoded segments, e.g. ['v1', 'jobs', 'a b']. */
+      readonly segments: readonly string[];
+      /** Canonically encoded path to forward, e.g. `/v1/jobs/a%20b`. */
+      readonly path: string;
+      /** The raw query string with its `?`, or ''. Forwarded untouched. */
+      readonly search: string;
+    }
+  | { readonly ok: false; readonly reason: string };
+
+/** Longest request target the gateway will parse; far above any real API path. */
+export const MAX_PATH_LENGTH = 8192;
+
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f/\\]/;
+
+/** Normalises the request target of an HTTP/1.1 request (`req.url`). */
+export function normaliseUrl(rawUrl: string): NormalisedPath {
+  if (rawUrl.length > MAX_PATH_LENGTH) return { ok: false, reason: 'path is too long' };
+  const q = rawUrl.indexOf('?');
+  const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  const search = q === -1 ? '' : rawUrl.slice(q);
+  if (!rawPath.startsWith('/')) return { ok: false, reason: 'path must start with /' };
+  if (rawPath.includes('\\')) return { ok: false, reason: 'backslash in path' };
+
+  const segments: string[] = [];
+  for (const raw of rawPath.split('/')) {
+    if (raw === '') continue;
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      return { ok: false, reason: 'malformed percent-escape in path' };
+    }
+    if (FORBIDDEN_DECODED.test(decoded)) return { ok: false, reason: 'encoded slash, backslash or control character in path' };
+    if (decoded === '.') continue;
+    if (decoded === '..') {
+      if (segments.pop() === undefined) return { ok: false, reason: 'path escapes the root' };
+      continue;
+    }
+    segments.push(decoded);
+  }
+  return { ok: true, segments, path: '/' + segments.map(encodeSegment).join('/'), search };
+}
+
+/**
+ * RFC 3986 path-segment encoding: everything but unreserved characters and the sub-delims,
+ * `:` and `@` (which are legal in a segment) is percent-encoded.
+ */
+export function encodeSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(/%(?:3A|40|21|24|26|27|28|29|2A|2B|2C|3B|3D)/g, (e) =>
+    String.fromCharCode(Number.parseInt(e.slice(1), 16)),
+  );
+}

@@ -1,0 +1,113 @@
+/**
+ * The route table: `METHOD /path` patterns compiled once, matched in config order, first match
+ * wins. Matching runs on the segments `normaliseUrl` produced, which are also what is forwarded.
+ * Pure.
+ */
+
+/** HTTP methods a route may name; `*` is any. */
+export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+type SegmentMatcher =
+  | { readonly kind: 'literal'; readonly lower: string }
+  | { readonly kind: 'param'; readonly name: string }
+  | { readonly kind: 'any' } // `*`: exactly one segment
+  | { readonly kind: 'rest' }; // `**`: zero or more segments; last only
+
+export interface CompiledRoute<R> {
+  readonly route: R;
+  /** Upper-case methods, or undefined for any. GET implies HEAD. */
+  readonly methods: ReadonlySet<string> | undefined;
+  /** Lower-case host, `*.example.com` for a suffix, or undefined for any host. */
+  readonly host: string | undefined;
+  readonly segments: readonly SegmentMatcher[];
+}
+
+export interface RouteMatch<R> {
+  readonly route: R;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+export interface RouteTable<R = unknown> {
+  readonly entries: readonly CompiledRoute<R>[];
+}
+
+export type CompileResult<R> = { readonly ok: true; readonly compiled: CompiledRoute<R> } | { readonly ok: false; readonly problem: string };
+
+/** Compiles `"GET /v1/jobs/:id"` (and an optional host) into a matcher. */
+export function compileRoute<R>(match: string, host: string | undefined, route: R): CompileResult<R> {
+  const m = /^(\S+)\s+(\/\S*)$/.exec(match.trim());
+  if (!m) return { ok: false, problem: `"${match}" is not of the form "METHOD /path"` };
+  const [, methodText = '', pathText = ''] = m;
+  const method = methodText.toUpperCase();
+  if (method !== '*' && !(ROUTE_METHODS as readonly string[]).includes(method)) {
+    return { ok: false, problem: `"${methodText}" is not an HTTP method (${ROUTE_METHODS.join(', ')} or *)` };
+  }
+  const segments: SegmentMatcher[] = [];
+  const parts = pathText.split('/').filter((p) => p !== '');
+  for (const [i, part] of parts.entries()) {
+    if (part === '**') {
+      if (i !== parts.length - 1) return { ok: false, problem: `"**" must be the last segment in "${match}"` };
+      segments.push({ kind: 'rest' });
+    } else if (part === '*') {
+      segments.push({ kind: 'any' });
+    } else if (part.startsWith(':')) {
+      const name = part.slice(1);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return { ok: false, problem: `bad parameter name "${part}" in "${match}"` };
+      segments.push({ kind: 'param', name });
+    } else {
+      if (part.includes('*') || part.includes('%')) return { ok: false, problem: `segment "${part}" in "${match}" mixes text with * or %` };
+      segments.push({ kind: 'literal', lower: part.toLowerCase() });
+    }
+  }
+  const methods = method === '*' ? undefined : new Set(method === 'GET' ? ['GET', 'HEAD'] : [method]);
+  return { ok: true, compiled: { route, methods, host: host?.toLowerCase(), segments } };
+}
+
+/** Finds the first route that matches, or undefined. `host` is the Host header (port ignored). */
+export function matchRoute<R>(
+  table: RouteTable<R>,
+  method: string,
+  host: string | undefined,
+  segments: readonly string[],
+): RouteMatch<R> | undefined {
+  const hostname = host === undefined ? undefined : stripPort(host).toLowerCase();
+  for (const entry of table.entries) {
+    if (entry.methods && !entry.methods.has(method)) continue;
+    if (entry.host !== undefined && !hostMatches(entry.host, hostname)) continue;
+    const params = matchSegments(entry.segments, segments);
+    if (params) return { route: entry.route, params };
+  }
+  return undefined;
+}
+
+function matchSegments(pattern: readonly SegmentMatcher[], segments: readonly string[]): Record<string, string> | undefined {
+  const params: Record<string, string> = {};
+  for (const [i, p] of pattern.entries()) {
+    if (p.kind === 'rest') return params;
+    const s = segments[i];
+    if (s === undefined) return undefined;
+    switch (p.kind) {
+      case 'literal':
+        if (s.toLowerCase() !== p.lower) return undefined;
+        break;
+      case 'param':
+        params[p.name] = s;
+        break;
+      case 'any':
+        break;
+    }
+  }
+  return segments.length === pattern.length ? params : undefined;
+}
+
+function hostMatches(pattern: string, hostname: string | undefined): boolean {
+  if (hostname === undefined) return false;
+  if (pattern.startsWith('*.')) return hostname.endsWith(pattern.slice(1));
+  return hostname === pattern;
+}
+
+function stripPort(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const colon = host.lastIndexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
