@@ -38,11 +38,13 @@ export function expandEnv(
 export function parseConfigText(text: string, env: Readonly<Record<string, string | undefined>>): ParseResult {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) return { ok: false, problems: doc.errors.map((e) => `YAML: ${e.message}`) };
-  const problems: string[] = [];
-  const data = expandEnv(doc.toJS({ maxAliasCount: 100 }), env, problems);
-  if (problems.length > 0) return { ok: false, problems };
+  const envProblems: string[] = [];
+  const data = expandEnv(doc.toJS({ maxAliasCount: 100 }), env, envProblems);
   const hash = createHash('sha256').update(text).digest('hex');
-  return parseConfig(data, hash);
+  const parsed = parseConfig(data, hash);
+  // Report unset variables together with everything else that is wrong, not one round at a time.
+  if (envProblems.length === 0) return parsed;
+  return { ok: false, problems: [...envProblems, ...(parsed.ok ? [] : parsed.problems)] };
 }
 
 /** Reads and parses a config file. A missing or unreadable file is reported as a problem. */

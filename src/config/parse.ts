@@ -76,6 +76,8 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
   const entries: CompiledRoute<RouteConfig>[] = [];
   raw.routes.forEach((r, index) => {
     const at = (key: string) => `routes[${index}].${key}`;
+    const compiled = compileRoute(r.match, r.host, index);
+    if (!compiled.ok) problems.push(`${at('match')}: ${compiled.problem}`);
     const upstreamName = r.upstream ?? (defaultUpstream ? defaultUpstream.name : undefined);
     const upstream = upstreamName === undefined ? undefined : upstreams.get(upstreamName);
     if (!upstream) {
@@ -98,13 +100,9 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       mimeType: r.mimeType,
       settlement: r.settlement ?? raw.defaults.settlement,
     };
-    const compiled = compileRoute(r.match, r.host, route);
-    if (!compiled.ok) {
-      problems.push(`${at('match')}: ${compiled.problem}`);
-      return;
-    }
+    if (!compiled.ok) return;
     routes.push(route);
-    entries.push(compiled.compiled);
+    entries.push({ ...compiled.compiled, route });
   });
 
   return {
@@ -135,11 +133,12 @@ function compileNetworks(raw: RawConfig, problems: string[]): Map<string, Networ
     }
     const rpc = n.rpc === undefined ? [] : Array.isArray(n.rpc) ? n.rpc : [n.rpc];
     const verify = n.verify ?? (n.settle.mode === 'facilitator' && rpc.length === 0 ? 'facilitator' : 'local');
-    if (verify === 'local' && rpc.length === 0) problems.push(`networks.${name}.rpc: required to verify payments locally`);
+    if (rpc.length === 0 && (verify === 'local' || n.settle.mode === 'local')) {
+      problems.push(`networks.${name}.rpc: required to ${n.settle.mode === 'local' ? 'settle' : 'verify payments'} locally`);
+    }
     if (verify === 'facilitator' && n.settle.mode !== 'facilitator') {
       problems.push(`networks.${name}.verify: "facilitator" needs settle.mode: facilitator`);
     }
-    if (n.settle.mode === 'local' && rpc.length === 0) problems.push(`networks.${name}.rpc: required to settle locally`);
     const settle: SettleConfig =
       n.settle.mode === 'local'
         ? { mode: 'local', privateKey: n.settle.privateKey as `0x${string}`, receiptTimeoutMs: n.settle.receiptTimeoutMs }

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { normaliseUrl } from '../../src/routes/normalise.js';
+import { compileRoute, matchRoute, type CompiledRoute, type RouteTable } from '../../src/routes/table.js';
+
+function table(...routes: [string, string?][]): RouteTable<string> {
+  const entries: CompiledRoute<string>[] = routes.map(([match, host]) => {
+    const r = compileRoute(match, host, match);
+    if (!r.ok) throw new Error(r.problem);
+    return r.compiled;
+  });
+  return { entries };
+}
+
+function match(t: RouteTable<string>, method: string, url: string, host?: string) {
+  const n = normaliseUrl(url);
+  if (!n.ok) throw new Error(n.reason);
+  return matchRoute(t, method, host, n.segments);
+}
+
+describe('normaliseUrl', () => {
+  it.each([
+    ['/', '/', ''],
+    ['/a/b', '/a/b', ''],
+    ['//a///b/', '/a/b', ''],
+    ['/a/./b/../c', '/a/c', ''],
+    ['/a%20b?x=%2F', '/a%20b', '?x=%2F'],
+    ['/%61%62', '/ab', ''],
+    ['/%2e%2e/', undefined, ''],
+    ['/a/%2E%2E/b', '/b', ''],
+    ["/a:b@c!$&'()*+,;=", "/a:b@c!$&'()*+,;=", ''],
+    ['/caf%C3%A9', '/caf%C3%A9', ''],
+  ])('%s -> %s', (raw, path, search) => {
+    const n = normaliseUrl(raw);
+    if (path === undefined) return expect(n.ok).toBe(false);
+    expect(n).toMatchObject({ ok: true, path, search });
+  });
+
+  it.each(['/a%2Fb', '/a%2fb', '/a%5Cb', '/a\\b', '/%', '/%G0', '/%C3', '/..', '/a/../..', '/a%00', '/a%0A', 'a/b', '*', 'http://x/a'])(
+    'refuses %s',
+    (raw) => {
+      expect(normaliseUrl(raw).ok).toBe(false);
+    },
+  );
+});
+
+describe('route table', () => {
+  const t = table(['GET /v1/weather'], ['POST /v1/jobs/:id'], ['* /files/**'], ['GET /a/*/c'], ['GET /host-only', 'api.example.com'], ['GET /wild', '*.example.com']);
+
+  it('matches in order, first match wins, case-insensitively on literals', () => {
+    expect(match(t, 'GET', '/v1/weather')?.route).toBe('GET /v1/weather');
+    expect(match(t, 'GET', '/V1/Weather/')?.route).toBe('GET /v1/weather');
+    expect(match(t, 'HEAD', '/v1/weather')?.route).toBe('GET /v1/weather');
+    expect(match(t, 'POST', '/v1/weather')).toBeUndefined();
+  });
+
+  it('captures params with their case', () => {
+    expect(match(t, 'POST', '/v1/jobs/AbC')).toEqual({ route: 'POST /v1/jobs/:id', params: { id: 'AbC' } });
+    expect(match(t, 'POST', '/v1/jobs')).toBeUndefined();
+    expect(match(t, 'POST', '/v1/jobs/a/b')).toBeUndefined();
+  });
+
+  it('* is one segment, ** is the rest (including none)', () => {
+    expect(match(t, 'GET', '/a/b/c')?.route).toBe('GET /a/*/c');
+    expect(match(t, 'GET', '/a/c')).toBeUndefined();
+    expect(match(t, 'DELETE', '/files')?.route).toBe('* /files/**');
+    expect(match(t, 'PUT', '/files/x/y/z')?.route).toBe('* /files/**');
+  });
+
+  it('matches hosts without their port, exactly or by suffix', () => {
+    expect(match(t, 'GET', '/host-only', 'API.example.com:8402')?.route).toBe('GET /host-only');
+    expect(match(t, 'GET', '/host-only', 'evil.com')).toBeUndefined();
+    expect(match(t, 'GET', '/host-only')).toBeUndefined();
+    expect(match(t, 'GET', '/wild', 'a.example.com')?.route).toBe('GET /wild');
+    expect(match(t, 'GET', '/wild', 'example.com')).toBeUndefined();
+  });
+
+  it.each(['GET', 'GET weather', 'FETCH /a', 'GET /a/**/b', 'GET /:1x', 'GET /a*b', 'GET /a%20b'])('refuses pattern %j', (p) => {
+    expect(compileRoute(p, undefined, p).ok).toBe(false);
+  });
+});
