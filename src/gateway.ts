@@ -39,7 +39,7 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<F
   const options: FastifyServerOptions = {
     loggerInstance: deps.logger,
     // The gateway writes its own one-line summary per request (gateway.ts onResponse).
-    logController: new LogController({ logController: new LogController({ disableRequestLogging: true }) }),
+    logController: new LogController({ disableRequestLogging: true }),
     // Ledger rows are keyed by request id: never let a client choose it.
     requestIdHeader: false,
     genReqId: () => randomUUID(),

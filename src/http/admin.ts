@@ -2,11 +2,10 @@
  * The admin listener: health and readiness (metrics later). Bound to loopback by default and
  * never on the public port, so a caller cannot probe or scrape it through the gateway.
  */
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 
 export interface AdminDeps {
-  readonly logger: Logger;
+  readonly logger: FastifyBaseLogger;
   /** Ready to take traffic: config loaded, listeners up, not draining. */
   readonly isReady: () => boolean;
   /** The active config's hash, reported by /readyz. */

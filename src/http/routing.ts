@@ -38,15 +38,17 @@ export function upstreamOf(config: Config, states: RequestStates, req: IncomingM
 }
 
 /** A find-my-way constraint strategy keyed on the upstream name. */
-export function upstreamConstraint(config: Config, states: RequestStates): NonNullable<FastifyServerOptions['constraints']>[string] {
+type ConstraintStrategy = NonNullable<NonNullable<FastifyServerOptions['routerOptions']>['constraints']>[string];
+
+export function upstreamConstraint(config: Config, states: RequestStates): ConstraintStrategy {
   return {
     name: UPSTREAM_CONSTRAINT,
     mustMatchWhenDerived: true,
     storage() {
-      const handlers = new Map<unknown, never>();
+      const handlers = new Map<string, never>();
       return {
-        get: (value: unknown) => handlers.get(value) ?? null,
-        set: (value: unknown, handler: never) => void handlers.set(value, handler),
+        get: (value: string) => handlers.get(value) ?? null,
+        set: (value: string, handler: never) => void handlers.set(value, handler),
       };
     },
     deriveConstraint: (req: IncomingMessage) => upstreamOf(config, states, req),

@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { expandEnv, parseConfigText } from '../../src/config/load.js';
+
+const MINIMAL = `
+payTo: "0x1111111111111111111111111111111111111111"
+networks:
+  base: { network: "eip155:8453", rpc: "http://127.0.0.1:8545", settle: { mode: local, privateKey: "\${KEY}" } }
+upstreams:
+  api: { url: "http://127.0.0.1:8080" }
+routes:
+  - { match: "GET /weather", price: "$0.01" }
+  - { match: "GET /health", price: free }
+`;
+const KEY = '0x' + '11'.repeat(32);
+
+function problemsOf(yaml: string, env: Record<string, string> = { KEY }): readonly string[] {
+  const r = parseConfigText(yaml, env);
+  return r.ok ? [] : r.problems;
+}
+
+describe('config', () => {
+  it('accepts the example file and fills defaults', () => {
+    const r = parseConfigText(readFileSync(new URL('../../gateway.example.yaml', import.meta.url), 'utf8'), {});
+    expect(r.ok && r.config.routes.length).toBe(6);
+  });
+
+  it('compiles a minimal file into a frozen, precomputed config', () => {
+    const r = parseConfigText(MINIMAL, { KEY });
+    if (!r.ok) throw new Error(r.problems.join('\n'));
+    const c = r.config;
+    expect(c.listen).toEqual({ host: '0.0.0.0', port: 8402 });
+    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9402 });
+    expect(c.unmatched).toBe('deny');
+    const weather = c.routes[0];
+    expect(weather?.settlement).toBe('after');
+    expect(weather?.upstream.name).toBe('api');
+    expect(weather?.price.kind === 'priced' && weather.price.options.map((o) => [o.amount, o.asset.id, o.asset.address, o.maxTimeoutSeconds])).toEqual([
+      [10_000n, 'usdc@base', '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913', 300],
+    ]);
+    expect(c.networks.get('base')?.v1Name).toBe('base');
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(weather)).toBe(true);
+    expect(c.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('lets a declared asset replace the built-in one with the same id', () => {
+    const yaml = MINIMAL.replace('upstreams:', `assets:\n  - { id: usdc@base, network: base, address: "0x2222222222222222222222222222222222222222", name: "Test", version: "1", decimals: 2 }\nupstreams:`);
+    const r = parseConfigText(yaml, { KEY });
+    if (!r.ok) throw new Error(r.problems.join('\n'));
+    const route = r.config.routes[0];
+    expect(route?.price.kind === 'priced' && route.price.options[0]).toMatchObject({ amount: 1n, asset: { decimals: 2, eip712Name: 'Test' } });
+  });
+
+  it('reports every problem at once, each with its YAML path', () => {
+    const problems = problemsOf(`
+payTo: "0x12"
+listen: { port: 99999 }
+networks:
+  base: { network: "base", settle: { mode: local, privateKey: "\${NOPE}" } }
+upstreams:
+  api: { url: "ftp://x" }
+routes:
+  - { match: "GET /a", price: "$0.01", colour: red }
+`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'networks.base.settle.privateKey: environment variable NOPE is not set',
+        'listen.port: Too big: expected number to be <=65535',
+        'payTo: must be a 0x-prefixed 20-byte hex address',
+        'networks.base.network: must be a CAIP-2 EVM network id like eip155:8453',
+        'upstreams.api.url: must be an http(s) URL',
+        'routes[0]: unknown key "colour"',
+      ]),
+    );
+  });
+
+  it('reports cross-reference and price problems with their paths', () => {
+    const problems = problemsOf(
+      MINIMAL.replace('routes:', 'routes:\n  - { match: "FETCH /x", upstream: nope, price: "$0.0000001" }\n  - { match: "GET /y", price: { amount: "010", asset: usdc@mars } }'),
+    );
+    expect(problems).toEqual([
+      'routes[0].match: "FETCH" is not an HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or *)',
+      'routes[0].upstream: unknown upstream "nope"',
+      'routes[1].price.asset: unknown asset "usdc@mars" (known: usdc@base)',
+    ]);
+    expect(problemsOf(MINIMAL.replace('"$0.01"', '"$0.0000001"'))).toEqual([`routes[0].price: "$0.0000001" is below the asset's smallest unit (6 decimals)`]);
+    expect(problemsOf(MINIMAL.replace('"$0.01"', '{ amount: "010", asset: usdc@base }'))).toEqual([
+      'routes[0].price.amount: "010" is not an atomic amount (a plain integer like "10000")',
+    ]);
+  });
+
+  it('needs an rpc to verify or settle locally, and an upstream for unmatched: free', () => {
+    expect(problemsOf(MINIMAL.replace('rpc: "http://127.0.0.1:8545", ', ''))).toEqual(['networks.base.rpc: required to settle locally']);
+    const twoUpstreams = MINIMAL.replace('upstreams:', 'defaults: { unmatched: free }\nupstreams:\n  other: { url: "http://127.0.0.1:9" }').replace('"$0.01" }', '"$0.01", upstream: api }').replace('price: free }', 'price: free, upstream: api }');
+    expect(problemsOf(twoUpstreams)).toEqual(['defaults.upstream: unmatched: free needs an upstream to send unmatched requests to']);
+  });
+
+  it('refuses YAML syntax errors and duplicate keys', () => {
+    expect(problemsOf('payTo: [')[0]).toMatch(/^YAML: /);
+    expect(problemsOf('payTo: a\npayTo: b\n')[0]).toMatch(/^YAML: .*[Uu]nique|duplicate/i);
+  });
+});
+
+describe('expandEnv', () => {
+  it('expands ${VAR}, ${VAR:-fallback} and $${ escapes inside strings only', () => {
+    const problems: string[] = [];
+    const out = expandEnv({ a: 'x${A}y', b: ['${B:-dflt}'], c: 3, d: '$${literal}', e: { f: '${MISSING}' } }, { A: '1' }, problems);
+    expect(out).toEqual({ a: 'x1y', b: ['dflt'], c: 3, d: '${literal}', e: { f: '' } });
+    expect(problems).toEqual(['e.f: environment variable MISSING is not set']);
+  });
+});
