@@ -21,8 +21,8 @@ export const ERROR_CODES = {
   GW_ERR_CHAIN_UNAVAILABLE: { status: 503, message: 'The payment network cannot be reached; try again later' },
   GW_ERR_FACILITATOR_UNAVAILABLE: { status: 502, message: 'No payment facilitator answered' },
   GW_ERR_LEDGER_UNAVAILABLE: { status: 503, message: 'The payment ledger cannot record this payment; try again later' },
-  GW_ERR_DRAINING: { status: 503, message: 'The gateway is shutting down' },
-  GW_ERR_INTERNAL: { status: 500, message: 'Internal gateway error' },
+  GW_ERR_GATEWAY_DRAINING: { status: 503, message: 'The gateway is shutting down' },
+  GW_ERR_GATEWAY_INTERNAL: { status: 500, message: 'Internal gateway error' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

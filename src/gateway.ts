@@ -97,7 +97,7 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<F
     const status = (error as { statusCode?: number }).statusCode;
     if (status !== undefined && status >= 400 && status < 500) return reply.code(status).send(error);
     request.log.error({ err: error }, 'unexpected error');
-    return sendError(reply, 'GW_ERR_INTERNAL');
+    return sendError(reply, 'GW_ERR_GATEWAY_INTERNAL');
   });
 
   await registerUpstreams(app, { config, states, checkout });
