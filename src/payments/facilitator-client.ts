@@ -1,0 +1,375 @@
+/**
+ * An HTTP client for one x402 facilitator (`POST /verify`, `POST /settle`, `GET /supported`).
+ *
+ * It knows the wire and nothing about fallback: every call resolves to either a well-formed
+ * answer (a payment the facilitator accepted or refused, both final) or an `unavailable` outcome
+ * (network error, timeout, unexpected status, malformed body) that the adapters above may route
+ * around. It never throws for anything the facilitator or the network does.
+ *
+ * Status handling follows the official clients (protocol notes §4.2): a refusal may come as
+ * `200 {isValid:false}` or as `4xx {isValid:false}` and means the same; a 2xx that does not parse
+ * is never read as success. Redirects are followed (x402.org once answered 308), with undici's
+ * rules: 307/308 resend the POST, 301/302/303 turn it into a GET (which a facilitator answers with
+ * an error, so such a hop ends as `unavailable`), and a cross-origin hop drops `authorization`
+ * and `cookie`, though not other configured headers.
+ */
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import type { FacilitatorConfig } from '../config/types.js';
+import type { Hex, WireRequirementV1, WireRequirementV2 } from '../protocol/types.js';
+
+/** Redirect hops followed per call. */
+export const FACILITATOR_MAX_REDIRECTS = 3;
+/** A `/supported` list of every kind a large facilitator offers fits easily; anything bigger is not an answer. */
+export const MAX_FACILITATOR_RESPONSE_BYTES = 1024 * 1024;
+/** Reason and message strings come from a third party and end up in our 402s and logs. */
+export const MAX_FACILITATOR_REASON_LENGTH = 128;
+export const MAX_FACILITATOR_MESSAGE_LENGTH = 512;
+/** The refusal reason used when a facilitator says `isValid:false` without saying why. */
+export const UNSPECIFIED_INVALID_REASON = 'invalid_payment';
+
+/** The body of `/verify` and `/settle` (§4.1): the payload as received, our matched requirement. */
+export interface FacilitatorRequestBody {
+  readonly x402Version: 1 | 2;
+  readonly paymentPayload: Readonly<Record<string, unknown>>;
+  readonly paymentRequirements: WireRequirementV1 | WireRequirementV2;
+}
+
+export type FacilitatorVerifyAnswer =
+  | { readonly isValid: true; readonly payer?: string }
+  | { readonly isValid: false; readonly invalidReason: string; readonly invalidMessage?: string; readonly payer?: string };
+
+export interface FacilitatorSettleAnswer {
+  readonly success: boolean;
+  readonly errorReason?: string;
+  readonly errorMessage?: string;
+  /** A tx hash on success (checked); on failure possibly `""`, or the hash of a tx still pending. */
+  readonly transaction: string;
+  readonly network?: string;
+  readonly payer?: string;
+}
+
+/** One (version, scheme, network) a facilitator handles. */
+export interface FacilitatorKind {
+  readonly x402Version: number;
+  readonly scheme: string;
+  readonly network: string;
+  readonly extra?: Readonly<Record<string, unknown>>;
+}
+
+export interface FacilitatorSupported {
+  readonly kinds: readonly FacilitatorKind[];
+  readonly extensions: readonly string[];
+  readonly signers: Readonly<Record<string, readonly string[]>>;
+}
+
+/** Why a call produced no usable answer. */
+export type FacilitatorFailureKind = 'unreachable' | 'timeout' | 'http_status' | 'malformed';
+
+export interface FacilitatorFailure {
+  readonly url: string;
+  readonly kind: FacilitatorFailureKind;
+  /**
+   * False only when the request provably never reached the facilitator (connection refused,
+   * DNS failure, connect timeout) or was refused with a 4xx. A settle that may have been
+   * received may also have been broadcast.
+   */
+  readonly mayHaveReceived: boolean;
+  readonly message: string;
+  readonly status?: number;
+  readonly error?: unknown;
+}
+
+export type FacilitatorOutcome<T> =
+  | { readonly kind: 'answer'; readonly status: number; readonly answer: T }
+  | { readonly kind: 'unavailable'; readonly failure: FacilitatorFailure };
+
+/**
+ * The dispatcher facilitator clients share: keep-alive pools per origin plus redirect handling.
+ * Pass one to every client of a gateway and close it once at shutdown.
+ */
+export function createFacilitatorDispatcher(): Dispatcher {
+  return new Agent().compose(interceptors.redirect({ maxRedirections: FACILITATOR_MAX_REDIRECTS }));
+}
+
+export interface FacilitatorClientOptions {
+  /** A shared dispatcher from `createFacilitatorDispatcher`; the client makes (and owns) its own otherwise. */
+  readonly dispatcher?: Dispatcher;
+}
+
+/** Connection errors raised before a request could have been written. */
+const NOT_SENT_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The client for one configured facilitator. */
+export class FacilitatorClient {
+  readonly url: string;
+  /** `url` without credentials or query, for messages and logs. */
+  readonly displayUrl: string;
+  readonly #timeoutMs: number;
+  readonly #headers: Readonly<Record<string, string>>;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  readonly #endpoints: Readonly<Record<'verify' | 'settle' | 'supported', string>>;
+
+  constructor(config: FacilitatorConfig, options: FacilitatorClientOptions = {}) {
+    this.url = config.url.replace(/\/+$/, '');
+    this.displayUrl = redactUrl(this.url);
+    this.#endpoints = {
+      verify: endpoint(this.url, '/verify'),
+      settle: endpoint(this.url, '/settle'),
+      supported: endpoint(this.url, '/supported'),
+    };
+    this.#timeoutMs = config.timeoutMs;
+    // Lower-cased so a configured `Content-Type` cannot end up sent twice beside ours.
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(config.headers)) headers[name.toLowerCase()] = value;
+    headers['accept'] = 'application/json';
+    this.#headers = Object.freeze(headers);
+    this.#ownsDispatcher = options.dispatcher === undefined;
+    this.#dispatcher = options.dispatcher ?? createFacilitatorDispatcher();
+  }
+
+  verify(body: FacilitatorRequestBody): Promise<FacilitatorOutcome<FacilitatorVerifyAnswer>> {
+    return this.#call('POST', 'verify', body, readVerifyAnswer);
+  }
+
+  settle(body: FacilitatorRequestBody): Promise<FacilitatorOutcome<FacilitatorSettleAnswer>> {
+    return this.#call('POST', 'settle', body, readSettleAnswer);
+  }
+
+  supported(): Promise<FacilitatorOutcome<FacilitatorSupported>> {
+    return this.#call('GET', 'supported', undefined, readSupported);
+  }
+
+  /** Closes the dispatcher if this client made it; a shared one is its owner's to close. */
+  async close(): Promise<void> {
+    if (this.#ownsDispatcher) await this.#dispatcher.close();
+  }
+
+  async #call<T>(
+    method: 'GET' | 'POST',
+    operation: 'verify' | 'settle' | 'supported',
+    body: FacilitatorRequestBody | undefined,
+    read: (status: number, json: unknown) => T | undefined,
+  ): Promise<FacilitatorOutcome<T>> {
+    const url = this.#endpoints[operation];
+    const shown = `${this.displayUrl}/${operation}`;
+    const unavailable = (failure: Omit<FacilitatorFailure, 'url'>): FacilitatorOutcome<T> => ({
+      kind: 'unavailable',
+      failure: { url: shown, ...failure },
+    });
+    // One deadline for the whole exchange, redirects and body included.
+    const signal = AbortSignal.timeout(this.#timeoutMs);
+    let status: number;
+    let text: string;
+    try {
+      const headers =
+        body === undefined ? this.#headers : { ...this.#headers, 'content-type': 'application/json' };
+      const res = await request(url, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal,
+        dispatcher: this.#dispatcher,
+      });
+      status = res.statusCode;
+      text = await readLimited(res.body, MAX_FACILITATOR_RESPONSE_BYTES);
+    } catch (error) {
+      if (signal.aborted) {
+        return unavailable({
+          kind: 'timeout',
+          mayHaveReceived: true,
+          message: `${method} ${shown} did not complete within ${this.#timeoutMs} ms`,
+          error,
+        });
+      }
+      if (error instanceof ResponseTooLarge) {
+        return unavailable({ kind: 'malformed', mayHaveReceived: true, message: `${method} ${shown}: ${error.message}`, error });
+      }
+      return unavailable({
+        kind: 'unreachable',
+        mayHaveReceived: !NOT_SENT_ERROR_CODES.has(errorCode(error) ?? ''),
+        message: `${method} ${shown} failed: ${errorMessage(error)}`,
+        error,
+      });
+    }
+
+    // Only 2xx and 4xx can carry an answer; anything else (5xx, a redirect past the limit) is a fault.
+    const answerable = (status >= 200 && status < 300) || (status >= 400 && status < 500);
+    const mayHaveReceived = !(status >= 400 && status < 500);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const answer = answerable && json !== undefined ? read(status, json) : undefined;
+    if (answer !== undefined) return { kind: 'answer', status, answer };
+    return unavailable({
+      kind: answerable && status < 300 ? 'malformed' : 'http_status',
+      mayHaveReceived,
+      status,
+      message: `${method} ${shown} answered ${status}: ${excerpt(text)}`,
+    });
+  }
+}
+
+class ResponseTooLarge extends Error {}
+
+async function readLimited(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      throw new ResponseTooLarge(`response body exceeds ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// ---- response shapes: strict enough that a malformed answer is never read as success ----
+
+function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `undefined` and `null` read as absent (the SDK's `nullish`); a present non-string is a malformed body. */
+function optionalString(record: Readonly<Record<string, unknown>>, key: string, max: number): string | undefined | false {
+  const value = record[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') return false;
+  return value.length > max ? value.slice(0, max) : value;
+}
+
+/** A 32-byte transaction hash, 0x + 64 hex digits. */
+export function isTxHash(value: string): value is Hex {
+  return /^0x[0-9a-fA-F]{64}$/.test(value);
+}
+
+function readVerifyAnswer(status: number, json: unknown): FacilitatorVerifyAnswer | undefined {
+  if (!isRecord(json) || typeof json['isValid'] !== 'boolean') return undefined;
+  const payer = optionalString(json, 'payer', MAX_FACILITATOR_REASON_LENGTH);
+  if (payer === false) return undefined;
+  const withPayer = payer === undefined || payer === '' ? {} : { payer };
+  if (json['isValid']) {
+    // A 4xx that says "valid" contradicts itself: not an answer to act on.
+    return status < 300 ? { isValid: true, ...withPayer } : undefined;
+  }
+  const reason = optionalString(json, 'invalidReason', MAX_FACILITATOR_REASON_LENGTH);
+  const message = optionalString(json, 'invalidMessage', MAX_FACILITATOR_MESSAGE_LENGTH);
+  if (reason === false || message === false) return undefined;
+  return {
+    isValid: false,
+    invalidReason: reason === undefined || reason === '' ? UNSPECIFIED_INVALID_REASON : reason,
+    ...(message === undefined ? {} : { invalidMessage: message }),
+    ...withPayer,
+  };
+}
+
+function readSettleAnswer(status: number, json: unknown): FacilitatorSettleAnswer | undefined {
+  if (!isRecord(json) || typeof json['success'] !== 'boolean') return undefined;
+  const transaction = optionalString(json, 'transaction', 256);
+  const network = optionalString(json, 'network', MAX_FACILITATOR_REASON_LENGTH);
+  const payer = optionalString(json, 'payer', MAX_FACILITATOR_REASON_LENGTH);
+  const reason = optionalString(json, 'errorReason', MAX_FACILITATOR_MESSAGE_LENGTH);
+  const message = optionalString(json, 'errorMessage', MAX_FACILITATOR_MESSAGE_LENGTH);
+  if (transaction === false || network === false || payer === false || reason === false || message === false) return undefined;
+  const optional = {
+    ...(network === undefined ? {} : { network }),
+    ...(payer === undefined || payer === '' ? {} : { payer }),
+  };
+  if (json['success']) {
+    // Success must name its transaction and come with a 2xx; the adapter checks the rest.
+    if (status >= 300 || transaction === undefined || !isTxHash(transaction)) return undefined;
+    return { success: true, transaction, ...optional };
+  }
+  return {
+    success: false,
+    transaction: transaction ?? '',
+    ...(reason === undefined || reason === '' ? {} : { errorReason: reason }),
+    ...(message === undefined ? {} : { errorMessage: message }),
+    ...optional,
+  };
+}
+
+function readSupported(status: number, json: unknown): FacilitatorSupported | undefined {
+  if (status >= 300 || !isRecord(json) || !Array.isArray(json['kinds'])) return undefined;
+  const kinds: FacilitatorKind[] = [];
+  for (const entry of json['kinds']) {
+    if (!isRecord(entry)) return undefined;
+    const { x402Version, scheme, network, extra } = entry;
+    if (typeof x402Version !== 'number' || typeof scheme !== 'string' || typeof network !== 'string') return undefined;
+    if (extra !== undefined && extra !== null && !isRecord(extra)) return undefined;
+    kinds.push({ x402Version, scheme, network, ...(isRecord(extra) ? { extra } : {}) });
+  }
+  // v1-era facilitators answer only `{kinds}`; the official client defaults the rest, so do we.
+  const extensions = json['extensions'] ?? [];
+  const signers = json['signers'] ?? {};
+  if (!Array.isArray(extensions) || !extensions.every((e): e is string => typeof e === 'string')) return undefined;
+  if (!isRecord(signers)) return undefined;
+  const signerLists: Record<string, readonly string[]> = {};
+  for (const [family, list] of Object.entries(signers)) {
+    if (!Array.isArray(list) || !list.every((s): s is string => typeof s === 'string')) return undefined;
+    signerLists[family] = list;
+  }
+  return { kinds, extensions, signers: signerLists };
+}
+
+function errorCode(error: unknown): string | undefined {
+  // undici wraps the socket error; the code may sit on the error or on its cause.
+  for (let current = error, depth = 0; isErrorLike(current) && depth < 5; current = current.cause, depth++) {
+    if (typeof current.code === 'string' && current.code !== 'UND_ERR_SOCKET') return current.code;
+  }
+  return undefined;
+}
+
+function isErrorLike(value: unknown): value is { code?: unknown; cause?: unknown } {
+  return typeof value === 'object' && value !== null;
+}
+
+function errorMessage(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = errorCode(error);
+  return code === undefined ? error.message : `${error.message} (${code})`;
+}
+
+/** `base` + `/verify` etc., appended to the path so that a query string (an API key) stays a query string. */
+function endpoint(base: string, path: string): string {
+  const url = new URL(base);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`;
+  return url.toString();
+}
+
+/** An operator may put an API key in the facilitator URL; it must not reach logs or error messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    parsed.search = '';
+    parsed.hash = '';
+    return parsed.toString().replace(/\/+$/, '');
+  } catch {
+    return '<invalid facilitator url>';
+  }
+}
+
+function excerpt(text: string, limit = 200): string {
+  const compact = text.trim().replace(/\s+/g, ' ');
+  if (compact === '') return '<empty body>';
+  return compact.length <= limit ? compact : `${compact.slice(0, limit - 3)}...`;
+}

@@ -1,0 +1,131 @@
+/**
+ * `Settler` over an ordered list of facilitators.
+ *
+ * Falling back to the next facilitator after one that gave no answer is safe for the payer: an
+ * EIP-3009 authorization moves money at most once, whoever submits it. What fallback cannot undo
+ * is doubt: once a facilitator may have received the request (timeout, reset, 5xx, malformed
+ * 2xx) it may also have broadcast it, so every failure after that point carries
+ * `maybeOnChain: true` and the nonce stays reserved until the chain says otherwise. (A later
+ * facilitator's `…nonce_already_used` is then most likely the earlier one's success.)
+ *
+ * `settlement_pending` with a tx hash means the facilitator broadcast and stopped waiting; like
+ * `@x402/core` 2.24+ we ask the same facilitator once more, which reconciles against the tx it
+ * remembers instead of broadcasting again. Still pending after that: `maybeOnChain`.
+ */
+import type { PaymentOption } from '../config/types.js';
+import type { DecodedPayment, Hex } from '../protocol/types.js';
+import {
+  isTxHash,
+  type FacilitatorClient,
+  type FacilitatorFailure,
+  type FacilitatorKind,
+  type FacilitatorSettleAnswer,
+} from './facilitator-client.js';
+import { facilitatorRequestBody, type FacilitatorRequestContext } from './facilitator-request.js';
+import { checkFacilitatorSupport, type FacilitatorSupportReport } from './facilitator-support.js';
+import type { SettleResult, Settler } from './ports.js';
+
+export const SETTLEMENT_PENDING_REASON = 'settlement_pending';
+export const UNEXPECTED_SETTLE_ERROR = 'unexpected_settle_error';
+
+/** Failures reported after the transfer transaction was mined successfully: the authorization is spent. */
+const MINED_FAILURE_REASONS: ReadonlySet<string> = new Set(['invalid_exact_evm_transfer_event_mismatch']);
+
+/** Protocol reasons are snake_case; anything else is an exception message passed through as a reason. */
+const PROTOCOL_REASON = /^[a-z0-9_]+$/;
+
+export class FacilitatorSettler implements Settler {
+  readonly #clients: readonly FacilitatorClient[];
+
+  constructor(clients: readonly FacilitatorClient[]) {
+    if (clients.length === 0) throw new Error('FacilitatorSettler needs at least one facilitator');
+    this.#clients = clients;
+  }
+
+  /** Never throws. `context` is the request a v1 payment was made for, as for `FacilitatorVerifier.verify`. */
+  async settle(payment: DecodedPayment, option: PaymentOption, context?: FacilitatorRequestContext): Promise<SettleResult> {
+    const body = facilitatorRequestBody(payment, option, context);
+    if (body === undefined) {
+      return { success: false, reason: 'invalid_network', message: 'x402 v1 cannot pay on this network', maybeOnChain: false };
+    }
+
+    let doubt = false;
+    const failures: FacilitatorFailure[] = [];
+    for (const client of this.#clients) {
+      const outcome = await client.settle(body);
+      if (outcome.kind === 'unavailable') {
+        failures.push(outcome.failure);
+        doubt ||= outcome.failure.mayHaveReceived;
+        continue;
+      }
+      let answer = outcome.answer;
+      if (isRetryablePending(answer)) {
+        const retry = await client.settle(body);
+        if (retry.kind === 'unavailable') return pending(answer.transaction, retry.failure.message);
+        answer = retry.answer;
+        if (isRetryablePending(answer)) return pending(answer.transaction, answer.errorMessage);
+      }
+      return settleResult(answer, payment, option, doubt);
+    }
+    return {
+      success: false,
+      reason: UNEXPECTED_SETTLE_ERROR,
+      message: `no facilitator could settle the payment: ${failures.map((f) => f.message).join('; ')}`,
+      maybeOnChain: doubt,
+    };
+  }
+
+  /** Asks each facilitator which of `expected` it supports; see `checkFacilitatorSupport`. */
+  startupCheck(expected: readonly FacilitatorKind[]): Promise<FacilitatorSupportReport[]> {
+    return checkFacilitatorSupport(this.#clients, expected);
+  }
+}
+
+function isRetryablePending(answer: FacilitatorSettleAnswer): answer is FacilitatorSettleAnswer & { transaction: Hex } {
+  return !answer.success && answer.errorReason === SETTLEMENT_PENDING_REASON && isTxHash(answer.transaction);
+}
+
+function pending(transaction: Hex, message: string | undefined): SettleResult {
+  return {
+    success: false,
+    reason: SETTLEMENT_PENDING_REASON,
+    ...(message === undefined ? {} : { message }),
+    transaction,
+    maybeOnChain: true,
+  };
+}
+
+function settleResult(answer: FacilitatorSettleAnswer, payment: DecodedPayment, option: PaymentOption, doubt: boolean): SettleResult {
+  const hash = answer.transaction;
+  const transaction = isTxHash(hash) ? { transaction: hash } : {};
+  const { network } = option.asset;
+  if (answer.success) {
+    // The client checked the hash. A success on a chain we did not ask for is not one we can record.
+    if (answer.network !== undefined && answer.network !== network.caip2 && answer.network !== network.v1Name) {
+      return {
+        success: false,
+        reason: UNEXPECTED_SETTLE_ERROR,
+        message: `facilitator reported settlement on network "${answer.network}", expected ${network.caip2}`,
+        ...transaction,
+        maybeOnChain: true,
+      };
+    }
+    // Unreachable: the client reads a success without a valid hash as malformed.
+    if (!isTxHash(hash)) return { success: false, reason: UNEXPECTED_SETTLE_ERROR, maybeOnChain: true };
+    return { success: true, transaction: hash, payer: payment.payload.authorization.from };
+  }
+
+  const reported = answer.errorReason ?? UNEXPECTED_SETTLE_ERROR;
+  // `@x402/evm`'s v1 settle returns a thrown error's message as the reason, e.g. a receipt-wait
+  // timeout after broadcast, with no tx hash: an exception mid-settlement, outcome unknown.
+  if (!PROTOCOL_REASON.test(reported)) {
+    return { success: false, reason: UNEXPECTED_SETTLE_ERROR, message: reported, ...transaction, maybeOnChain: true };
+  }
+  return {
+    success: false,
+    reason: reported,
+    ...(answer.errorMessage === undefined ? {} : { message: answer.errorMessage }),
+    ...transaction,
+    maybeOnChain: doubt || reported === SETTLEMENT_PENDING_REASON || MINED_FAILURE_REASONS.has(reported),
+  };
+}

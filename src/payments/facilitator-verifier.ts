@@ -1,0 +1,69 @@
+/**
+ * `Verifier` over an ordered list of facilitators: the first that gives an answer decides.
+ *
+ * An answer (`isValid` true or false) is final, even a refusal: asking the next facilitator after
+ * a "no" would let a client shop for a lenient one. Only a facilitator that gave no answer
+ * (unreachable, timed out, 5xx, malformed) is skipped. When none answers, verification is an
+ * infrastructure fault, never free access.
+ */
+import type { PaymentOption } from '../config/types.js';
+import { InfrastructureError } from '../errors.js';
+import type { DecodedPayment } from '../protocol/types.js';
+import type { FacilitatorClient, FacilitatorFailure, FacilitatorKind } from './facilitator-client.js';
+import { facilitatorRequestBody, type FacilitatorRequestContext } from './facilitator-request.js';
+import { checkFacilitatorSupport, type FacilitatorSupportReport } from './facilitator-support.js';
+import type { Verifier, VerifyResult } from './ports.js';
+
+export class FacilitatorVerifier implements Verifier {
+  readonly #clients: readonly FacilitatorClient[];
+
+  constructor(clients: readonly FacilitatorClient[]) {
+    if (clients.length === 0) throw new Error('FacilitatorVerifier needs at least one facilitator');
+    this.#clients = clients;
+  }
+
+  /**
+   * `context` is the request a v1 payment was made for (v1 requirements name their resource);
+   * without it a placeholder is sent, which the official facilitators accept.
+   */
+  async verify(payment: DecodedPayment, option: PaymentOption, context?: FacilitatorRequestContext): Promise<VerifyResult> {
+    const body = facilitatorRequestBody(payment, option, context);
+    if (body === undefined) return { valid: false, reason: 'invalid_network', message: 'x402 v1 cannot pay on this network' };
+
+    const failures: FacilitatorFailure[] = [];
+    for (const client of this.#clients) {
+      const outcome = await client.verify(body);
+      if (outcome.kind === 'unavailable') {
+        failures.push(outcome.failure);
+        continue;
+      }
+      const { answer } = outcome;
+      // The signer of the authorization is the payer; a facilitator's own `payer` field is informational.
+      const payer = payment.payload.authorization.from;
+      if (answer.isValid) return { valid: true, payer };
+      return {
+        valid: false,
+        reason: answer.invalidReason,
+        ...(answer.invalidMessage === undefined ? {} : { message: answer.invalidMessage }),
+        payer,
+      };
+    }
+    throw unavailableError('verify', failures);
+  }
+
+  /** Asks each facilitator which of `expected` it supports; see `checkFacilitatorSupport`. */
+  startupCheck(expected: readonly FacilitatorKind[]): Promise<FacilitatorSupportReport[]> {
+    return checkFacilitatorSupport(this.#clients, expected);
+  }
+}
+
+/** The fault thrown when no facilitator answered; every attempt is kept as the cause. */
+export function unavailableError(operation: string, failures: readonly FacilitatorFailure[]): InfrastructureError {
+  const detail = failures.map((f) => f.message).join('; ');
+  return new InfrastructureError('GW_ERR_FACILITATOR_UNAVAILABLE', `no facilitator could ${operation} the payment: ${detail}`, {
+    cause: new AggregateError(
+      failures.map((f) => f.error ?? new Error(f.message)),
+      `${failures.length} facilitator(s) failed`,
+    ),
+  });
+}
