@@ -33,6 +33,8 @@ export interface PaymentRequestInfo {
   readonly route: RouteConfig;
   readonly method: string;
   readonly path: string;
+  /** The absolute URL the challenge named; v1 requirements sent to a facilitator carry it. */
+  readonly resourceUrl: string;
 }
 
 /** A verified payment whose nonce is reserved: it must end in `settle` or `release`. */
@@ -75,7 +77,7 @@ export class Checkout {
       await this.refuse(request, payment, option, 'invalid_network');
       return { kind: 'refused', reason: 'invalid_network' };
     }
-    const verdict = await verifier.verify(payment, option);
+    const verdict = await verifier.verify(payment, option, { resourceUrl: request.resourceUrl, route: request.route });
     if (!verdict.valid) {
       await this.refuse(request, payment, option, verdict.reason);
       return verdict.message === undefined ? { kind: 'refused', reason: verdict.reason } : { kind: 'refused', reason: verdict.reason, message: verdict.message };
@@ -100,7 +102,7 @@ export class Checkout {
       return { kind: 'failed', reason: 'settlement_not_configured', transaction: '' };
     }
     await this.record(a, 'pending', 'settling', '');
-    const result = await settler.settle(a.payment, a.option);
+    const result = await settler.settle(a.payment, a.option, { resourceUrl: a.request.resourceUrl, route: a.request.route });
     if (result.success) {
       await this.deps.ledger.keepNonce(a.nonceKey);
       await this.record(a, 'settled', '', result.transaction);

@@ -5,18 +5,16 @@
  * sent it, so a client cannot talk it into a cheaper price.
  */
 import type { NetworkConfig, PaymentOption } from '../config/types.js';
-import { requirementV1, requirementV2, type ChallengeRoute } from '../protocol/challenge.js';
+import { requirementV1, requirementV2 } from '../protocol/challenge.js';
 import type { DecodedPayment } from '../protocol/types.js';
 import type { FacilitatorKind, FacilitatorRequestBody } from './facilitator-client.js';
+import type { PaymentContext } from './ports.js';
 
 /**
  * The request a v1 payment was made for. v1 requirements carry `resource`, `description` and
  * `mimeType`, and legacy facilitators (`x402` 1.x) validate `resource` as a URL.
  */
-export interface FacilitatorRequestContext {
-  readonly resourceUrl: string;
-  readonly route: ChallengeRoute;
-}
+export type FacilitatorRequestContext = PaymentContext;
 
 /**
  * Used when a v1 payment arrives without its request context. The `@x402/evm` v1 facilitator does

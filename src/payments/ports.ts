@@ -2,7 +2,7 @@
  * The seams between the HTTP layer and everything that touches a chain, a facilitator or a disk.
  * `http/` sees only these; `gateway.ts` wires the concrete adapters in.
  */
-import type { Address, PaymentOption } from '../config/types.js';
+import type { Address, PaymentOption, RouteConfig } from '../config/types.js';
 import type { DecodedPayment, Hex } from '../protocol/types.js';
 
 /** Time, injected so tests control it. */
@@ -25,9 +25,18 @@ export type VerifyResult =
   | { readonly valid: true; readonly payer: Address }
   | { readonly valid: false; readonly reason: string; readonly message?: string; readonly payer?: Address };
 
+/**
+ * The request a payment is for. v1 requirements name their resource, and facilitators check the
+ * payment against the requirement the gateway sends them, so they need it; local checks do not.
+ */
+export interface PaymentContext {
+  readonly resourceUrl: string;
+  readonly route: Pick<RouteConfig, 'description' | 'mimeType'>;
+}
+
 export interface Verifier {
   /** Checks `payment` against the one requirement it was matched to. Throws only on infrastructure faults. */
-  verify(payment: DecodedPayment, option: PaymentOption): Promise<VerifyResult>;
+  verify(payment: DecodedPayment, option: PaymentOption, context?: PaymentContext): Promise<VerifyResult>;
 }
 
 /**
@@ -46,7 +55,7 @@ export type SettleResult =
 
 export interface Settler {
   /** Moves the money. Never throws: every failure is a `SettleResult` (faults become `unexpected_settle_error`). */
-  settle(payment: DecodedPayment, option: PaymentOption): Promise<SettleResult>;
+  settle(payment: DecodedPayment, option: PaymentOption, context?: PaymentContext): Promise<SettleResult>;
 }
 
 /** The replay key of an EIP-3009 authorization: one per (chain, asset, payer, nonce). */

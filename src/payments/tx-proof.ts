@@ -17,7 +17,7 @@ import {
 import type { Address, PaymentOption } from '../config/types.js';
 import { InfrastructureError } from '../errors.js';
 import type { Hex } from '../protocol/types.js';
-import type { Clock } from './ports.js';
+import type { Clock, ProofChecker } from './ports.js';
 
 export type TxProofRefusal =
   | 'proof_tx_not_found'
@@ -46,7 +46,7 @@ export interface TxProofCheckerOptions {
   readonly clock: Clock;
 }
 
-export class TxProofChecker {
+export class TxProofChecker implements ProofChecker {
   readonly #client: TxProofClient;
   readonly #clock: Clock;
 
@@ -62,7 +62,12 @@ export class TxProofChecker {
    * Counts one `Transfer` log, not the sum of several: the largest one to `payTo` must cover the
    * price. A batch that pays in pieces is not what the seed's "send USDC, then show the tx" means.
    */
-  async check(txHash: Hex, option: PaymentOption, confirmations: number, maxAgeSeconds: number): Promise<TxProofResult> {
+  async check(
+    txHash: Hex,
+    option: PaymentOption,
+    confirmations: number = option.asset.network.proofConfirmations,
+    maxAgeSeconds: number = option.asset.network.proofMaxAgeSeconds,
+  ): Promise<TxProofResult> {
     const receipt = await this.#chain('read the transaction receipt', async () => {
       try {
         return await this.#client.getTransactionReceipt({ hash: txHash });

@@ -1,0 +1,93 @@
+/**
+ * What a failed chain call tells us. viem wraps errors several layers deep (contract error →
+ * call/estimate error → RPC error → HTTP error → fetch's TypeError → the socket error), so each
+ * question here walks the whole `cause` chain, including `AggregateError.errors` (Node's
+ * happy-eyeballs connect reports one error per address tried).
+ */
+import {
+  ContractFunctionRevertedError,
+  ContractFunctionZeroDataError,
+  ExecutionRevertedError,
+  HttpRequestError,
+  RawContractError,
+  RpcRequestError,
+  TimeoutError,
+} from 'viem';
+import { REASON, type ExactEvmReason } from './reasons.js';
+
+/** Every error reachable from `err` through `cause` and `AggregateError.errors`, outermost first. */
+export function errorChain(err: unknown): unknown[] {
+  const seen = new Set<unknown>();
+  const out: unknown[] = [];
+  const visit = (e: unknown): void => {
+    if (e === undefined || e === null || seen.has(e) || out.length > 64) return;
+    seen.add(e);
+    out.push(e);
+    if (e instanceof AggregateError) for (const inner of e.errors) visit(inner);
+    if (typeof e === 'object' && 'cause' in e) visit(e.cause);
+  };
+  visit(err);
+  return out;
+}
+
+/**
+ * The contract itself answered "no": a revert, or no data (no code at the address, or no such
+ * function). That is a fact about the chain, not an RPC fault.
+ */
+export function isContractFailure(err: unknown): boolean {
+  return errorChain(err).some(
+    (e) =>
+      e instanceof ContractFunctionRevertedError ||
+      e instanceof ContractFunctionZeroDataError ||
+      e instanceof RawContractError ||
+      e instanceof ExecutionRevertedError,
+  );
+}
+
+/** Socket errors that happen before a single byte of the request reaches the node. */
+const NOT_CONNECTED_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL']);
+
+/**
+ * True only when the request provably never reached a node: the connection itself failed, and
+ * nothing in the chain is a timeout (a timed-out request may have been received and acted on).
+ */
+export function neverReachedNode(err: unknown): boolean {
+  const chain = errorChain(err);
+  if (chain.some((e) => e instanceof TimeoutError)) return false;
+  if (chain.some((e) => e instanceof HttpRequestError && e.status !== undefined)) return false;
+  return chain.some((e) => typeof e === 'object' && e !== null && 'code' in e && NOT_CONNECTED_CODES.has(String(e.code)));
+}
+
+/** The node answered with a JSON-RPC error object: it processed the request and refused it. */
+export function nodeRefused(err: unknown): boolean {
+  return errorChain(err).some((e) => e instanceof RpcRequestError);
+}
+
+/** The revert reason (`Error(string)`) or the node's own message for the failure, if there is one. */
+export function failureText(err: unknown): string {
+  const chain = errorChain(err);
+  for (const e of chain) {
+    if (e instanceof ContractFunctionRevertedError && e.reason !== undefined) return e.reason;
+  }
+  for (const e of chain) {
+    if (e instanceof ExecutionRevertedError || e instanceof RpcRequestError) return e.details;
+  }
+  const first = chain[0];
+  if (first instanceof Error) return 'shortMessage' in first && typeof first.shortMessage === 'string' ? first.shortMessage : first.message;
+  return String(first);
+}
+
+/**
+ * The reference facilitator's mapping of a refused `transferWithAuthorization` to a reason
+ * (`parseEip3009TransferError` in `@x402/evm` 2.27), applied to the revert text only: viem's full
+ * messages also print the function signature (`validBefore`, `Authorization(...)`), which these
+ * loose patterns would otherwise match.
+ */
+export function reasonForTransferFailure(text: string): ExactEvmReason {
+  if (/authorization.*(expired|valid before)/i.test(text) || /AuthorizationExpired/i.test(text)) return REASON.validBefore;
+  if (/authorization.*not.*valid|AuthorizationNotYetValid/i.test(text)) return REASON.validAfter;
+  if (/authorization.*used|AuthorizationAlreadyUsed|AuthorizationUsedOrCanceled/i.test(text)) return REASON.nonceUsed;
+  if (/transfer.*exceeds.*balance|insufficient.*balance|ERC20InsufficientBalance/i.test(text)) return REASON.insufficientBalance;
+  if (/invalid.*signature|SignerMismatch|InvalidSignatureV|InvalidSignatureS/i.test(text)) return REASON.signature;
+  return REASON.transactionFailed;
+}

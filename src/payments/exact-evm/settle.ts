@@ -1,0 +1,282 @@
+/**
+ * Local settlement: the gateway's own key submits the payer's EIP-3009 authorization with
+ * `transferWithAuthorization` and waits (bounded) for the receipt. Mirrors `@x402/evm` 2.27
+ * `settleEIP3009` (x402-protocol.md §3.3) in its outcomes and reason strings.
+ *
+ * The one question every failure must answer is `maybeOnChain`: could money have moved? The
+ * pipeline is split so that each step knows:
+ *
+ *   1. estimate gas (this is the simulation: an expired, used, badly signed or unfunded
+ *      authorization reverts here) and fees            → a failure here sent nothing
+ *   2. take a nonce, sign locally, hash                 → the tx hash is known before sending
+ *   3. eth_sendRawTransaction, once                     → sent nothing only if the connection
+ *                                                        failed or the node refused it outright
+ *   4. wait for the receipt, bounded                    → no receipt in time: `settlement_pending`
+ *
+ * We sign and send ourselves rather than call `writeContract` so that an unclear send (a timeout)
+ * still reports the transaction hash, which is what the receipt row and a later reconciliation
+ * need. Sends go through their own transport that moves to the next RPC endpoint only when the
+ * previous one was never reached, so a send is never repeated to a second node after the first
+ * may have accepted it.
+ *
+ * Nonces: viem's nonce manager hands out consecutive nonces to concurrent settlements (without
+ * it they collide: "nonce too low"). One manager per settler, not viem's process-wide default,
+ * which remembers nonces per (address, chain id) across clients and breaks when a chain is
+ * replaced (a restarted dev chain with the same id). A send the node refuses for its nonce is
+ * retried with a fresh one: the refused transaction provably never entered the mempool.
+ */
+import {
+  createWalletClient,
+  encodeFunctionData,
+  isAddressEqual,
+  keccak256,
+  parseEventLogs,
+  WaitForTransactionReceiptTimeoutError,
+  type Chain,
+  type PrivateKeyAccount,
+  type TransactionReceipt,
+  type Transport,
+  type WalletClient,
+} from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { createNonceManager, jsonRpc } from 'viem/nonce';
+import type { Address, NetworkConfig, PaymentOption } from '../../config/types.js';
+import type { DecodedPayment, Eip3009Authorization, Hex } from '../../protocol/types.js';
+import { rpcTransport, type ChainClient } from '../chain-client.js';
+import type { Clock, SettleResult, Settler } from '../ports.js';
+import { eip3009Abi } from './abi.js';
+import { REASON, type ExactEvmReason } from './reasons.js';
+import { failureText, isContractFailure, neverReachedNode, nodeRefused, reasonForTransferFailure } from './rpc-errors.js';
+import { classifySignature, splitEcdsa } from './signature.js';
+import { checkAuthorizationTerms, checkSchemeAndNetwork } from './verify.js';
+
+/** Used when the network's settle config does not say (it always does for `mode: local`). */
+export const DEFAULT_RECEIPT_TIMEOUT_MS = 30_000;
+/** Headroom over the estimate: state may change between estimate and inclusion. Unused gas is refunded. */
+export const GAS_HEADROOM_PERCENT = 25n;
+/** Sends refused for a stale nonce are retried with a fresh one, this many times in all. */
+export const MAX_SEND_ATTEMPTS = 3;
+/** Longest failure detail kept in a result (they reach logs and receipt rows). */
+const MAX_MESSAGE_LENGTH = 300;
+
+export interface LocalExactEvmSettlerOptions {
+  readonly network: NetworkConfig;
+  /** Reads: gas and fee estimates, the account's pending nonce, receipts. */
+  readonly client: ChainClient;
+  /** The settling account's key; it pays the gas. */
+  readonly privateKey: Hex;
+  readonly clock: Clock;
+  /** Defaults to the network's `settle.receiptTimeoutMs`. */
+  readonly receiptTimeoutMs?: number;
+  /** Where raw transactions go; defaults to the network's endpoints, never-reached-only fallback. */
+  readonly sendTransport?: Transport;
+}
+
+type Fees =
+  | { readonly type: 'eip1559'; readonly maxFeePerGas: bigint; readonly maxPriorityFeePerGas: bigint }
+  | { readonly type: 'legacy'; readonly gasPrice: bigint };
+
+/** Settles EIP-3009 payments on one chain with the gateway's own key. */
+export class LocalExactEvmSettler implements Settler {
+  readonly #network: NetworkConfig;
+  readonly #client: ChainClient;
+  readonly #wallet: WalletClient<Transport, Chain, PrivateKeyAccount>;
+  readonly #account: PrivateKeyAccount;
+  readonly #clock: Clock;
+  readonly #receiptTimeoutMs: number;
+
+  constructor(options: LocalExactEvmSettlerOptions) {
+    this.#network = options.network;
+    this.#client = options.client;
+    this.#clock = options.clock;
+    this.#account = privateKeyToAccount(options.privateKey, { nonceManager: createNonceManager({ source: jsonRpc() }) });
+    this.#wallet = createWalletClient({
+      account: this.#account,
+      chain: options.client.chain,
+      transport:
+        options.sendTransport ??
+        rpcTransport(options.network, { retryCount: 0, shouldThrow: (error) => !neverReachedNode(error) }),
+    });
+    const settle = options.network.settle;
+    this.#receiptTimeoutMs =
+      options.receiptTimeoutMs ?? (settle.mode === 'local' ? settle.receiptTimeoutMs : DEFAULT_RECEIPT_TIMEOUT_MS);
+  }
+
+  /** The address that submits settlements and pays their gas. */
+  get address(): Address {
+    return this.#account.address;
+  }
+
+  async settle(payment: DecodedPayment, option: PaymentOption): Promise<SettleResult> {
+    // Set once the raw transaction has left this process; from then on any failure may be on chain.
+    const sent: { hash: Hex | undefined } = { hash: undefined };
+    try {
+      return await this.#settle(payment, option, sent);
+    } catch (err) {
+      // A bug or an unforeseen fault; the contract says settle never throws. If a nonce was
+      // taken and nothing sent, re-read it so later settlements are not stuck behind a gap.
+      if (sent.hash === undefined) this.#account.nonceManager?.reset({ address: this.#account.address, chainId: this.#network.chainId });
+      return {
+        success: false,
+        reason: REASON.unexpectedSettleError,
+        message: describe(err),
+        ...(sent.hash === undefined ? {} : { transaction: sent.hash }),
+        maybeOnChain: sent.hash !== undefined,
+      };
+    }
+  }
+
+  async #settle(payment: DecodedPayment, option: PaymentOption, sent: { hash: Hex | undefined }): Promise<SettleResult> {
+    const auth = payment.payload.authorization;
+    const asset = option.asset.address;
+    if (option.asset.network.chainId !== this.#network.chainId) {
+      return refused(REASON.unexpectedSettleError, `settler for ${this.#network.caip2} given a payment on ${option.asset.network.caip2}`);
+    }
+    // The reference re-runs verification (without chain reads) at settle time. The pure checks
+    // cost microseconds: an authorization about to expire would likely be mined too late, and a
+    // payment that never went through verification must not move money to another recipient.
+    // Signature, nonce and balance are checked by the simulation below.
+    const terms = checkSchemeAndNetwork(payment, option) ?? checkAuthorizationTerms(payment, option, this.#clock.nowSeconds());
+    if (terms !== undefined) return refused(terms);
+
+    const call = transferCall(auth, payment.payload.signature);
+    const data = encodeFunctionData({ abi: eip3009Abi, ...call });
+
+    // 1. Simulate (estimate) and price. Nothing has been sent if any of this fails.
+    let gas: bigint;
+    let fees: Fees;
+    try {
+      const estimate = await this.#client.estimateGas({ account: this.#account.address, to: asset, data });
+      gas = estimate + (estimate * GAS_HEADROOM_PERCENT) / 100n;
+      fees = await this.#fees();
+    } catch (err) {
+      if (isContractFailure(err)) return refused(reasonForTransferFailure(failureText(err)), failureText(err));
+      return refused(REASON.unexpectedSettleError, `chain unavailable before sending: ${describe(err)}`);
+    }
+
+    // 2 + 3. Nonce, sign, send.
+    const nonceManager = this.#account.nonceManager;
+    const chainId = this.#network.chainId;
+    const address = this.#account.address;
+    let ambiguousSend: string | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const nonce = nonceManager
+        ? await nonceManager.consume({ address, chainId, client: this.#client })
+        : await this.#client.getTransactionCount({ address, blockTag: 'pending' });
+      const serialized = await this.#account.signTransaction({ chainId, to: asset, data, gas, nonce, ...fees });
+      const hash = keccak256(serialized);
+      sent.hash = hash;
+      try {
+        await this.#wallet.sendRawTransaction({ serializedTransaction: serialized });
+        break;
+      } catch (err) {
+        const text = failureText(err);
+        const definitelyNotSent = neverReachedNode(err) || (nodeRefused(err) && !/already known/i.test(text));
+        if (!definitelyNotSent) {
+          // Timed out, a 5xx, or anything unclear: the node may have it. Look for the receipt.
+          ambiguousSend = text;
+          break;
+        }
+        sent.hash = undefined;
+        // Forget the consumed nonce: the next consume re-reads the pending count from the node.
+        nonceManager?.reset({ address, chainId });
+        if (neverReachedNode(err)) return refused(REASON.unexpectedSettleError, `chain unavailable: ${text}`);
+        if (NONCE_CONFLICT.test(text) && attempt < MAX_SEND_ATTEMPTS) continue;
+        return refused(reasonForTransferFailure(text), text);
+      }
+    }
+    const hash = sent.hash;
+
+    // 4. Wait for the receipt, bounded.
+    let receipt: TransactionReceipt;
+    try {
+      receipt = await this.#client.waitForTransactionReceipt({ hash, timeout: this.#receiptTimeoutMs });
+    } catch (err) {
+      if (ambiguousSend !== undefined) {
+        // Never seen on chain after an unclear send: it may never have arrived, in which case its
+        // nonce is a gap that would stall every later settlement. Re-read the pending nonce.
+        nonceManager?.reset({ address, chainId });
+      }
+      const why = err instanceof WaitForTransactionReceiptTimeoutError ? `no receipt within ${this.#receiptTimeoutMs} ms` : describe(err);
+      return {
+        success: false,
+        reason: REASON.settlementPending,
+        message: ambiguousSend === undefined ? why : `send unclear (${ambiguousSend}); ${why}`,
+        transaction: hash,
+        maybeOnChain: true,
+      };
+    }
+
+    if (receipt.status !== 'success') {
+      // Mined and reverted: the authorization is untouched and nothing moved.
+      return { success: false, reason: REASON.transactionFailed, transaction: hash, maybeOnChain: false };
+    }
+    const transfers = parseEventLogs({
+      abi: eip3009Abi,
+      eventName: 'Transfer',
+      logs: receipt.logs.filter((log) => isAddressEqual(log.address, asset)),
+    });
+    const moved = transfers.some(
+      (log) => isAddressEqual(log.args.from, auth.from) && isAddressEqual(log.args.to, auth.to) && log.args.value === auth.value,
+    );
+    if (!moved) {
+      // Succeeded without the expected Transfer: something happened on chain that we cannot
+      // account for, so it stays pending for a human or a reconciler, never "nothing charged".
+      return { success: false, reason: REASON.transferEventMismatch, transaction: hash, maybeOnChain: true };
+    }
+    return { success: true, transaction: hash, payer: auth.from };
+  }
+
+  /** EIP-1559 fees when the chain has them (every chain x402 pays on today), else a gas price. */
+  async #fees(): Promise<Fees> {
+    try {
+      const fees = await this.#client.estimateFeesPerGas({ type: 'eip1559' });
+      return { type: 'eip1559', maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
+    } catch (err) {
+      if (err instanceof Error && err.name === 'Eip1559FeesNotSupportedError') {
+        return { type: 'legacy', gasPrice: await this.#client.getGasPrice() };
+      }
+      throw err;
+    }
+  }
+}
+
+/** A node's words for "this nonce is not the next one": ours was stale (see the file comment). */
+const NONCE_CONFLICT = /nonce too low|nonce too high|replacement transaction underpriced|nonce.*already.*used|invalid nonce/i;
+
+/** The overload the reference uses: (v, r, s) for a 65-byte ECDSA signature, `bytes` otherwise. */
+function transferCall(auth: Eip3009Authorization, signature: Hex) {
+  const base = [auth.from, auth.to, auth.value, auth.validAfter, auth.validBefore, auth.nonce] as const;
+  const shape = classifySignature(signature);
+  switch (shape.kind) {
+    case 'ecdsa': {
+      const { v, r, s } = splitEcdsa(shape.signature);
+      return { functionName: 'transferWithAuthorization', args: [...base, v, r, s] } as const;
+    }
+    case 'erc6492':
+      // The wallet is deployed (verification refuses counterfactual ones): it checks the inner signature.
+      return { functionName: 'transferWithAuthorization', args: [...base, shape.inner] } as const;
+    case 'bytes':
+      return { functionName: 'transferWithAuthorization', args: [...base, shape.signature] } as const;
+  }
+}
+
+/** A failure that provably sent nothing: the caller may release the nonce. */
+function refused(reason: ExactEvmReason, message?: string): SettleResult {
+  return {
+    success: false,
+    reason,
+    ...(message === undefined ? {} : { message: clip(message) }),
+    maybeOnChain: false,
+  };
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const short = 'shortMessage' in err && typeof err.shortMessage === 'string' ? err.shortMessage : err.message;
+    return clip(short);
+  }
+  return clip(String(err));
+}
+
+const clip = (text: string): string => (text.length > MAX_MESSAGE_LENGTH ? `${text.slice(0, MAX_MESSAGE_LENGTH)}…` : text);

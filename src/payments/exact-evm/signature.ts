@@ -1,0 +1,60 @@
+/**
+ * Telling signature kinds apart and ECDSA recovery. Pure (CPU only, no chain).
+ */
+import { isAddressEqual, isErc6492Signature, parseErc6492Signature, recoverAddress, zeroAddress } from 'viem';
+import type { Address } from '../../config/types.js';
+import type { Hex } from '../../protocol/types.js';
+
+/**
+ * - `ecdsa`: exactly 65 bytes, what an ordinary account (EOA) produces.
+ * - `erc6492`: a smart-wallet signature wrapped with the wallet's factory and deployment calldata,
+ *   for a wallet that may not be deployed yet; `inner` is what the wallet itself checks.
+ * - `bytes`: anything else; only a contract wallet (ERC-1271) can accept it.
+ */
+export type SignatureShape =
+  | { readonly kind: 'ecdsa'; readonly signature: Hex }
+  | { readonly kind: 'erc6492'; readonly inner: Hex; readonly factory: Address; readonly factoryData: Hex }
+  | { readonly kind: 'bytes'; readonly signature: Hex };
+
+const ECDSA_HEX_LENGTH = 2 + 65 * 2;
+
+/** As the reference: a 6492 wrapper counts only when it names a non-zero factory. */
+export function classifySignature(signature: Hex): SignatureShape {
+  if (isErc6492Signature(signature)) {
+    const parsed = parseErc6492Signature(signature);
+    if (parsed.address !== undefined && parsed.data !== undefined && !isAddressEqual(parsed.address, zeroAddress)) {
+      return { kind: 'erc6492', inner: parsed.signature, factory: parsed.address, factoryData: parsed.data };
+    }
+  }
+  return signature.length === ECDSA_HEX_LENGTH ? { kind: 'ecdsa', signature } : { kind: 'bytes', signature };
+}
+
+/** secp256k1n / 2. A larger `s` is the malleable twin of a valid signature (EIP-2). */
+const MAX_LOW_S = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
+/** r, s and v (27 or 28) of a 65-byte signature, as the token's `(v, r, s)` overload takes them. */
+export function splitEcdsa(signature: Hex): { readonly v: number; readonly r: Hex; readonly s: Hex } {
+  const r: Hex = `0x${signature.slice(2, 66)}`;
+  const s: Hex = `0x${signature.slice(66, 130)}`;
+  const last = Number.parseInt(signature.slice(130, 132), 16);
+  // Some signers emit the recovery bit as 0/1; USDC's ecrecover wants 27/28.
+  return { v: last < 27 ? last + 27 : last, r, s };
+}
+
+/**
+ * The address a 65-byte signature of `digest` recovers to, or `undefined` when it recovers to
+ * nothing, or when USDC's `ECRecover` would refuse it on chain (high `s`, `v` not 27/28). The
+ * reference facilitator does not check the last two at verify time; the settlement then reverts,
+ * so refusing them here only moves the same answer earlier.
+ */
+export async function recoverEcdsaSigner(digest: Hex, signature: Hex): Promise<Address | undefined> {
+  if (signature.length !== ECDSA_HEX_LENGTH) return undefined;
+  const { v, s } = splitEcdsa(signature);
+  if (v !== 27 && v !== 28) return undefined;
+  if (BigInt(s) > MAX_LOW_S) return undefined;
+  try {
+    return await recoverAddress({ hash: digest, signature });
+  } catch {
+    return undefined;
+  }
+}
