@@ -34,13 +34,24 @@ export async function runGateway(config: Config, options: RunOptions = {}): Prom
   const logger = options.logger ?? pino(loggerOptions(config.logLevel));
   const clock = options.clock ?? systemClock;
   const ledger = options.ledger ?? new SqliteLedger(config.ledger.path);
-  const backends = createPaymentBackends(config, clock, logger);
+  const backends = createPaymentBackends(config, clock);
   let ready = false;
   const app = await buildGateway(config, { ...backends, ledger, clock, logger });
   const admin = buildAdmin({ logger, isReady: () => ready, configHash: () => config.hash });
   const url = await app.listen({ host: config.listen.host, port: config.listen.port });
   const adminUrl = await admin.listen({ host: config.admin.host, port: config.admin.port });
   ready = true;
+  void backends.checkFacilitators().then(
+    (checks) => {
+      for (const { network, reports } of checks) {
+        for (const report of reports) {
+          if (!report.reachable) logger.warn({ network, facilitator: report.url, err: report.message }, 'facilitator unreachable at start-up');
+          else if (report.missing.length > 0) logger.warn({ network, facilitator: report.url, missing: report.missing }, 'facilitator does not support these kinds');
+        }
+      }
+    },
+    (err: unknown) => logger.warn({ err }, 'facilitator start-up check failed'),
+  );
   logger.info({ url, adminUrl, routes: config.routes.length, config: config.hash.slice(0, 12) }, 'gateway listening');
   return {
     config,
@@ -53,6 +64,7 @@ export async function runGateway(config: Config, options: RunOptions = {}): Prom
       ready = false;
       await app.close();
       await admin.close();
+      await backends.close();
       await ledger.close();
     },
   };

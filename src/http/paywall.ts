@@ -9,8 +9,8 @@
  * when the upstream's status line arrives and before its body is sent on.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config, PaymentOption, RouteConfig } from '../config/types.js';
-import type { AuthorizedPayment, Checkout, SettleOutcome } from '../payments/checkout.js';
+import type { Config, PaymentOption } from '../config/types.js';
+import type { AuthorizedPayment, Checkout, PaymentRequestInfo, SettleOutcome } from '../payments/checkout.js';
 import { decodePaymentHeader } from '../protocol/decode-payment.js';
 import { encodeReceiptHeader, receiptHeaderName } from '../protocol/receipt.js';
 import type { Hex } from '../protocol/types.js';
@@ -41,7 +41,7 @@ export function makePaywall(deps: PaywallDeps) {
     if (route.price.kind === 'free') return;
     const options = route.price.options;
     const url = resourceUrl(config, request, state.target.path, state.target.search);
-    const info = { requestId: request.id, route, method: request.method, path: state.target.path };
+    const info: PaymentRequestInfo = { requestId: request.id, route, method: request.method, path: state.target.path, resourceUrl: url };
     const challenge = (error: string, extraHeaders?: Record<string, string>) => {
       state.outcome = error === PAYMENT_REQUIRED_MESSAGE ? 'challenged' : 'refused';
       if (error !== PAYMENT_REQUIRED_MESSAGE) state.reason = error;
@@ -84,7 +84,7 @@ export function makePaywall(deps: PaywallDeps) {
     proof: string,
     options: readonly PaymentOption[],
     state: RequestState,
-    info: { requestId: string; route: RouteConfig; method: string; path: string },
+    info: PaymentRequestInfo,
     reply: FastifyReply,
     challenge: (error: string) => FastifyReply,
   ): Promise<FastifyReply | undefined> {

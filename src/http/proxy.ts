@@ -45,7 +45,7 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
         rewriteHeaders: (headers) => upstreamResponseHeaders(headers as IncomingHttpHeaders),
         onResponse: (request, reply, res) => {
           onUpstreamResponse(deps, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream).catch((err: unknown) => {
-            res.stream.destroy();
+            discard(res.stream);
             reply.send(err);
           });
         },
@@ -109,7 +109,7 @@ async function onUpstreamResponse(
     } else {
       const outcome = await deps.checkout.settle(pending);
       if (!applySettlement(state, pending, outcome)) {
-        stream.destroy();
+        discard(stream);
         clearHeaders(reply);
         const route = pending.request.route;
         if (route.price.kind !== 'priced') throw new Error('settled a free route');
@@ -142,6 +142,15 @@ async function onUpstreamError(deps: ProxyDeps, request: FastifyRequest, reply: 
   // settlement: before, and the upstream failed after the money moved: the caller keeps its receipt.
   if (state?.receipt) reply.header(state.receipt.name, state.receipt.value);
   sendError(reply, timedOut ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_UNAVAILABLE');
+}
+
+/**
+ * Drops an upstream body unread. undici's body stream reports its own destruction as an `error`
+ * event (UND_ERR_ABORTED); without a listener that would be an uncaught exception.
+ */
+function discard(stream: NodeJS.ReadableStream & { destroy(): void }): void {
+  stream.on('error', () => {});
+  stream.destroy();
 }
 
 function clearHeaders(reply: FastifyReply): void {

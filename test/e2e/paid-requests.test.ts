@@ -1,0 +1,368 @@
+/**
+ * Paying through the gateway with the official clients, on a real chain, with balances checked
+ * on chain for every path that can charge, and a ledger row for every outcome.
+ */
+import { encodePaymentSignatureHeader } from '@x402/core/http';
+import type { PaymentPayload, PaymentRequirements } from '@x402/core/types';
+import type { Hex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BASE_USDC } from '../../src/devchain/token.js';
+import type { Receipt } from '../../src/payments/ports.js';
+import type { RunningGateway } from '../../src/server.js';
+import { challengeOf, PAYEE, PAYER, PAYER_KEY, SETTLER_KEY, startChainWorld, UNFUNDED_KEY, v1Fetch, v2Fetch, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
+import { startGateway } from '../helpers/gateway.js';
+import { decodeHeader, send } from '../helpers/http.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const CENT = 10_000n; // $0.01 in USDC atomic units
+
+let world: ChainWorld;
+let upstream: TestUpstream;
+let gw: RunningGateway;
+
+function gatewayYaml(rpcUrl: string): string {
+  return `
+listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+payTo: "${PAYEE}"
+networks:
+  base: { network: "eip155:8453", rpc: "${rpcUrl}", settle: { mode: local, privateKey: "${SETTLER_KEY}" } }
+upstreams:
+  api: { url: "${upstream.url}" }
+routes:
+  - { match: "GET /weather", price: "$0.01", description: Weather }
+  - { match: "POST /v1/echo", price: "$0.01" }
+  - { match: "GET /after/status/:code", price: "$0.01" }
+  - { match: "GET /before/status/:code", price: "$0.02", settlement: before }
+  - { match: "POST /before/jobs", price: "$0.02", settlement: before }
+  - { match: "GET /slow", price: "$0.01" }
+  - { match: "GET /sse", price: "$0.01" }
+`;
+}
+
+beforeAll(async () => {
+  world = await startChainWorld();
+  upstream = await startUpstream();
+  gw = await startGateway(gatewayYaml(world.chain.rpcUrl));
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await upstream?.close();
+  await world?.stop();
+});
+
+/** Runs `fn` and returns how the payer's and payee's balances moved. */
+async function moved(fn: () => Promise<void>): Promise<{ payer: bigint; payee: bigint }> {
+  const before = await world.balances();
+  await fn();
+  const after = await world.balances();
+  return { payer: after.payer - before.payer, payee: after.payee - before.payee };
+}
+
+async function receiptsSince(time: number): Promise<Receipt[]> {
+  return (await gw.ledger.receipts({ since: time })).reverse();
+}
+
+function receiptOf(res: Response, header: 'payment-response' | 'x-payment-response'): Record<string, unknown> {
+  return decodeHeader(res.headers.get(header) ?? undefined) as Record<string, unknown>;
+}
+
+describe('the official v2 client (@x402/fetch + @x402/evm, default settings)', () => {
+  it('pays a GET route: upstream answer, PAYMENT-RESPONSE, exact on-chain transfer, settled receipt row', async () => {
+    const t0 = Date.now();
+    let res: Response | undefined;
+    const delta = await moved(async () => {
+      res = await v2Fetch()(`${gw.url}/weather?city=Paris`);
+    });
+    expect(res?.status).toBe(200);
+    expect(await res?.json()).toMatchObject({ method: 'GET', url: '/weather?city=Paris' });
+    const receipt = receiptOf(res as Response, 'payment-response');
+    expect(receipt).toMatchObject({ success: true, network: 'eip155:8453', payer: PAYER });
+    expect(receipt['transaction']).toMatch(/^0x[0-9a-f]{64}$/);
+    expect(res?.headers.get('cache-control')).toBe('max-age=60, private');
+    expect(delta).toEqual({ payer: -CENT, payee: CENT });
+    const rows = await receiptsSince(t0);
+    expect(rows.map((r) => [r.status, r.amount, r.payer, r.transaction])).toEqual([['settled', '10000', PAYER, receipt['transaction']]]);
+  });
+
+  it('pays a POST route and the body reaches the upstream unchanged', async () => {
+    const delta = await moved(async () => {
+      const res = await v2Fetch()(`${gw.url}/v1/echo`, { method: 'POST', body: JSON.stringify({ hello: 'world' }), headers: { 'content-type': 'application/json' } });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ method: 'POST', bytes: 17 });
+    });
+    expect(upstream.seen.at(-1)?.body.toString()).toBe('{"hello":"world"}');
+    expect(upstream.seen.at(-1)?.headers['payment-signature']).toBeUndefined();
+    expect(delta).toEqual({ payer: -CENT, payee: CENT });
+  });
+});
+
+describe('the official v1 client (x402-fetch)', () => {
+  it('pays GET and POST routes with X-PAYMENT and gets X-PAYMENT-RESPONSE', async () => {
+    const pay = await v1Fetch();
+    const delta = await moved(async () => {
+      const get = await pay(`${gw.url}/weather?city=Oslo`);
+      expect(get.status).toBe(200);
+      expect(receiptOf(get, 'x-payment-response')).toMatchObject({ success: true, network: 'base', payer: PAYER });
+      const post = await pay(`${gw.url}/v1/echo`, { method: 'POST', body: '{"v":1}', headers: { 'content-type': 'application/json' } });
+      expect(post.status).toBe(200);
+      expect(receiptOf(post, 'x-payment-response')).toMatchObject({ success: true, network: 'base' });
+    });
+    expect(upstream.seen.at(-1)?.headers['x-payment']).toBeUndefined();
+    expect(delta).toEqual({ payer: -2n * CENT, payee: 2n * CENT });
+  });
+});
+
+describe('settlement timing', () => {
+  it('settlement: after, upstream 500: the 500 passes through, nothing is charged, the authorization can be used again', async () => {
+    const http = v2HttpClient();
+    const challenge = await challengeOf(http, `${gw.url}/after/status/500`);
+    const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
+    const t0 = Date.now();
+    const delta = await moved(async () => {
+      const res = await send(gw.url, 'GET', '/after/status/500', { headers: header });
+      expect(res.status).toBe(500);
+      expect(res.json()).toEqual({ status: 500 });
+      expect(res.headers['payment-response']).toBeUndefined();
+    });
+    expect(delta).toEqual({ payer: 0n, payee: 0n });
+    expect((await receiptsSince(t0)).map((r) => [r.status, r.reason])).toEqual([['not_charged', 'upstream_status_500']]);
+    // Nothing was charged, so the nonce was released: the same authorization pays for a retry.
+    const retry = await moved(async () => {
+      const res = await send(gw.url, 'GET', '/after/status/200', { headers: header });
+      expect(res.status).toBe(200);
+    });
+    expect(retry).toEqual({ payer: -CENT, payee: CENT });
+  });
+
+  it('settlement: before, upstream 500: charged exactly once, and the receipt comes with the 500', async () => {
+    const http = v2HttpClient();
+    const challenge = await challengeOf(http, `${gw.url}/before/status/500`);
+    const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
+    const delta = await moved(async () => {
+      const res = await send(gw.url, 'GET', '/before/status/500', { headers: header });
+      expect(res.status).toBe(500);
+      expect(decodeHeader(res.headers['payment-response'])).toMatchObject({ success: true });
+      const again = await send(gw.url, 'GET', '/before/status/500', { headers: header });
+      expect(again.status).toBe(402);
+    });
+    expect(delta).toEqual({ payer: -2n * CENT, payee: 2n * CENT });
+  });
+
+  it('settlement: before, a POST is charged once and forwarded once', async () => {
+    const before = upstream.seen.length;
+    const delta = await moved(async () => {
+      const res = await v2Fetch()(`${gw.url}/before/jobs`, { method: 'POST', body: '{"job":1}', headers: { 'content-type': 'application/json' } });
+      expect(res.status).toBe(200);
+      expect(receiptOf(res, 'payment-response')).toMatchObject({ success: true });
+    });
+    expect(upstream.seen.length - before).toBe(1);
+    expect(delta).toEqual({ payer: -2n * CENT, payee: 2n * CENT });
+  });
+
+  it('settles before the first body byte without buffering: a paid event stream arrives with its receipt, as events', async () => {
+    const res = await v2Fetch()(`${gw.url}/sse`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    // Headers (with the receipt) are written with the first byte: settlement came first.
+    expect(receiptOf(res, 'payment-response')).toMatchObject({ success: true });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const arrivals: number[] = [];
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      arrivals.push(Date.now());
+      text += new TextDecoder().decode(value);
+    }
+    expect(text).toContain('data: tick 2');
+    expect((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0)).toBeGreaterThanOrEqual(150);
+  });
+
+  it('a settlement that fails after the upstream answered never leaks the upstream body', async () => {
+    // The payer's funds leave while the (slow) upstream works: verification passed, settlement cannot.
+    const http = v2HttpClient(UNFUNDED_KEY);
+    const unfunded = privateKeyToAccount(UNFUNDED_KEY).address;
+    await world.admin.writeContract({
+      address: BASE_USDC,
+      abi: [{ type: 'function', name: 'mint', stateMutability: 'nonpayable', inputs: [{ name: 'to', type: 'address' }, { name: 'amount', type: 'uint256' }], outputs: [] }],
+      functionName: 'mint',
+      args: [unfunded, CENT],
+    });
+    const challenge = await challengeOf(http, `${gw.url}/slow`);
+    const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
+    const t0 = Date.now();
+    const pending = send(gw.url, 'GET', '/slow', { headers: header });
+    await new Promise((r) => setTimeout(r, 500));
+    const { createDevChainClient } = await import('../../src/devchain/anvil.js');
+    const drain = createDevChainClient(world.chain, UNFUNDED_KEY);
+    await drain.writeContract({
+      address: BASE_USDC,
+      abi: [{ type: 'function', name: 'transfer', stateMutability: 'nonpayable', inputs: [{ name: 'to', type: 'address' }, { name: 'amount', type: 'uint256' }], outputs: [{ type: 'bool' }] }],
+      functionName: 'transfer',
+      args: [PAYER, CENT],
+    });
+    const res = await pending;
+    expect(res.status).toBe(402);
+    expect(res.text()).not.toContain('{"slow":true}');
+    expect(decodeHeader(res.headers['payment-response'])).toMatchObject({ success: false, errorReason: 'invalid_exact_evm_insufficient_balance' });
+    expect(await world.balance(unfunded)).toBe(0n);
+    expect((await receiptsSince(t0)).map((r) => r.status)).toEqual(['settle_failed']);
+  });
+});
+
+describe('replay', () => {
+  it('one authorization sent 5 times at once is forwarded once and charged once; a replay later is refused', async () => {
+    const http = v2HttpClient();
+    const challenge = await challengeOf(http, `${gw.url}/weather?city=Rome`);
+    const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
+    const before = upstream.seen.length;
+    let statuses: number[] = [];
+    const delta = await moved(async () => {
+      const all = await Promise.all(Array.from({ length: 5 }, () => send(gw.url, 'GET', '/weather?city=Rome', { headers: header })));
+      statuses = all.map((r) => r.status).sort();
+      for (const r of all.filter((x) => x.status === 402)) {
+        expect((decodeHeader(r.headers['payment-required']) as { error: string }).error).toBe('nonce_already_used');
+      }
+    });
+    expect(statuses).toEqual([200, 402, 402, 402, 402]);
+    expect(upstream.seen.length - before).toBe(1);
+    expect(delta).toEqual({ payer: -CENT, payee: CENT });
+    const later = await send(gw.url, 'GET', '/weather?city=Rome', { headers: header });
+    expect(later.status).toBe(402);
+    expect(upstream.seen.length - before).toBe(1);
+  });
+});
+
+describe('refused payments: each with its reason, nothing charged, nothing forwarded, a row each', () => {
+  type Tamper = (accepted: PaymentRequirements) => PaymentRequirements;
+
+  /** Signs a payment for a tampered requirement, then (optionally) echoes the genuine one as `accepted`. */
+  async function tamperedHeader(tamper: Tamper, restoreAccepted: boolean, key: Hex = PAYER_KEY): Promise<Record<string, string>> {
+    const http = v2HttpClient(key);
+    const challenge = await challengeOf(http, `${gw.url}/weather`);
+    const genuine = challenge.accepts[0] as PaymentRequirements;
+    const payload: PaymentPayload = await http.createPaymentPayload({ ...challenge, accepts: [tamper(genuine)] });
+    return http.encodePaymentSignatureHeader(restoreAccepted ? { ...payload, accepted: genuine } : payload);
+  }
+
+  async function expectRefused(headers: Record<string, string>, status: number, reason: string): Promise<void> {
+    const before = upstream.seen.length;
+    const t0 = Date.now();
+    const delta = await moved(async () => {
+      const res = await send(gw.url, 'GET', '/weather', { headers });
+      expect(res.status).toBe(status);
+      if (status === 402) {
+        expect((decodeHeader(res.headers['payment-required']) as { error: string }).error).toBe(reason);
+        expect((res.json() as { error: string }).error).toBe(reason);
+      } else {
+        expect(res.json()).toMatchObject({ code: 'GW_ERR_PAYMENT_MALFORMED' });
+      }
+    });
+    expect(delta).toEqual({ payer: 0n, payee: 0n });
+    expect(upstream.seen.length - before).toBe(0);
+    const rows = await receiptsSince(t0);
+    expect(rows.map((r) => [r.status, r.reason])).toEqual([['refused', reason]]);
+  }
+
+  it('wrong amount', async () => {
+    await expectRefused(await tamperedHeader((r) => ({ ...r, amount: '5000' }), true), 402, 'invalid_exact_evm_payload_authorization_value_mismatch');
+  });
+
+  it('an echoed requirement that is not ours', async () => {
+    await expectRefused(await tamperedHeader((r) => ({ ...r, amount: '5000' }), false), 402, 'no_matching_requirements');
+  });
+
+  it('wrong payTo', async () => {
+    await expectRefused(await tamperedHeader((r) => ({ ...r, payTo: PAYER }), true), 402, 'invalid_exact_evm_recipient_mismatch');
+  });
+
+  it('wrong network', async () => {
+    // Base Sepolia's USDC, so the client's spend controls let it sign.
+    const sepolia: Tamper = (r) => ({ ...r, network: 'eip155:84532', asset: '0x036CbD53842c5426634e7929541eC2318f3dCF7e', extra: { name: 'USDC', version: '2' } });
+    await expectRefused(await tamperedHeader(sepolia, false), 402, 'invalid_network');
+  });
+
+  it('expired', async () => {
+    // The client sets validBefore = now + maxTimeoutSeconds: 1 s is inside the 6-second grace.
+    await expectRefused(await tamperedHeader((r) => ({ ...r, maxTimeoutSeconds: 1 }), true), 402, 'invalid_exact_evm_payload_authorization_valid_before');
+  });
+
+  it('not yet valid', async () => {
+    const http = v2HttpClient();
+    const challenge = await challengeOf(http, `${gw.url}/weather`);
+    const accepted = challenge.accepts[0] as PaymentRequirements;
+    const now = BigInt(Math.floor(Date.now() / 1000));
+    const authorization = { from: PAYER, to: PAYEE, value: CENT, validAfter: now + 3600n, validBefore: now + 7200n, nonce: `0x${'ab'.repeat(32)}` as const };
+    const signature = await privateKeyToAccount(PAYER_KEY).signTypedData({
+      domain: { name: 'USD Coin', version: '2', chainId: 8453, verifyingContract: BASE_USDC },
+      types: {
+        TransferWithAuthorization: [
+          { name: 'from', type: 'address' },
+          { name: 'to', type: 'address' },
+          { name: 'value', type: 'uint256' },
+          { name: 'validAfter', type: 'uint256' },
+          { name: 'validBefore', type: 'uint256' },
+          { name: 'nonce', type: 'bytes32' },
+        ],
+      },
+      primaryType: 'TransferWithAuthorization',
+      message: authorization,
+    });
+    const payload = {
+      x402Version: 2,
+      resource: challenge.resource,
+      accepted,
+      payload: {
+        signature,
+        authorization: { ...authorization, value: String(authorization.value), validAfter: String(authorization.validAfter), validBefore: String(authorization.validBefore) },
+      },
+    };
+    await expectRefused({ 'PAYMENT-SIGNATURE': encodePaymentSignatureHeader(payload as PaymentPayload) }, 402, 'invalid_exact_evm_payload_authorization_valid_after');
+  });
+
+  it('tampered signature', async () => {
+    const headers = await tamperedHeader((r) => r, false);
+    const payload = decodeHeader(headers['PAYMENT-SIGNATURE']) as { payload: { signature: string } };
+    const sig = payload.payload.signature;
+    payload.payload.signature = sig.slice(0, 10) + (sig[10] === 'a' ? 'b' : 'a') + sig.slice(11);
+    await expectRefused({ 'PAYMENT-SIGNATURE': Buffer.from(JSON.stringify(payload)).toString('base64') }, 402, 'invalid_exact_evm_signature');
+  });
+
+  it('unfunded payer', async () => {
+    await expectRefused(await tamperedHeader((r) => r, false, UNFUNDED_KEY), 402, 'invalid_exact_evm_insufficient_balance');
+  });
+
+  it.each([
+    ['not base64', '!!!', 'invalid_base64'],
+    ['URL-safe base64', Buffer.from('{"x402Version":2}').toString('base64url') + '-_', 'invalid_base64'],
+    ['JSON that is not a payment', Buffer.from('{"x402Version":2}').toString('base64'), 'invalid_payload'],
+    ['an unknown version', Buffer.from('{"x402Version":3}').toString('base64'), 'invalid_x402_version'],
+  ])('garbage header: %s', async (_name, value, reason) => {
+    await expectRefused({ 'payment-signature': value }, 400, reason);
+  });
+});
+
+describe('a dead RPC', () => {
+  it('gives 503 with Retry-After, never free access, and charges nothing', async () => {
+    const dead = await startGateway(gatewayYaml('http://127.0.0.1:1'));
+    try {
+      const http = v2HttpClient();
+      const challenge = await challengeOf(http, `${dead.url}/weather`);
+      const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
+      const before = upstream.seen.length;
+      const delta = await moved(async () => {
+        const res = await send(dead.url, 'GET', '/weather', { headers: header });
+        expect(res.status).toBe(503);
+        expect(res.headers['retry-after']).toBe('5');
+        expect(res.json()).toMatchObject({ statusCode: 503, code: 'GW_ERR_CHAIN_UNAVAILABLE' });
+      });
+      expect(upstream.seen.length - before).toBe(0);
+      expect(delta).toEqual({ payer: 0n, payee: 0n });
+    } finally {
+      await dead.close();
+    }
+  });
+});
