@@ -1,0 +1,177 @@
+/**
+ * The gateway's two other ways of taking money, on a real chain: settlement by an x402
+ * facilitator built from the official packages (with fallback past a dead one), and the seed's
+ * X-Payment-Proof flow (a plain transfer, accepted once).
+ */
+import { erc20Abi } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDevChainClient } from '../../src/devchain/anvil.js';
+import { BASE_USDC } from '../../src/devchain/token.js';
+import type { RunningGateway } from '../../src/server.js';
+import { PAYEE, PAYER, PAYER_KEY, SETTLER_KEY, startChainWorld, v1Fetch, v2Fetch, type ChainWorld } from '../helpers/chain-world.js';
+import { deadFacilitatorUrl, startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';
+import { startGateway } from '../helpers/gateway.js';
+import { decodeHeader, send } from '../helpers/http.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const CENT = 10_000n;
+
+let world: ChainWorld;
+let upstream: TestUpstream;
+let facilitator: TestFacilitator;
+
+beforeAll(async () => {
+  world = await startChainWorld();
+  upstream = await startUpstream();
+  facilitator = await startTestFacilitator({ rpcUrl: world.chain.rpcUrl, chainId: 8453, privateKey: SETTLER_KEY });
+});
+
+afterAll(async () => {
+  await facilitator?.close();
+  await upstream?.close();
+  await world?.stop();
+});
+
+async function moved(fn: () => Promise<void>): Promise<{ payer: bigint; payee: bigint }> {
+  const before = await world.balances();
+  await fn();
+  const after = await world.balances();
+  return { payer: after.payer - before.payer, payee: after.payee - before.payee };
+}
+
+describe('settle: facilitator', () => {
+  let gw: RunningGateway;
+  let dead: string;
+
+  beforeAll(async () => {
+    dead = await deadFacilitatorUrl();
+    gw = await startGateway(`
+listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+payTo: "${PAYEE}"
+networks:
+  base:
+    network: "eip155:8453"
+    settle: { mode: facilitator, url: "${dead}", timeoutMs: 2000, fallbacks: [{ url: "${facilitator.url}" }] }
+upstreams:
+  api: { url: "${upstream.url}" }
+routes:
+  - { match: "GET /weather", price: "$0.01" }
+`);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('verifies and settles through the facilitator, past a dead first one, for v2 and v1 clients', async () => {
+    const t0 = Date.now();
+    const delta = await moved(async () => {
+      const v2 = await v2Fetch()(`${gw.url}/weather`);
+      expect(v2.status).toBe(200);
+      expect(decodeHeader(v2.headers.get('payment-response') ?? undefined)).toMatchObject({ success: true, network: 'eip155:8453' });
+      const v1 = await (await v1Fetch())(`${gw.url}/weather`);
+      expect(v1.status).toBe(200);
+      expect(decodeHeader(v1.headers.get('x-payment-response') ?? undefined)).toMatchObject({ success: true, network: 'base' });
+    });
+    expect(delta).toEqual({ payer: -2n * CENT, payee: 2n * CENT });
+    const paths = facilitator.requests.map((r) => r.path);
+    expect(paths.filter((p) => p === '/verify').length).toBeGreaterThanOrEqual(2);
+    expect(paths.filter((p) => p === '/settle').length).toBe(2);
+    const rows = await gw.ledger.receipts({ since: t0 });
+    expect(rows.map((r) => r.status)).toEqual(['settled', 'settled']);
+  });
+
+  it('with every facilitator down: 502, nothing forwarded, nothing charged', async () => {
+    const down = await startGateway(`
+listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+payTo: "${PAYEE}"
+networks:
+  base: { network: "eip155:8453", settle: { mode: facilitator, url: "${dead}", timeoutMs: 1000 } }
+upstreams:
+  api: { url: "${upstream.url}" }
+routes:
+  - { match: "GET /weather", price: "$0.01" }
+`);
+    try {
+      const before = upstream.seen.length;
+      const delta = await moved(async () => {
+        const res = await v2Fetch()(`${down.url}/weather`);
+        expect(res.status).toBe(502);
+        expect(await res.json()).toMatchObject({ code: 'GW_ERR_FACILITATOR_UNAVAILABLE' });
+      });
+      expect(delta).toEqual({ payer: 0n, payee: 0n });
+      expect(upstream.seen.length).toBe(before);
+    } finally {
+      await down.close();
+    }
+  });
+});
+
+describe('X-Payment-Proof: a plain on-chain transfer buys one request', () => {
+  let gw: RunningGateway;
+
+  beforeAll(async () => {
+    gw = await startGateway(`
+listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+payTo: "${PAYEE}"
+networks:
+  base: { network: "eip155:8453", rpc: "${world.chain.rpcUrl}", settle: { mode: local, privateKey: "${SETTLER_KEY}" } }
+upstreams:
+  api: { url: "${upstream.url}" }
+routes:
+  - { match: "GET /report", price: "$0.05" }
+`);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  async function transfer(to: `0x${string}`, amount: bigint): Promise<`0x${string}`> {
+    const payer = createDevChainClient(world.chain, PAYER_KEY);
+    const hash = await payer.writeContract({ address: BASE_USDC, abi: erc20Abi, functionName: 'transfer', args: [to, amount] });
+    await payer.waitForTransactionReceipt({ hash });
+    return hash;
+  }
+
+  it('accepts a transfer of at least the price once, and refuses its reuse', async () => {
+    const hash = await transfer(PAYEE, 5n * CENT);
+    const before = upstream.seen.length;
+    const t0 = Date.now();
+    const first = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': hash } });
+    expect(first.status).toBe(200);
+    expect(upstream.seen.length - before).toBe(1);
+    expect(upstream.seen.at(-1)?.headers['x-payment-proof']).toBeUndefined();
+    const reuse = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': hash } });
+    expect(reuse.status).toBe(402);
+    expect((reuse.json() as { error: string }).error).toBe('proof_already_used');
+    expect(upstream.seen.length - before).toBe(1);
+    const rows = (await gw.ledger.receipts({ since: t0 })).reverse();
+    expect(rows.map((r) => [r.status, r.payer, r.transaction])).toEqual([
+      ['proof_accepted', PAYER, hash],
+      ['proof_refused', PAYER, hash],
+    ]);
+  });
+
+  it('refuses a transfer that is too small or to someone else, and a malformed hash', async () => {
+    const small = await transfer(PAYEE, CENT);
+    const elsewhere = await transfer(PAYER, 5n * CENT);
+    const before = upstream.seen.length;
+    const tooSmall = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': small } });
+    expect(tooSmall.status).toBe(402);
+    expect((tooSmall.json() as { error: string }).error).toBe('proof_amount_too_low');
+    const wrong = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': elsewhere } });
+    expect(wrong.status).toBe(402);
+    expect((wrong.json() as { error: string }).error).toBe('proof_transfer_not_found');
+    const unknown = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': `0x${'12'.repeat(32)}` } });
+    expect(unknown.status).toBe(402);
+    expect((unknown.json() as { error: string }).error).toBe('proof_tx_not_found');
+    const malformed = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': '0x1234' } });
+    expect(malformed.status).toBe(400);
+    expect(malformed.json()).toMatchObject({ code: 'GW_ERR_PROOF_MALFORMED' });
+    expect(upstream.seen.length).toBe(before);
+  });
+});
