@@ -1,0 +1,127 @@
+/**
+ * The command line, run in-process with captured output: validate, receipts, help, config
+ * from the environment.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli, type CliIo } from '../../src/cli.js';
+import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+
+function io(env: Record<string, string> = {}): CliIo & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { env, out: (l) => stdout.push(l), err: (l) => stderr.push(l), onSignal: () => {}, stdout, stderr };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'x402-cli-'));
+const ledgerPath = join(dir, 'ledger.db');
+const validPath = join(dir, 'valid.yaml');
+writeFileSync(
+  validPath,
+  `payTo: "0x1111111111111111111111111111111111111111"
+networks:
+  base: { network: "eip155:8453", settle: { mode: facilitator, url: "https://x402.org/facilitator" } }
+upstreams:
+  api: { url: "http://127.0.0.1:8080" }
+routes:
+  - { match: "GET /weather", price: "$0.01" }
+ledger: { path: "${ledgerPath}" }
+`,
+);
+const brokenPath = join(dir, 'broken.yaml');
+writeFileSync(
+  brokenPath,
+  `payTo: "0x1111111111111111111111111111111111111111"
+networks:
+  base: { network: "eip155:8453", settle: { mode: facilitator, url: "https://x402.org/facilitator" } }
+upstreams:
+  api: { url: "http://127.0.0.1:8080" }
+routes:
+  - { match: "GET /a", price: "$0.01" }
+  - { match: "GET /b", price: "$0.01" }
+  - { match: "GET /c", price: "$0.0000001" }
+  - { match: "GET /d", price: "$1", upstream: nope }
+`,
+);
+
+describe('x402-gateway validate', () => {
+  it('exits 0 on the example file', async () => {
+    const out = io();
+    expect(await runCli(['validate', '--config', 'gateway.example.yaml'], out)).toBe(0);
+    expect(out.stdout.join('\n')).toContain('valid');
+  });
+
+  it('exits 1 listing every problem with its YAML path', async () => {
+    const out = io();
+    expect(await runCli(['validate', '--config', brokenPath], out)).toBe(1);
+    expect(out.stderr).toEqual([
+      `${brokenPath}: 2 problems`,
+      `  routes[2].price: "$0.0000001" is below the asset's smallest unit (6 decimals)`,
+      '  routes[3].upstream: unknown upstream "nope"',
+    ]);
+  });
+
+  it('takes the path from X402_GATEWAY_CONFIG, and says so when there is none', async () => {
+    expect(await runCli(['validate'], io({ X402_GATEWAY_CONFIG: validPath }))).toBe(0);
+    const none = io();
+    expect(await runCli(['validate'], none)).toBe(2);
+    expect(none.stderr.join('\n')).toContain('X402_GATEWAY_CONFIG');
+    const missing = io();
+    expect(await runCli(['validate', '--config', join(dir, 'nope.yaml')], missing)).toBe(1);
+    expect(missing.stderr.join('\n')).toContain('file not found');
+  });
+
+  it('has --help on each command, and refuses unknown options and commands', async () => {
+    for (const command of ['start', 'validate', 'receipts', 'pay', 'demo']) {
+      const out = io();
+      expect(await runCli([command, '--help'], out)).toBe(0);
+      expect(out.stdout.join('\n')).toMatch(/^Usage: x402-gateway /);
+    }
+    expect(await runCli(['validate', '--colour'], io())).toBe(2);
+    expect(await runCli(['frobnicate'], io())).toBe(2);
+  });
+});
+
+describe('x402-gateway receipts', () => {
+  it('lists receipts as a table, JSON or CSV', async () => {
+    const ledger = new SqliteLedger(ledgerPath);
+    const row = {
+      time: 1_767_225_600_000,
+      requestId: 'r-1',
+      route: 'GET /weather',
+      method: 'GET',
+      path: '/weather',
+      amount: '10000',
+      asset: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
+      network: 'eip155:8453',
+      payer: '0x2222222222222222222222222222222222222222',
+      nonce: `0x${'ab'.repeat(32)}`,
+      transaction: `0x${'cd'.repeat(32)}`,
+      status: 'settled' as const,
+      reason: '',
+    };
+    await ledger.record(row);
+    await ledger.record({ ...row, requestId: 'r-2', time: row.time + 1, status: 'refused', reason: 'needs, "quoting"', transaction: '' });
+    await ledger.close();
+
+    const json = io();
+    expect(await runCli(['receipts', '--config', validPath, '--json'], json)).toBe(0);
+    expect(JSON.parse(json.stdout.join('\n'))).toEqual([
+      { ...row, requestId: 'r-2', time: row.time + 1, status: 'refused', reason: 'needs, "quoting"', transaction: '' },
+      row,
+    ]);
+
+    const csv = io();
+    expect(await runCli(['receipts', '--config', validPath, '--csv'], csv)).toBe(0);
+    expect(csv.stdout[0]).toBe('time,requestId,route,method,path,amount,asset,network,payer,nonce,transaction,status,reason');
+    expect(csv.stdout[1]).toContain(',refused,"needs, ""quoting"""');
+    expect(csv.stdout).toHaveLength(3);
+
+    const table = io();
+    expect(await runCli(['receipts', '--config', validPath, '--limit', '1'], table)).toBe(0);
+    expect(table.stdout).toHaveLength(1);
+    expect(table.stdout[0]).toContain('refused');
+  });
+});

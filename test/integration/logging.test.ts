@@ -1,0 +1,72 @@
+/** One JSON summary line per request, with secrets never written. */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loggerOptions } from '../../src/log.js';
+import type { RunningGateway } from '../../src/server.js';
+import { startGateway } from '../helpers/gateway.js';
+import { send } from '../helpers/http.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const lines: Record<string, unknown>[] = [];
+const sink = new Writable({
+  write(chunk: Buffer, _enc, done) {
+    for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+    done();
+  },
+});
+
+let upstream: TestUpstream;
+let gw: RunningGateway;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  gw = await startGateway(
+    `
+listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+payTo: "0x1111111111111111111111111111111111111111"
+networks:
+  base: { network: "eip155:8453", settle: { mode: facilitator, url: "http://127.0.0.1:9" } }
+upstreams:
+  api: { url: "${upstream.url}", headers: { authorization: "Bearer SECRET-UPSTREAM-TOKEN" } }
+routes:
+  - { match: "GET /weather", price: "$0.01" }
+  - { match: "GET /health", price: free }
+  - { match: "GET /down", price: free }
+`,
+    { logger: pino(loggerOptions('info'), sink) },
+  );
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await upstream?.close();
+});
+
+it('writes exactly one summary line per request, with route, price, outcome, status and duration', async () => {
+  lines.length = 0;
+  await send(gw.url, 'GET', '/weather');
+  await send(gw.url, 'GET', '/health', { headers: { authorization: 'Bearer CALLER-SECRET' } });
+  await send(gw.url, 'GET', '/nowhere');
+  await send(gw.url, 'GET', '/weather', { headers: { 'payment-signature': 'PAYMENT-SECRET' } });
+  await new Promise((r) => setTimeout(r, 50));
+  const summaries = lines.filter((l) => l['msg'] === 'request');
+  expect(summaries.map((l) => [l['route'], l['price'], l['outcome'], l['status']])).toEqual([
+    ['GET /weather', '10000 usdc@base', 'challenged', 402],
+    ['GET /health', 'free', 'free', 200],
+    [undefined, 'free', 'not_found', 404],
+    ['GET /weather', '10000 usdc@base', 'refused', 400],
+  ]);
+  for (const l of summaries) expect(typeof l['ms']).toBe('number');
+  const all = JSON.stringify(lines);
+  for (const secret of ['SECRET-UPSTREAM-TOKEN', 'CALLER-SECRET', 'PAYMENT-SECRET']) expect(all).not.toContain(secret);
+});
+
+it('redacts payment and credential headers wherever a request is logged', () => {
+  const out: string[] = [];
+  const log = pino(loggerOptions('info'), { write: (s: string) => void out.push(s) });
+  log.info({ req: { headers: { 'payment-signature': 'p', 'x-payment': 'x', authorization: 'a', 'x-api-key': 'k', accept: 'json' } } }, 'r');
+  const logged = JSON.parse(out[0] ?? '{}') as { req: { headers: Record<string, string> } };
+  expect(logged.req.headers).toEqual({ 'payment-signature': '[redacted]', 'x-payment': '[redacted]', authorization: '[redacted]', 'x-api-key': '[redacted]', accept: 'json' });
+});
