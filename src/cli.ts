@@ -13,8 +13,8 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly out: (line: string) => void;
   readonly err: (line: string) => void;
-  /** Registers a one-shot handler for SIGTERM / SIGINT. */
-  readonly onSignal: (signal: 'SIGTERM' | 'SIGINT', handler: () => void) => void;
+  /** Registers a handler for SIGTERM / SIGINT (once) or SIGHUP (each time). */
+  readonly onSignal: (signal: 'SIGTERM' | 'SIGINT' | 'SIGHUP', handler: () => void) => void;
 }
 
 const USAGE = `Usage: x402-gateway <command> [options]
@@ -30,7 +30,7 @@ Run 'x402-gateway <command> --help' for a command's options.
 The config file comes from --config FILE or the X402_GATEWAY_CONFIG environment variable.`;
 
 const HELP: Record<string, string> = {
-  start: `Usage: x402-gateway start --config FILE\n\nRuns the gateway. SIGTERM or SIGINT stops it after requests in flight finish.`,
+  start: `Usage: x402-gateway start --config FILE\n\nRuns the gateway. It reloads the file when it changes, on SIGHUP, and on POST /admin/reload;\nSIGTERM or SIGINT stops it after requests in flight (and their settlements) finish.`,
   validate: `Usage: x402-gateway validate --config FILE\n\nExits 0 when the file is valid; otherwise lists every problem with its YAML path and exits 1.`,
   receipts: `Usage: x402-gateway receipts --config FILE [--json | --csv] [--limit N] [--since UNIX_MS]\n\nLists receipts from the ledger named by the config, newest first (a table by default).`,
 };
@@ -104,10 +104,11 @@ async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv
     case 'receipts':
       return printReceipts(loaded.config, values, io);
     case 'start': {
-      const gateway = await runGateway(loaded.config);
+      const gateway = await runGateway(loaded.config, { configPath: path, env: io.env });
       const stop = () => void gateway.close();
       io.onSignal('SIGTERM', stop);
       io.onSignal('SIGINT', stop);
+      io.onSignal('SIGHUP', () => void gateway.reload());
       return undefined;
     }
   }

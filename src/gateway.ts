@@ -1,19 +1,24 @@
 /**
- * The composition root: config + adapters -> a fastify app for the public listener and one for
- * the admin listener. Nothing listens here; `main.ts` (or a test) does.
+ * The composition root of one config: config + adapters -> a fastify app for the public listener.
+ * Nothing listens here. The app does not own a server either: `handle` is its request handler,
+ * which `server.ts` points the one public server at, so a reload can swap apps atomically while
+ * requests in flight finish on the app (and config) they started with.
  */
 import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
 import { errorBody, GatewayError, InfrastructureError } from './errors.js';
 import { makePaywall } from './http/paywall.js';
 import { registerUpstreams } from './http/proxy.js';
-import { sendError } from './http/replies.js';
-import type { RequestStates } from './http/request-state.js';
+import { resourceUrl, sendError } from './http/replies.js';
+import type { RequestState, RequestStates } from './http/request-state.js';
 import { makeRewriteUrl, UPSTREAM_CONSTRAINT, upstreamConstraint } from './http/routing.js';
+import type { GatewayMetrics } from './metrics.js';
 import { Checkout, type CheckoutDeps } from './payments/checkout.js';
+import { buildDiscovery } from './protocol/discovery.js';
 
 /** Seconds a client should wait before retrying after a chain or ledger fault. */
 export const RETRY_AFTER_SECONDS = 5;
@@ -31,21 +36,35 @@ const EXPOSED_HEADERS = [
 
 export interface GatewayDeps extends CheckoutDeps {
   readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
 }
 
-/** Builds the public app: routing, CORS, paywall, proxies. */
-export async function buildGateway(config: Config, deps: GatewayDeps): Promise<FastifyInstance> {
+export interface GatewayApp {
+  readonly config: Config;
+  readonly app: FastifyInstance;
+  /** The request handler of this app; the public server calls it. */
+  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+/** Builds the public app of one config: routing, CORS, paywall, proxies, metrics. */
+export async function buildGateway(config: Config, deps: GatewayDeps): Promise<GatewayApp> {
   const states: RequestStates = new WeakMap();
+  let handle: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const options: FastifyServerOptions = {
     loggerInstance: deps.logger,
-    // The gateway writes its own one-line summary per request (gateway.ts onResponse).
+    // The gateway writes its own one-line summary per request (the onResponse hook below).
     logController: new LogController({ disableRequestLogging: true }),
     // Ledger rows are keyed by request id: never let a client choose it.
     requestIdHeader: false,
     genReqId: () => randomUUID(),
     rewriteUrl: makeRewriteUrl(config, states),
     routerOptions: { constraints: { [UPSTREAM_CONSTRAINT]: upstreamConstraint(config, states) } },
-    return503OnClosing: true,
+    trustProxy: trustProxyOption(config.trustProxy),
+    // The app never listens: server.ts owns the socket and calls `handle`.
+    serverFactory: (handler) => {
+      handle = handler;
+      return createServer();
+    },
   };
   const app = Fastify(options);
   const checkout = new Checkout(deps);
@@ -54,8 +73,13 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<F
   // headers a preflight asks for are reflected (payment headers included).
   await app.register(cors, { origin: '*', exposedHeaders: EXPOSED_HEADERS, maxAge: 600 });
   app.addHook('onRequest', makePaywall({ config, states, checkout }));
+  app.addHook('preHandler', async (request) => {
+    const state = states.get(request.raw);
+    if (state) state.forwardedAt = performance.now();
+  });
   app.addHook('onResponse', async (request, reply) => {
     const state = states.get(request.raw);
+    if (state) observe(deps.metrics, state);
     const route = state?.match?.route;
     request.log.info(
       {
@@ -76,6 +100,10 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<F
 
   app.setNotFoundHandler((request, reply) => {
     const state = states.get(request.raw);
+    if (state?.special === 'discovery' && state.target.ok) {
+      const base = resourceUrl(config, request, '', '');
+      return reply.header('cache-control', 'no-cache').send(buildDiscovery(config.routes, base, config.hash));
+    }
     if (state && !state.target.ok) {
       state.outcome = 'invalid';
       return sendError(reply, 'GW_ERR_PATH_INVALID', `The request path is not a valid URL path: ${state.target.reason}`);
@@ -101,5 +129,33 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<F
   });
 
   await registerUpstreams(app, { config, states, checkout });
-  return app;
+  await app.ready();
+  if (!handle) throw new Error('fastify did not hand over its request handler');
+  return { config, app, handle };
+}
+
+/** fastify's trustProxy; a hop count N trusts the N nearest proxies (as proxy-addr counts them). */
+function trustProxyOption(trust: Config['trustProxy']): NonNullable<FastifyServerOptions['trustProxy']> {
+  if (typeof trust === 'number') return (_address: string, hop: number) => hop < trust;
+  return typeof trust === 'object' ? [...trust] : trust;
+}
+
+/** Counts one finished request in the metrics. */
+function observe(metrics: GatewayMetrics, state: RequestState): void {
+  const route = state.match?.route.match ?? (state.special ? 'discovery' : 'unmatched');
+  metrics.requests.inc({ route, outcome: state.outcome });
+  if (state.outcome === 'refused' && state.reason && !state.settlement) metrics.verificationFailures.inc({ reason: state.reason });
+  if (state.settlement) {
+    metrics.settlements.inc({ outcome: state.settlement.outcome, mode: state.settlement.mode });
+    if (state.settlement.mode !== 'proof') metrics.settlementSeconds.observe({ mode: state.settlement.mode }, state.settlement.seconds);
+  }
+  if (state.charged) {
+    const o = state.charged;
+    metrics.revenue.inc({ route, asset: o.asset.id, network: o.asset.network.caip2 }, Number(o.amount));
+  }
+  if (state.wouldCharge) {
+    const o = state.wouldCharge;
+    metrics.shadowRevenue.inc({ route, asset: o.asset.id, network: o.asset.network.caip2 }, Number(o.amount));
+  }
+  if (state.upstreamSeconds !== undefined) metrics.upstreamSeconds.observe({ route }, state.upstreamSeconds);
 }

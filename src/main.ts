@@ -9,6 +9,6 @@ const code = await runCli(process.argv.slice(2), {
   env: process.env,
   out: (line) => process.stdout.write(line + '\n'),
   err: (line) => process.stderr.write(line + '\n'),
-  onSignal: (signal, handler) => void process.once(signal, handler),
+  onSignal: (signal, handler) => void (signal === 'SIGHUP' ? process.on(signal, handler) : process.once(signal, handler)),
 });
 if (code !== undefined) process.exitCode = code;

@@ -1,25 +1,48 @@
 /**
- * A running gateway: the ledger, the payment backends, the public and admin apps, listening.
+ * A running gateway: the ledger, the payment backends, the public server and the admin app.
  * Used by `x402-gateway start`, the demo and the tests alike.
+ *
+ * Reload: the public socket is ours, and each config gets its own fastify app. A valid new config
+ * builds a new app; one assignment then routes new requests to it, while requests in flight
+ * finish on the app (and prices) they started with. The old app is closed once its last request
+ * has ended. An invalid file changes nothing but a log line and a metric.
+ *
+ * Drain (SIGTERM): readiness turns false, the listener stops accepting, idle keep-alive
+ * connections close, requests on busy connections get 503 GW_ERR_GATEWAY_DRAINING, requests in
+ * flight (and their settlements) finish, the ledger is closed; after `shutdown.graceMs` whatever
+ * is left is cut.
  */
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
+import { parseConfigText } from './config/load.js';
 import type { Config } from './config/types.js';
-import { buildGateway } from './gateway.js';
-import { buildAdmin } from './http/admin.js';
+import { errorBody, GatewayError } from './errors.js';
+import { buildGateway, type GatewayApp } from './gateway.js';
+import { buildAdmin, type ReloadResult } from './http/admin.js';
+import { observeLedger } from './ledger/observed-ledger.js';
 import { SqliteLedger } from './ledger/sqlite-ledger.js';
-import { createPaymentBackends } from './payments/backends.js';
-import { systemClock, type Clock, type Ledger } from './payments/ports.js';
 import { loggerOptions } from './log.js';
+import { GatewayMetrics } from './metrics.js';
+import { PaymentBackendPool } from './payments/backends.js';
+import { systemClock, type Clock, type Ledger } from './payments/ports.js';
 
 export interface RunningGateway {
+  /** The active config (changes on reload). */
   readonly config: Config;
-  readonly app: FastifyInstance;
   readonly admin: FastifyInstance;
   readonly ledger: Ledger;
+  readonly metrics: GatewayMetrics;
   /** `http://host:port` of the public listener. */
   readonly url: string;
   readonly adminUrl: string;
+  /** Re-reads the config file and swaps it in if valid. */
+  reload(): Promise<ReloadResult>;
+  /** Graceful drain, then close everything. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -28,20 +51,116 @@ export interface RunOptions {
   readonly clock?: Clock;
   /** Overrides config.ledger (tests pass their own store). */
   readonly ledger?: Ledger;
+  /** The file the config came from, for reloads (and watching, unless `reload.watch` is false). */
+  readonly configPath?: string;
+  /** Environment for `${VAR}` on reload. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
-export async function runGateway(config: Config, options: RunOptions = {}): Promise<RunningGateway> {
-  const logger = options.logger ?? pino(loggerOptions(config.logLevel));
+/** An app serving traffic, and how many of its requests are still in flight. */
+interface LiveApp {
+  readonly gateway: GatewayApp;
+  inFlight: number;
+  retired: boolean;
+}
+
+export async function runGateway(initial: Config, options: RunOptions = {}): Promise<RunningGateway> {
+  const logger = options.logger ?? pino(loggerOptions(initial.logLevel));
   const clock = options.clock ?? systemClock;
-  const ledger = options.ledger ?? new SqliteLedger(config.ledger.path);
-  const backends = createPaymentBackends(config, clock);
+  const metrics = new GatewayMetrics();
+  const ledger = observeLedger(options.ledger ?? new SqliteLedger(initial.ledger.path), metrics, logger);
+  const pool = new PaymentBackendPool(clock, (counters) => metrics.addCacheSource(() => counters));
+  const build = async (config: Config): Promise<LiveApp> => ({
+    gateway: await buildGateway(config, { ...pool.backendsFor(config), ledger, clock, logger, metrics }),
+    inFlight: 0,
+    retired: false,
+  });
+
+  let live = await build(initial);
   let ready = false;
-  const app = await buildGateway(config, { ...backends, ledger, clock, logger });
-  const admin = buildAdmin({ logger, isReady: () => ready, configHash: () => config.hash });
-  const url = await app.listen({ host: config.listen.host, port: config.listen.port });
-  const adminUrl = await admin.listen({ host: config.admin.host, port: config.admin.port });
+  let draining = false;
+  metrics.setConfig(initial.hash);
+
+  const closeWhenIdle = (app: LiveApp) => {
+    if (app.retired && app.inFlight === 0) void app.gateway.app.close();
+  };
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (draining) {
+      const err = new GatewayError('GW_ERR_GATEWAY_DRAINING');
+      res.writeHead(err.statusCode, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+      res.end(JSON.stringify(errorBody(err)));
+      return;
+    }
+    const app = live;
+    app.inFlight++;
+    res.once('close', () => {
+      app.inFlight--;
+      closeWhenIdle(app);
+    });
+    app.gateway.handle(req, res);
+  });
+  // Longer than common load balancers' idle timeouts, so they close first and never race us.
+  server.keepAliveTimeout = 65_000;
+
+  let reloading = Promise.resolve<ReloadResult>({ result: 'unchanged', hash: initial.hash });
+  const reload = (): Promise<ReloadResult> => {
+    reloading = reloading.then(reloadOnce, reloadOnce);
+    return reloading;
+  };
+  const reloadOnce = async (): Promise<ReloadResult> => {
+    const current = live.gateway.config;
+    if (!options.configPath) {
+      return { result: 'error', hash: current.hash, problems: ['the gateway was started without a config file to reload'] };
+    }
+    let text: string;
+    try {
+      text = await readFile(options.configPath, 'utf8');
+    } catch (err) {
+      metrics.configReloads.inc({ result: 'error' });
+      logger.error({ err, path: options.configPath }, 'config reload: cannot read the file; keeping the active config');
+      return { result: 'error', hash: current.hash, problems: [String(err)] };
+    }
+    const parsed = parseConfigText(text, options.env ?? {});
+    if (!parsed.ok) {
+      metrics.configReloads.inc({ result: 'invalid' });
+      logger.error({ problems: parsed.problems, path: options.configPath }, 'config reload refused: the file is invalid; keeping the active config');
+      return { result: 'invalid', hash: current.hash, problems: parsed.problems };
+    }
+    if (parsed.config.hash === current.hash) {
+      metrics.configReloads.inc({ result: 'unchanged' });
+      return { result: 'unchanged', hash: current.hash };
+    }
+    for (const problem of listenerChanges(current, parsed.config)) logger.warn({ problem }, 'config reload: this change needs a restart');
+    let next: LiveApp;
+    try {
+      next = await build(parsed.config);
+    } catch (err) {
+      metrics.configReloads.inc({ result: 'error' });
+      logger.error({ err }, 'config reload failed; keeping the active config');
+      return { result: 'error', hash: current.hash, problems: [String(err)] };
+    }
+    const previous = live;
+    live = next;
+    previous.retired = true;
+    closeWhenIdle(previous);
+    metrics.configReloads.inc({ result: 'applied' });
+    metrics.setConfig(parsed.config.hash);
+    logger.info({ config: parsed.config.hash.slice(0, 12), previous: current.hash.slice(0, 12), routes: parsed.config.routes.length }, 'config reloaded');
+    return { result: 'applied', hash: parsed.config.hash };
+  };
+
+  const admin = buildAdmin({ logger, metrics, isReady: () => ready && !draining, configHash: () => live.gateway.config.hash, reload });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(initial.listen.port, initial.listen.host, () => resolve());
+  });
+  const url = addressUrl(server.address() as AddressInfo);
+  const adminUrl = await admin.listen({ host: initial.admin.host, port: initial.admin.port });
+  const watcher = options.configPath && initial.reload.watch ? watchConfig(options.configPath, initial.reload.debounceMs, reload, logger) : undefined;
   ready = true;
-  void backends.checkFacilitators().then(
+  void pool.checkFacilitators(initial).then(
     (checks) => {
       for (const { network, reports } of checks) {
         for (const report of reports) {
@@ -52,20 +171,73 @@ export async function runGateway(config: Config, options: RunOptions = {}): Prom
     },
     (err: unknown) => logger.warn({ err }, 'facilitator start-up check failed'),
   );
-  logger.info({ url, adminUrl, routes: config.routes.length, config: config.hash.slice(0, 12) }, 'gateway listening');
+  logger.info({ url, adminUrl, routes: initial.routes.length, config: initial.hash.slice(0, 12) }, 'gateway listening');
+
+  let closing: Promise<void> | undefined;
+  const drainAndClose = async (): Promise<void> => {
+    draining = true;
+    watcher?.close();
+    const graceMs = live.gateway.config.shutdownGraceMs;
+    logger.info({ inFlight: live.inFlight, graceMs }, 'draining');
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const deadline = Date.now() + graceMs;
+    while (live.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    if (live.inFlight > 0) logger.error({ inFlight: live.inFlight }, 'drain grace period over; cutting the requests left');
+    server.closeAllConnections();
+    await stopped;
+    await live.gateway.app.close();
+    await admin.close();
+    await pool.close();
+    await ledger.close();
+    logger.info('stopped');
+  };
+
   return {
-    config,
-    app,
+    get config() {
+      return live.gateway.config;
+    },
     admin,
     ledger,
+    metrics,
     url,
     adminUrl,
-    async close() {
-      ready = false;
-      await app.close();
-      await admin.close();
-      await backends.close();
-      await ledger.close();
+    reload,
+    close() {
+      closing ??= drainAndClose();
+      return closing;
     },
   };
+}
+
+function addressUrl(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+/** Listener and ledger settings are bound at start; a reload cannot move them. */
+function listenerChanges(current: Config, next: Config): string[] {
+  const changes: string[] = [];
+  if (JSON.stringify(current.listen) !== JSON.stringify(next.listen)) changes.push('listen');
+  if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) changes.push('admin');
+  if (current.ledger.path !== next.ledger.path) changes.push('ledger.path');
+  return changes;
+}
+
+/**
+ * Watches the config file's directory, not the file: Kubernetes updates a mounted ConfigMap by
+ * swapping the `..data` symlink in that directory, and editors often replace a file rather than
+ * write it, so a watch on the file itself would go deaf after the first change. Events are
+ * debounced; an unchanged file is a no-op (the reload compares hashes).
+ */
+function watchConfig(path: string, debounceMs: number, reload: () => Promise<ReloadResult>, logger: Logger): FSWatcher {
+  const name = basename(path);
+  let timer: NodeJS.Timeout | undefined;
+  const watcher = watch(dirname(path), (_event, file) => {
+    if (file !== null && file !== name && !file.startsWith('..')) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => void reload(), debounceMs);
+  });
+  watcher.on('error', (err) => logger.error({ err, path }, 'config watch failed; reload with SIGHUP or POST /admin/reload'));
+  return watcher;
 }

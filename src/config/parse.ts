@@ -3,12 +3,14 @@
  * (`routes[2].price: ...`). The gateway never starts, or reloads into, a half-valid config.
  * Pure: the caller reads the file and expands `${VAR}`.
  */
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { getAddress } from 'viem';
 import type { z } from 'zod';
 import { KNOWN_CHAINS } from './known-networks.js';
 import { configSchema, type RawConfig } from './schema.js';
 import type {
   Address,
+  Allowlist,
   AssetConfig,
   Config,
   NetworkConfig,
@@ -91,6 +93,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       maxTimeoutSeconds: r.maxTimeoutSeconds ?? raw.defaults.maxTimeoutSeconds,
       problems,
     });
+    const allowRaw = r.allow ?? raw.defaults.allow;
     const route: RouteConfig = {
       index,
       match: r.match,
@@ -99,6 +102,8 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       description: r.description,
       mimeType: r.mimeType,
       settlement: r.settlement ?? raw.defaults.settlement,
+      mode: r.mode ?? raw.defaults.mode,
+      allow: allowRaw === undefined ? undefined : compileAllowlist(allowRaw, r.allow ? ['routes', index, 'allow'] : ['defaults', 'allow'], problems),
     };
     if (!compiled.ok) return;
     routes.push(route);
@@ -119,6 +124,9 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
     defaultUpstream,
     ledger: raw.ledger,
     logLevel: raw.log.level,
+    trustProxy: raw.trustProxy,
+    shutdownGraceMs: raw.shutdown.graceMs,
+    reload: raw.reload,
     hash,
   };
 }
@@ -254,9 +262,32 @@ function compilePrice(r: RawConfig['routes'][number], index: number, ctx: PriceC
   return { kind: 'priced', options: [option(asset, amount.amount)] };
 }
 
+/** API key hashes and CIDRs (checked with node's BlockList, which parses and matches them). */
+function compileAllowlist(raw: NonNullable<RawConfig['defaults']['allow']>, path: (string | number)[], problems: string[]): Allowlist {
+  const cidrs = new BlockList();
+  raw.cidrs.forEach((text, i) => {
+    const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(text);
+    const address = m?.[1] ?? '';
+    const type = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
+    const prefix = m?.[2] === undefined ? (type === 'ipv6' ? 128 : 32) : Number(m[2]);
+    if (!type || prefix > (type === 'ipv6' ? 128 : 32)) {
+      problems.push(`${formatPath([...path, 'cidrs', i])}: "${text}" is not an IP address or CIDR block`);
+      return;
+    }
+    cidrs.addSubnet(address, prefix, type);
+  });
+  return {
+    apiKeySha256: new Set(raw.apiKeySha256.map((h) => h.toLowerCase())),
+    apiKeyHeader: raw.apiKeyHeader.toLowerCase(),
+    cidrs,
+    cidrList: raw.cidrs,
+  };
+}
+
 /** Freezes the config graph so nothing past the edge can change it. Maps are left as they are. */
 function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+  // BlockList is a native handle: freezing it would break its methods.
+  if (value && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof BlockList)) {
     Object.freeze(value);
     if (value instanceof Map) for (const v of value.values()) deepFreeze(v);
     else for (const v of Object.values(value)) deepFreeze(v);

@@ -16,6 +16,11 @@ export const DEFAULT_MAX_TIMEOUT_SECONDS = 300;
 export const DEFAULT_PROOF_CONFIRMATIONS = 1;
 export const DEFAULT_PROOF_MAX_AGE_SECONDS = 86_400;
 export const DEFAULT_LEDGER_PATH = './x402-gateway.db';
+/** How long a SIGTERM drain may take before the gateway exits anyway. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
+/** Quiet time after a config file change before it is reloaded (editors write in several steps). */
+export const DEFAULT_RELOAD_DEBOUNCE_MS = 200;
+export const DEFAULT_API_KEY_HEADER = 'x-api-key';
 
 const hostPort = (defaults: { host: string; port: number }) =>
   z
@@ -83,6 +88,15 @@ const upstream = z.strictObject({
 });
 
 const settlement = z.enum(['before', 'after']);
+/** `enforce` charges; `shadow` computes the charge, counts and logs it, and lets the request pass free. */
+const mode = z.enum(['enforce', 'shadow']);
+
+/** Callers who pass free: holders of an API key (stored as its sha256), or addresses in a CIDR. */
+const allow = z.strictObject({
+  apiKeySha256: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the hex sha256 of the key (printf %s KEY | sha256sum)')).default([]),
+  apiKeyHeader: z.string().regex(/^[A-Za-z0-9-]+$/).default(DEFAULT_API_KEY_HEADER),
+  cidrs: z.array(z.string().min(1)).default([]),
+});
 
 const price = z.union([
   z.literal('free'),
@@ -100,6 +114,8 @@ const route = z.strictObject({
   description: z.string().default(''),
   mimeType: z.string().default(''),
   settlement: settlement.optional(),
+  mode: mode.optional(),
+  allow: allow.optional(),
   maxTimeoutSeconds: z.number().int().min(10).max(86_400).optional(),
 });
 
@@ -117,11 +133,21 @@ export const configSchema = z.strictObject({
       upstream: z.string().optional(),
       maxTimeoutSeconds: z.number().int().min(10).max(86_400).default(DEFAULT_MAX_TIMEOUT_SECONDS),
       settlement: settlement.default('after'),
+      mode: mode.default('enforce'),
+      allow: allow.optional(),
       unmatched: z.enum(['deny', 'free']).default('deny'),
     })
-    .default({ maxTimeoutSeconds: DEFAULT_MAX_TIMEOUT_SECONDS, settlement: 'after', unmatched: 'deny' }),
+    .default({ maxTimeoutSeconds: DEFAULT_MAX_TIMEOUT_SECONDS, settlement: 'after', mode: 'enforce', unmatched: 'deny' }),
   routes: z.array(route).min(1),
   ledger: z.strictObject({ path: z.string().min(1).default(DEFAULT_LEDGER_PATH) }).default({ path: DEFAULT_LEDGER_PATH }),
+  /** Trust X-Forwarded-For from a proxy in front (for client IPs in allowlists and logs): fastify's trustProxy. */
+  trustProxy: z.union([z.boolean(), z.number().int().min(1), z.array(z.string())]).default(false),
+  shutdown: z
+    .strictObject({ graceMs: z.number().int().min(0).max(600_000).default(DEFAULT_SHUTDOWN_GRACE_MS) })
+    .default({ graceMs: DEFAULT_SHUTDOWN_GRACE_MS }),
+  reload: z
+    .strictObject({ watch: z.boolean().default(true), debounceMs: z.number().int().min(0).max(60_000).default(DEFAULT_RELOAD_DEBOUNCE_MS) })
+    .default({ watch: true, debounceMs: DEFAULT_RELOAD_DEBOUNCE_MS }),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),

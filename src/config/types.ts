@@ -5,6 +5,7 @@
  * bigint amounts, assets are resolved to addresses, routes are compiled. Code past the config
  * edge never re-checks any of it.
  */
+import type { BlockList } from 'node:net';
 import type { RouteTable } from '../routes/table.js';
 
 /** A 0x-prefixed, 40-hex-digit EVM address, checksummed. */
@@ -12,6 +13,21 @@ export type Address = `0x${string}`;
 
 /** `before`: settle, then forward. `after`: forward, settle only if the upstream answered < 400. */
 export type SettlementTiming = 'before' | 'after';
+
+/** `enforce` charges; `shadow` lets the request pass free and counts what it would have paid. */
+export type RouteMode = 'enforce' | 'shadow';
+
+/** Callers who pass a priced route free. */
+export interface Allowlist {
+  /** Lower-case hex sha256 of each accepted API key. */
+  readonly apiKeySha256: ReadonlySet<string>;
+  /** Lower-case header the API key comes in. */
+  readonly apiKeyHeader: string;
+  /** Client addresses that pass free. */
+  readonly cidrs: BlockList;
+  /** As configured, for discovery and logs. */
+  readonly cidrList: readonly string[];
+}
 
 /** What a request that matches no route gets: `deny` (404, the default) or `free` passage. */
 export type UnmatchedPolicy = 'deny' | 'free';
@@ -97,6 +113,8 @@ export interface RouteConfig {
   readonly description: string;
   readonly mimeType: string;
   readonly settlement: SettlementTiming;
+  readonly mode: RouteMode;
+  readonly allow: Allowlist | undefined;
 }
 
 export interface LedgerConfig {
@@ -121,6 +139,9 @@ export interface Config {
   readonly defaultUpstream: UpstreamConfig | undefined;
   readonly ledger: LedgerConfig;
   readonly logLevel: string;
+  readonly trustProxy: boolean | number | readonly string[];
+  readonly shutdownGraceMs: number;
+  readonly reload: { readonly watch: boolean; readonly debounceMs: number };
   /** sha256 of the source text; identifies the active config in logs and metrics. */
   readonly hash: string;
 }

@@ -9,7 +9,9 @@
  * when the upstream's status line arrives and before its body is sent on.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config, PaymentOption } from '../config/types.js';
+import { createHash } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Allowlist, Config, PaymentOption } from '../config/types.js';
 import type { AuthorizedPayment, Checkout, PaymentRequestInfo, SettleOutcome } from '../payments/checkout.js';
 import { decodePaymentHeader } from '../protocol/decode-payment.js';
 import { encodeReceiptHeader, receiptHeaderName } from '../protocol/receipt.js';
@@ -40,6 +42,16 @@ export function makePaywall(deps: PaywallDeps) {
     const route = state.match.route;
     if (route.price.kind === 'free') return;
     const options = route.price.options;
+    if (route.allow && isAllowlisted(route.allow, request)) {
+      state.outcome = 'allowlisted';
+      return;
+    }
+    if (route.mode === 'shadow') {
+      // Learning mode: the challenge is what clients would get; the request passes free.
+      state.outcome = 'shadow';
+      state.wouldCharge = options[0];
+      return;
+    }
     const url = resourceUrl(config, request, state.target.path, state.target.search);
     const info: PaymentRequestInfo = { requestId: request.id, route, method: request.method, path: state.target.path, resourceUrl: url };
     const challenge = (error: string, extraHeaders?: Record<string, string>) => {
@@ -74,7 +86,7 @@ export function makePaywall(deps: PaywallDeps) {
       state.toSettle = authorized.authorized;
       return;
     }
-    const settled = await checkout.settle(authorized.authorized);
+    const settled = await settleTimed(checkout, state, authorized.authorized);
     if (!applySettlement(state, authorized.authorized, settled)) {
       return challenge(settled.kind === 'failed' ? settled.reason : 'unexpected_settle_error', failureReceipt(authorized.authorized, settled));
     }
@@ -97,8 +109,33 @@ export function makePaywall(deps: PaywallDeps) {
     state.outcome = 'paid';
     state.payer = outcome.payer;
     state.transaction = proof;
+    state.charged = outcome.option;
+    state.settlement = { outcome: 'settled', mode: 'proof', seconds: 0 };
     return undefined;
   }
+}
+
+/** Settles, recording how long it took and how it ended for the metrics. */
+export async function settleTimed(checkout: Checkout, state: RequestState, a: AuthorizedPayment): Promise<SettleOutcome> {
+  const started = performance.now();
+  const outcome = await checkout.settle(a);
+  state.settlement = {
+    outcome: outcome.kind === 'settled' ? 'settled' : outcome.pending ? 'pending' : 'failed',
+    mode: a.option.asset.network.settle.mode,
+    seconds: (performance.now() - started) / 1000,
+  };
+  return outcome;
+}
+
+/** A caller with an allowlisted API key, or from an allowlisted address. */
+function isAllowlisted(allow: Allowlist, request: FastifyRequest): boolean {
+  const key = request.headers[allow.apiKeyHeader];
+  if (typeof key === 'string' && allow.apiKeySha256.size > 0 && allow.apiKeySha256.has(createHash('sha256').update(key).digest('hex'))) {
+    return true;
+  }
+  const ip = request.ip.startsWith('::ffff:') && isIPv4(request.ip.slice(7)) ? request.ip.slice(7) : request.ip;
+  const family = isIPv4(ip) ? 'ipv4' : isIPv6(ip) ? 'ipv6' : undefined;
+  return family !== undefined && allow.cidrs.check(ip, family);
 }
 
 /**
@@ -115,6 +152,7 @@ export function applySettlement(state: RequestState, a: AuthorizedPayment, outco
   state.outcome = 'paid';
   state.payer = outcome.payer;
   state.transaction = outcome.transaction;
+  state.charged = a.option;
   state.receipt = {
     name: receiptHeaderName(a.payment.x402Version),
     value: encodeReceiptHeader({ success: true, transaction: outcome.transaction, network: a.payment.network, payer: outcome.payer }),

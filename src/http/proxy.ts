@@ -10,10 +10,10 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import httpProxy from '@fastify/http-proxy';
-import type { IncomingHttpHeaders } from 'node:http';
-import type { Config, UpstreamConfig } from '../config/types.js';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Allowlist, Config, UpstreamConfig } from '../config/types.js';
 import type { Checkout } from '../payments/checkout.js';
-import { applySettlement, failureReceipt } from './paywall.js';
+import { applySettlement, failureReceipt, settleTimed } from './paywall.js';
 import { resourceUrl, sendChallenge, sendError } from './replies.js';
 import type { RequestStates } from './request-state.js';
 import { UPSTREAM_CONSTRAINT } from './routing.js';
@@ -41,7 +41,8 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
       // The paywall hook has already answered every request that may not pass.
       replyOptions: {
         timeout: upstream.timeoutMs,
-        rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, upstream),
+        rewriteRequestHeaders: (request, headers) =>
+          upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, upstream, deps.states.get(request.raw as IncomingMessage)?.match?.route.allow),
         rewriteHeaders: (headers) => upstreamResponseHeaders(headers as IncomingHttpHeaders),
         onResponse: (request, reply, res) => {
           onUpstreamResponse(deps, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream).catch((err: unknown) => {
@@ -68,9 +69,11 @@ function http1Reply(reply: FastifyReply<RouteGenericInterface, RawServerBase>): 
   return reply as FastifyReply;
 }
 
-function upstreamRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, upstream: UpstreamConfig): IncomingHttpHeaders {
+function upstreamRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, upstream: UpstreamConfig, allow: Allowlist | undefined): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = { ...headers };
   for (const name of STRIPPED_REQUEST_HEADERS) delete out[name];
+  // The allowlist key is the gateway's credential, not the upstream's.
+  if (allow) delete out[allow.apiKeyHeader];
   const priorFor = request.headers['x-forwarded-for'];
   out['x-forwarded-for'] = priorFor ? `${String(priorFor)}, ${request.ip}` : request.ip;
   out['x-forwarded-proto'] = request.protocol;
@@ -99,6 +102,7 @@ async function onUpstreamResponse(
   stream: NodeJS.ReadableStream & { destroy(): void },
 ): Promise<void> {
   const state = deps.states.get(request.raw);
+  if (state?.forwardedAt !== undefined) state.upstreamSeconds = (performance.now() - state.forwardedAt) / 1000;
   const pending = state?.toSettle;
   if (state && pending) {
     state.toSettle = undefined;
@@ -107,7 +111,7 @@ async function onUpstreamResponse(
       await deps.checkout.release(pending, `upstream_status_${status}`);
       state.outcome = 'not_charged';
     } else {
-      const outcome = await deps.checkout.settle(pending);
+      const outcome = await settleTimed(deps.checkout, state, pending);
       if (!applySettlement(state, pending, outcome)) {
         discard(stream);
         clearHeaders(reply);

@@ -3,7 +3,7 @@
  * (which sees only the raw request) and the fastify hooks share it without module globals.
  */
 import type { IncomingMessage } from 'node:http';
-import type { RouteConfig } from '../config/types.js';
+import type { PaymentOption, RouteConfig } from '../config/types.js';
 import type { AuthorizedPayment } from '../payments/checkout.js';
 import type { NormalisedPath } from '../routes/normalise.js';
 import type { RouteMatch } from '../routes/table.js';
@@ -15,13 +15,24 @@ export type RequestOutcome =
   | 'paid' // settled and served
   | 'refused' // payment refused (malformed, invalid, replayed, settlement failed)
   | 'not_charged' // paid request whose upstream answered >= 400: nothing charged
+  | 'shadow' // priced route in shadow mode: passed free, would-be charge counted
+  | 'allowlisted' // priced route, caller on its allowlist: passed free
   | 'not_found' // no route, `unmatched: deny`
   | 'invalid' // unparseable path
   | 'error'; // upstream or infrastructure fault
 
+/** A settlement's result, for metrics. */
+export interface SettlementRecord {
+  readonly outcome: 'settled' | 'failed' | 'pending';
+  readonly mode: 'local' | 'facilitator' | 'proof' | 'none';
+  readonly seconds: number;
+}
+
 export interface RequestState {
   readonly target: NormalisedPath;
   readonly match: RouteMatch<RouteConfig> | undefined;
+  /** The gateway's own endpoint this request is for (`/.well-known/x402`), if any. */
+  readonly special: 'discovery' | undefined;
   outcome: RequestOutcome;
   /** A verified, reserved payment still to be settled when the upstream answers (`settlement: after`). */
   toSettle: AuthorizedPayment | undefined;
@@ -31,11 +42,34 @@ export interface RequestState {
   payer: string | undefined;
   transaction: string | undefined;
   reason: string | undefined;
+  /** What was charged (for revenue), or what shadow mode would have charged. */
+  charged: PaymentOption | undefined;
+  wouldCharge: PaymentOption | undefined;
+  settlement: SettlementRecord | undefined;
+  /** performance.now() when the request was handed to the proxy; upstream latency starts here. */
+  forwardedAt: number | undefined;
+  /** Seconds from forwarding to the upstream's response headers. */
+  upstreamSeconds: number | undefined;
 }
 
 /** One map per gateway instance; entries vanish with their requests. */
 export type RequestStates = WeakMap<IncomingMessage, RequestState>;
 
-export function newRequestState(target: NormalisedPath, match: RouteMatch<RouteConfig> | undefined): RequestState {
-  return { target, match, outcome: 'free', toSettle: undefined, receipt: undefined, payer: undefined, transaction: undefined, reason: undefined };
+export function newRequestState(target: NormalisedPath, match: RouteMatch<RouteConfig> | undefined, special?: 'discovery'): RequestState {
+  return {
+    target,
+    match,
+    special,
+    outcome: 'free',
+    toSettle: undefined,
+    receipt: undefined,
+    payer: undefined,
+    transaction: undefined,
+    reason: undefined,
+    charged: undefined,
+    wouldCharge: undefined,
+    settlement: undefined,
+    forwardedAt: undefined,
+    upstreamSeconds: undefined,
+  };
 }

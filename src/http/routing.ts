@@ -23,16 +23,25 @@ const NO_UPSTREAM = '';
 export function makeRewriteUrl(config: Config, states: RequestStates): (req: IncomingMessage) => string {
   return (req) => {
     const target = normaliseUrl(req.url ?? '/');
-    const match = target.ok ? matchRoute(config.table, req.method ?? 'GET', req.headers.host, target.segments) : undefined;
-    states.set(req, newRequestState(target, match));
+    if (target.ok && isDiscovery(target.segments, req.method)) {
+      states.set(req, newRequestState(target, undefined, 'discovery'));
+    } else {
+      const match = target.ok ? matchRoute(config.table, req.method ?? 'GET', req.headers.host, target.segments) : undefined;
+      states.set(req, newRequestState(target, match));
+    }
     return target.ok ? target.path + target.search : '/';
   };
+}
+
+/** `GET /.well-known/x402` is the gateway's own: it lists the routes it enforces. */
+function isDiscovery(segments: readonly string[], method: string | undefined): boolean {
+  return segments.length === 2 && segments[0] === '.well-known' && segments[1] === 'x402' && (method === 'GET' || method === 'HEAD');
 }
 
 /** Names the upstream a request is routed to, or NO_UPSTREAM. */
 export function upstreamOf(config: Config, states: RequestStates, req: IncomingMessage): string {
   const state = states.get(req);
-  if (!state || !state.target.ok) return NO_UPSTREAM;
+  if (!state || !state.target.ok || state.special) return NO_UPSTREAM;
   if (state.match) return state.match.route.upstream.name;
   return config.unmatched === 'free' && config.defaultUpstream ? config.defaultUpstream.name : NO_UPSTREAM;
 }

@@ -2,10 +2,14 @@
  * Builds the verifier, settler and proof checker of each configured network from its config:
  * local viem checks (behind the cache) or a facilitator list, a local key or a facilitator to
  * settle. One chain client per network, one HTTP pool for all facilitators.
+ *
+ * The pool outlives config reloads: a network whose config did not change keeps its backends,
+ * so the settler's nonce manager and the verification cache carry over, and a reload never
+ * puts two settlers for one key side by side.
  */
 import type { Config, NetworkConfig } from '../config/types.js';
 import { CachedVerifier, type CachedVerifierCounters } from './cached-verifier.js';
-import { createChainClient, type ChainClient } from './chain-client.js';
+import { createChainClient } from './chain-client.js';
 import { LocalExactEvmSettler } from './exact-evm/settle.js';
 import { LocalExactEvmVerifier } from './exact-evm/verify.js';
 import { createFacilitatorDispatcher, FacilitatorClient } from './facilitator-client.js';
@@ -21,55 +25,89 @@ export interface PaymentBackends {
   readonly verifiers: ReadonlyMap<string, Verifier>;
   readonly settlers: ReadonlyMap<string, Settler>;
   readonly proofs: ReadonlyMap<string, ProofChecker>;
-  /** Verification-cache counters of each locally verified network. */
-  readonly cacheCounters: ReadonlyMap<string, CachedVerifierCounters>;
-  /** Asks each facilitator whether it supports the networks it serves; for the start-up log. */
-  checkFacilitators(): Promise<{ network: string; reports: FacilitatorSupportReport[] }[]>;
-  close(): Promise<void>;
 }
 
-export function createPaymentBackends(config: Config, clock: Clock): PaymentBackends {
-  const verifiers = new Map<string, Verifier>();
-  const settlers = new Map<string, Settler>();
-  const proofs = new Map<string, ProofChecker>();
-  const cacheCounters = new Map<string, CachedVerifierCounters>();
-  const facilitatorVerifiers: { network: NetworkConfig; verifier: FacilitatorVerifier }[] = [];
-  const dispatcher = createFacilitatorDispatcher();
+interface NetworkBackends {
+  readonly verifier: Verifier | undefined;
+  readonly settler: Settler | undefined;
+  readonly proof: ProofChecker | undefined;
+  readonly facilitatorCheck: (() => Promise<FacilitatorSupportReport[]>) | undefined;
+}
 
-  for (const network of config.networks.values()) {
-    const client: ChainClient | undefined = network.rpc.length > 0 ? createChainClient(network) : undefined;
-    const facilitators =
-      network.settle.mode === 'facilitator' ? network.settle.facilitators.map((f) => new FacilitatorClient(f, { dispatcher })) : [];
+export class PaymentBackendPool {
+  readonly #clock: Clock;
+  readonly #onCache: (counters: CachedVerifierCounters) => void;
+  readonly #dispatcher = createFacilitatorDispatcher();
+  /** Keyed by the network's whole config: a changed RPC, key or facilitator list builds anew. */
+  readonly #byConfig = new Map<string, NetworkBackends>();
 
-    if (network.verify === 'local' && client) {
-      const cached = new CachedVerifier(new LocalExactEvmVerifier({ clock, client }), { clock });
-      verifiers.set(network.name, cached);
-      cacheCounters.set(network.name, cached.counters);
-    } else if (facilitators.length > 0) {
-      const verifier = new FacilitatorVerifier(facilitators);
-      verifiers.set(network.name, verifier);
-      facilitatorVerifiers.push({ network, verifier });
-    }
-
-    if (network.settle.mode === 'local' && client) {
-      settlers.set(
-        network.name,
-        new LocalExactEvmSettler({ network, client, privateKey: network.settle.privateKey, clock, receiptTimeoutMs: network.settle.receiptTimeoutMs }),
-      );
-    } else if (facilitators.length > 0) {
-      settlers.set(network.name, new FacilitatorSettler(facilitators));
-    }
-
-    if (client) proofs.set(network.name, new TxProofChecker({ client, clock }));
+  /** `onCache` is told of each verification cache built, for the metrics. */
+  constructor(clock: Clock, onCache: (counters: CachedVerifierCounters) => void = () => {}) {
+    this.#clock = clock;
+    this.#onCache = onCache;
   }
 
-  return {
-    verifiers,
-    settlers,
-    proofs,
-    cacheCounters,
-    checkFacilitators: () =>
-      Promise.all(facilitatorVerifiers.map(async ({ network, verifier }) => ({ network: network.name, reports: await verifier.startupCheck(expectedFacilitatorKinds(network)) }))),
-    close: () => dispatcher.close(),
-  };
+  backendsFor(config: Config): PaymentBackends {
+    const verifiers = new Map<string, Verifier>();
+    const settlers = new Map<string, Settler>();
+    const proofs = new Map<string, ProofChecker>();
+    for (const network of config.networks.values()) {
+      const b = this.#network(network);
+      if (b.verifier) verifiers.set(network.name, b.verifier);
+      if (b.settler) settlers.set(network.name, b.settler);
+      if (b.proof) proofs.set(network.name, b.proof);
+    }
+    return { verifiers, settlers, proofs };
+  }
+
+  /** Asks each facilitator of `config` whether it supports the networks it serves. */
+  checkFacilitators(config: Config): Promise<{ network: string; reports: FacilitatorSupportReport[] }[]> {
+    const checks = [...config.networks.values()].flatMap((network) => {
+      const check = this.#network(network).facilitatorCheck;
+      return check ? [check().then((reports) => ({ network: network.name, reports }))] : [];
+    });
+    return Promise.all(checks);
+  }
+
+  close(): Promise<void> {
+    return this.#dispatcher.close();
+  }
+
+  #network(network: NetworkConfig): NetworkBackends {
+    const key = JSON.stringify(network);
+    let b = this.#byConfig.get(key);
+    if (!b) {
+      b = this.#build(network);
+      this.#byConfig.set(key, b);
+    }
+    return b;
+  }
+
+  #build(network: NetworkConfig): NetworkBackends {
+    const clock = this.#clock;
+    const client = network.rpc.length > 0 ? createChainClient(network) : undefined;
+    const facilitators =
+      network.settle.mode === 'facilitator' ? network.settle.facilitators.map((f) => new FacilitatorClient(f, { dispatcher: this.#dispatcher })) : [];
+
+    let verifier: Verifier | undefined;
+    let facilitatorCheck: NetworkBackends['facilitatorCheck'];
+    if (network.verify === 'local' && client) {
+      const cached = new CachedVerifier(new LocalExactEvmVerifier({ clock, client }), { clock });
+      this.#onCache(cached.counters);
+      verifier = cached;
+    } else if (facilitators.length > 0) {
+      const fv = new FacilitatorVerifier(facilitators);
+      verifier = fv;
+      facilitatorCheck = () => fv.startupCheck(expectedFacilitatorKinds(network));
+    }
+
+    let settler: Settler | undefined;
+    if (network.settle.mode === 'local' && client) {
+      settler = new LocalExactEvmSettler({ network, client, privateKey: network.settle.privateKey, clock, receiptTimeoutMs: network.settle.receiptTimeoutMs });
+    } else if (facilitators.length > 0) {
+      settler = new FacilitatorSettler(facilitators);
+    }
+
+    return { verifier, settler, proof: client ? new TxProofChecker({ client, clock }) : undefined, facilitatorCheck };
+  }
 }

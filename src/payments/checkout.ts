@@ -52,7 +52,13 @@ export type AuthorizeOutcome =
 
 export type SettleOutcome =
   | { readonly kind: 'settled'; readonly transaction: Hex; readonly payer: Hex }
-  | { readonly kind: 'failed'; readonly reason: string; readonly transaction: string };
+  | {
+      readonly kind: 'failed';
+      readonly reason: string;
+      readonly transaction: string;
+      /** The transaction may still land: the receipt row says `pending`, the nonce stays reserved. */
+      readonly pending: boolean;
+    };
 
 export type ProofOutcome =
   | { readonly kind: 'accepted'; readonly payer: Hex; readonly option: PaymentOption }
@@ -99,7 +105,7 @@ export class Checkout {
     if (!settler) {
       await this.deps.ledger.releaseNonce(a.nonceKey);
       await this.record(a, 'settle_failed', 'settlement_not_configured', '');
-      return { kind: 'failed', reason: 'settlement_not_configured', transaction: '' };
+      return { kind: 'failed', reason: 'settlement_not_configured', transaction: '', pending: false };
     }
     await this.record(a, 'pending', 'settling', '');
     const result = await settler.settle(a.payment, a.option, { resourceUrl: a.request.resourceUrl, route: a.request.route });
@@ -115,7 +121,7 @@ export class Checkout {
       await this.deps.ledger.releaseNonce(a.nonceKey);
       await this.record(a, 'settle_failed', result.reason, result.transaction ?? '');
     }
-    return { kind: 'failed', reason: result.reason, transaction: result.transaction ?? '' };
+    return { kind: 'failed', reason: result.reason, transaction: result.transaction ?? '', pending: result.maybeOnChain };
   }
 
   /** Nothing is charged (the upstream failed under `settlement: after`): free the nonce for a retry. */

@@ -60,6 +60,8 @@ export function makeRoute(options: readonly PaymentOption[], overrides: Partial<
     match: 'GET /v1/weather',
     upstream: UPSTREAM,
     price: Object.freeze({ kind: 'priced', options }),
+    mode: 'enforce',
+    allow: undefined,
     description: 'Current weather',
     mimeType: 'application/json',
     settlement: 'after',

@@ -74,8 +74,9 @@ export class LocalExactEvmVerifier implements Verifier {
   /**
    * Recovered ECDSA signer per (EIP-712 domain, authorization, signature), i.e. per (digest,
    * signature): a pure function of its key, so the answer can never change: cached
-   * for as long as the LRU keeps it. Saves the ~3 ms of pure-JS key recovery on repeated checks
-   * of one payload (client retries, verify-then-settle paths, collapsed duplicates that missed).
+   * for as long as the LRU keeps it. Saves the key recovery on repeated checks of one payload
+   * (client retries, verify-then-settle paths, collapsed duplicates that missed): ~0.06 ms with
+   * native secp256k1, 2 to 3 ms on viem's fallback path.
    */
   readonly #signers: LRUCache<string, { readonly signer: `0x${string}` | undefined }>;
   /** Hit/miss counts of the signer cache; a metrics hook reads them. */
@@ -100,7 +101,7 @@ export class LocalExactEvmVerifier implements Verifier {
     const early = checkSchemeAndNetwork(payment, option);
     if (early !== undefined) return invalid(early);
 
-    // The digest costs ~0.5 ms of hashing; on a signer-cache hit for an EOA it is never needed.
+    // Computed only when needed: on a signer-cache hit for an EOA it is not.
     let digestMemo: Hex | undefined;
     const digest = (): Hex => (digestMemo ??= transferWithAuthorizationDigest(option.asset, auth));
     const shape = classifySignature(payment.payload.signature);

@@ -1,0 +1,33 @@
+/**
+ * A `Ledger` wrapper that counts failed operations in the metrics and logs them, then rethrows:
+ * a ledger fault still fails the request (503), it is just never silent.
+ */
+import type { Logger } from 'pino';
+import type { GatewayMetrics } from '../metrics.js';
+import type { Ledger } from '../payments/ports.js';
+import { InfrastructureError } from '../errors.js';
+
+type Operation = Exclude<keyof Ledger, 'close'>;
+
+export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Logger): Ledger {
+  const wrap =
+    <A extends unknown[], R>(operation: Operation, fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await fn(...args);
+      } catch (err) {
+        metrics.ledgerErrors.inc({ operation });
+        logger.error({ err, operation }, 'ledger operation failed');
+        throw err instanceof InfrastructureError ? err : new InfrastructureError('GW_ERR_LEDGER_UNAVAILABLE', `ledger ${operation} failed`, { cause: err });
+      }
+    };
+  return {
+    reserveNonce: wrap('reserveNonce', (key, expiresAt) => inner.reserveNonce(key, expiresAt)),
+    releaseNonce: wrap('releaseNonce', (key) => inner.releaseNonce(key)),
+    keepNonce: wrap('keepNonce', (key) => inner.keepNonce(key)),
+    claimProof: wrap('claimProof', (chainId, hash) => inner.claimProof(chainId, hash)),
+    record: wrap('record', (receipt) => inner.record(receipt)),
+    receipts: wrap('receipts', (query) => inner.receipts(query)),
+    close: () => inner.close(),
+  };
+}

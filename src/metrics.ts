@@ -1,0 +1,125 @@
+/**
+ * Prometheus metrics (prom-client), one registry per process so counts survive config reloads.
+ * Served as text on the admin listener's /metrics.
+ *
+ * Revenue counters count atomic units of the asset (USDC: millionths of a dollar). Prometheus
+ * counters are float64, exact up to 2^53 atomic units (9 billion USDC), far beyond a process's life.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Seconds; from a fast upstream on the same host to a slow chain confirmation. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  /** Requests by route (the `match` string, or `unmatched`) and outcome. */
+  readonly requests = new Counter({
+    name: 'x402_gateway_requests_total',
+    help: 'Requests by route and outcome (free, challenged, paid, refused, not_charged, shadow, allowlisted, not_found, invalid, error)',
+    labelNames: ['route', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly verificationFailures = new Counter({
+    name: 'x402_gateway_verification_failures_total',
+    help: 'Payments refused before settlement, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly settlements = new Counter({
+    name: 'x402_gateway_settlements_total',
+    help: 'Settlement attempts by outcome (settled, failed, pending) and mode (local, facilitator, proof)',
+    labelNames: ['outcome', 'mode'] as const,
+    registers: [this.registry],
+  });
+
+  readonly revenue = new Counter({
+    name: 'x402_gateway_revenue_atomic_total',
+    help: 'Settled revenue in atomic units of the asset, by route, asset and network',
+    labelNames: ['route', 'asset', 'network'] as const,
+    registers: [this.registry],
+  });
+
+  readonly shadowRevenue = new Counter({
+    name: 'x402_gateway_shadow_revenue_atomic_total',
+    help: 'What shadow-mode routes would have charged, in atomic units, by route, asset and network',
+    labelNames: ['route', 'asset', 'network'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamSeconds = new Histogram({
+    name: 'x402_gateway_upstream_duration_seconds',
+    help: 'Time from forwarding a request to the upstream response headers, by route',
+    labelNames: ['route'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly settlementSeconds = new Histogram({
+    name: 'x402_gateway_settlement_duration_seconds',
+    help: 'Time to settle a payment, by mode',
+    labelNames: ['mode'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly ledgerErrors = new Counter({
+    name: 'x402_gateway_ledger_errors_total',
+    help: 'Ledger operations that failed, by operation',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configReloads = new Counter({
+    name: 'x402_gateway_config_reloads_total',
+    help: 'Config reloads by result (applied, invalid, unchanged, error)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configInfo = new Gauge({
+    name: 'x402_gateway_config_info',
+    help: 'The active config: 1 for its sha256 hash',
+    labelNames: ['hash'] as const,
+    registers: [this.registry],
+  });
+
+  /** Verification-cache counts are read from the verifiers when scraped. */
+  readonly #cacheSources: (() => { hits: number; misses: number; collapsed: number })[] = [];
+
+  constructor() {
+    const sources = this.#cacheSources;
+    new Counter({
+      name: 'x402_gateway_verification_cache_total',
+      help: 'Verification-cache lookups by result (hit, miss, collapsed into a check in flight)',
+      labelNames: ['result'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const read of sources) {
+          const c = read();
+          this.inc({ result: 'hit' }, c.hits);
+          this.inc({ result: 'miss' }, c.misses);
+          this.inc({ result: 'collapsed' }, c.collapsed);
+        }
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'x402_gateway_process_' });
+  }
+
+  /**
+   * Adds a verification cache to the scraped totals. Sources are never removed: a verifier
+   * replaced by a reload keeps its final counts, so the totals never go down.
+   */
+  addCacheSource(read: () => { hits: number; misses: number; collapsed: number }): void {
+    this.#cacheSources.push(read);
+  }
+
+  /** Marks `hash` as the active config. */
+  setConfig(hash: string): void {
+    this.configInfo.reset();
+    this.configInfo.set({ hash }, 1);
+  }
+}
