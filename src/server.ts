@@ -157,7 +157,15 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     server.listen(initial.listen.port, initial.listen.host, () => resolve());
   });
   const url = addressUrl(server.address() as AddressInfo);
-  const adminUrl = await admin.listen({ host: initial.admin.host, port: initial.admin.port });
+  let adminUrl: string;
+  try {
+    adminUrl = await admin.listen({ host: initial.admin.host, port: initial.admin.port });
+  } catch (err) {
+    // Do not leave the public listener open behind a failed start.
+    server.close();
+    await live.gateway.app.close();
+    throw err;
+  }
   const watcher = options.configPath && initial.reload.watch ? watchConfig(options.configPath, initial.reload.debounceMs, reload, logger) : undefined;
   ready = true;
   void pool.checkFacilitators(initial).then(

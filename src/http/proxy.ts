@@ -38,6 +38,8 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
       // An upstream URL with a base path (`http://api:8080/v2`) prefixes every forwarded path.
       ...(pathname === '/' ? {} : { rewritePrefix: `${pathname}/` }),
       constraints: { [UPSTREAM_CONSTRAINT]: upstream.name },
+      // The gateway logs one summary line per request itself.
+      disableRequestLogging: true,
       // The paywall hook has already answered every request that may not pass.
       replyOptions: {
         timeout: upstream.timeoutMs,
