@@ -366,3 +366,26 @@ describe('a dead RPC', () => {
     }
   });
 });
+
+describe('metrics of paid traffic', () => {
+  async function value(metric: { get(): Promise<{ values: { labels: Record<string, string | number>; value: number; metricName?: string }[] }> }, labels: Record<string, string>, name?: string): Promise<number> {
+    const { values } = await metric.get();
+    return values.filter((v) => (name === undefined || v.metricName === name) && Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0);
+  }
+
+  it('counts revenue by route, asset and network, settlements by outcome and mode, and their latency', async () => {
+    const m = gw.metrics;
+    const labels = { route: 'GET /weather', asset: 'usdc@base', network: 'eip155:8453' };
+    const revenue = await value(m.revenue, labels);
+    const settled = await value(m.settlements, { outcome: 'settled', mode: 'local' });
+    const observed = await value(m.settlementSeconds, { mode: 'local' }, 'x402_gateway_settlement_duration_seconds_count');
+    const paid = await value(m.requests, { route: 'GET /weather', outcome: 'paid' });
+    expect((await v2Fetch()(`${gw.url}/weather`)).status).toBe(200);
+    expect((await v2Fetch()(`${gw.url}/weather`)).status).toBe(200);
+    expect(await value(m.revenue, labels)).toBe(revenue + 20_000);
+    expect(await value(m.settlements, { outcome: 'settled', mode: 'local' })).toBe(settled + 2);
+    expect(await value(m.settlementSeconds, { mode: 'local' }, 'x402_gateway_settlement_duration_seconds_count')).toBe(observed + 2);
+    expect(await value(m.requests, { route: 'GET /weather', outcome: 'paid' })).toBe(paid + 2);
+    expect(await value(m.verificationFailures, { reason: 'invalid_exact_evm_signature' })).toBeGreaterThanOrEqual(1);
+  });
+});
