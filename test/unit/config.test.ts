@@ -22,7 +22,7 @@ function problemsOf(yaml: string, env: Record<string, string> = { KEY }): readon
 describe('config', () => {
   it('accepts the example file and fills defaults', () => {
     const r = parseConfigText(readFileSync(new URL('../../gateway.example.yaml', import.meta.url), 'utf8'), {});
-    expect(r.ok && r.config.routes.length).toBe(6);
+    expect(r.ok && r.config.routes.length).toBe(7);
   });
 
   it('compiles a minimal file into a frozen, precomputed config', () => {
