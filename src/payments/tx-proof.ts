@@ -81,11 +81,16 @@ export class TxProofChecker implements ProofChecker {
 
     // strict (the default) skips logs that do not decode as ERC-20 Transfer, e.g. ERC-721's
     // same-signature event with the value indexed.
+    //
+    // Only a transfer the sender of the transaction made from its own balance counts. A relayed
+    // transfer (an EIP-3009 settlement, this gateway's own included, or any contract moving a
+    // payer's tokens) emits the same Transfer event; counting it would let anyone who reads the
+    // chain spend someone else's settlement as their proof, or a payer buy two requests with one.
     const transfers = parseEventLogs({
       abi: erc20Abi,
       eventName: 'Transfer',
       logs: receipt.logs.filter((log) => isAddressEqual(log.address, option.asset.address)),
-    }).filter((log) => isAddressEqual(log.args.to, option.payTo));
+    }).filter((log) => isAddressEqual(log.args.to, option.payTo) && isAddressEqual(log.args.from, receipt.from));
     let best: (typeof transfers)[number] | undefined;
     for (const log of transfers) if (best === undefined || log.args.value > best.args.value) best = log;
     if (best === undefined) return { ok: false, reason: 'proof_transfer_not_found' };

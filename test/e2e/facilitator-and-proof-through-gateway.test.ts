@@ -156,6 +156,17 @@ routes:
     ]);
   });
 
+  it('refuses a settlement transaction as proof: one payment never buys two requests', async () => {
+    const paid = await v2Fetch()(`${gw.url}/report`);
+    expect(paid.status).toBe(200);
+    const settlement = (decodeHeader(paid.headers.get('payment-response') ?? undefined) as { transaction: string }).transaction;
+    const before = upstream.seen.length;
+    const reuse = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': settlement } });
+    expect(reuse.status).toBe(402);
+    expect((reuse.json() as { error: string }).error).toBe('proof_transfer_not_found');
+    expect(upstream.seen.length).toBe(before);
+  });
+
   it('refuses a transfer that is too small or to someone else, and a malformed hash', async () => {
     const small = await transfer(PAYEE, CENT);
     const elsewhere = await transfer(PAYER, 5n * CENT);
