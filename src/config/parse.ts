@@ -7,7 +7,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { getAddress } from 'viem';
 import type { z } from 'zod';
 import { KNOWN_CHAINS } from './known-networks.js';
-import { configSchema, type RawConfig } from './schema.js';
+import { configSchema, minimumAfterTimeout, type RawConfig } from './schema.js';
 import type {
   Address,
   Allowlist,
@@ -93,6 +93,14 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       maxTimeoutSeconds: r.maxTimeoutSeconds ?? raw.defaults.maxTimeoutSeconds,
       problems,
     });
+    const settlement = r.settlement ?? raw.defaults.settlement;
+    const maxTimeoutSeconds = r.maxTimeoutSeconds ?? raw.defaults.maxTimeoutSeconds;
+    if (settlement === 'after' && price.kind === 'priced' && maxTimeoutSeconds < minimumAfterTimeout(upstream)) {
+      problems.push(
+        `${r.maxTimeoutSeconds === undefined ? 'defaults' : `routes[${index}]`}.maxTimeoutSeconds: ${maxTimeoutSeconds} is too short for ` +
+          `settlement: after in front of upstream "${upstream.name}" (timeoutMs ${upstream.timeoutMs}); it must be at least ${minimumAfterTimeout(upstream)}`,
+      );
+    }
     const allowRaw = r.allow ?? raw.defaults.allow;
     const route: RouteConfig = {
       index,
@@ -101,7 +109,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       price,
       description: r.description,
       mimeType: r.mimeType,
-      settlement: r.settlement ?? raw.defaults.settlement,
+      settlement,
       mode: r.mode ?? raw.defaults.mode,
       allow: allowRaw === undefined ? undefined : compileAllowlist(allowRaw, r.allow ? ['routes', index, 'allow'] : ['defaults', 'allow'], problems),
     };

@@ -21,6 +21,18 @@ export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
 /** Quiet time after a config file change before it is reloaded (editors write in several steps). */
 export const DEFAULT_RELOAD_DEBOUNCE_MS = 200;
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
+/**
+ * Under `settlement: after`, an authorization must outlive the upstream's answer by this much:
+ * the settlement is sent after the upstream answers and must be mined before `validBefore`
+ * (the 6-second grace of the verify rule included). A shorter-lived one would let a caller have
+ * the upstream do the work and then let the payment expire unsettled.
+ */
+export const SETTLEMENT_MARGIN_SECONDS = 15;
+
+/** The shortest payment validity, in seconds, a `settlement: after` route in front of `upstream` can honour. */
+export function minimumAfterTimeout(upstream: { readonly timeoutMs: number }): number {
+  return Math.ceil(upstream.timeoutMs / 1000) + SETTLEMENT_MARGIN_SECONDS;
+}
 
 const hostPort = (defaults: { host: string; port: number }) =>
   z

@@ -13,6 +13,7 @@
  * after. A crash in between leaves the pending row, with payer and nonce, to reconcile against
  * the chain: no money moves without a row.
  */
+import { minimumAfterTimeout } from '../config/schema.js';
 import type { PaymentOption, RouteConfig } from '../config/types.js';
 import { selectRequirement } from '../protocol/select-requirement.js';
 import type { DecodedPayment, Hex } from '../protocol/types.js';
@@ -64,6 +65,9 @@ export type ProofOutcome =
   | { readonly kind: 'accepted'; readonly payer: Hex; readonly option: PaymentOption }
   | { readonly kind: 'refused'; readonly reason: string };
 
+/** The protocol's reason for an authorization that expires too soon. */
+const VALID_BEFORE_TOO_SOON = 'invalid_exact_evm_payload_authorization_valid_before';
+
 /** The reason a second use of one authorization is refused with. */
 export const NONCE_ALREADY_USED = 'nonce_already_used';
 
@@ -78,6 +82,13 @@ export class Checkout {
       return { kind: 'refused', reason: selected.reason };
     }
     const option = selected.option;
+    // Under `settlement: after` the money moves only after the upstream answered: refuse an
+    // authorization that could expire in between, before any work is done on its strength.
+    const auth = payment.payload.authorization;
+    if (request.route.settlement === 'after' && auth.validBefore < this.deps.clock.nowSeconds() + BigInt(minimumAfterTimeout(request.route.upstream))) {
+      await this.refuse(request, payment, option, VALID_BEFORE_TOO_SOON);
+      return { kind: 'refused', reason: VALID_BEFORE_TOO_SOON };
+    }
     const verifier = this.deps.verifiers.get(option.asset.network.name);
     if (!verifier) {
       await this.refuse(request, payment, option, 'invalid_network');
@@ -88,7 +99,6 @@ export class Checkout {
       await this.refuse(request, payment, option, verdict.reason);
       return verdict.message === undefined ? { kind: 'refused', reason: verdict.reason } : { kind: 'refused', reason: verdict.reason, message: verdict.message };
     }
-    const auth = payment.payload.authorization;
     const nonceKey: NonceKey = { chainId: option.asset.network.chainId, asset: option.asset.address, payer: auth.from, nonce: auth.nonce };
     // Kept until the authorization can no longer be used on chain; validBefore fits a JS number.
     const reserved = await this.deps.ledger.reserveNonce(nonceKey, Number(auth.validBefore));

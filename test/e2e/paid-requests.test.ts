@@ -290,6 +290,11 @@ describe('refused payments: each with its reason, nothing charged, nothing forwa
     await expectRefused(await tamperedHeader((r) => ({ ...r, maxTimeoutSeconds: 1 }), true), 402, 'invalid_exact_evm_payload_authorization_valid_before');
   });
 
+  it('valid now, but not long enough to outlive the upstream and its settlement (settlement: after)', async () => {
+    // validBefore = now + 40 s passes verification (now + 6) but not the upstream's 30 s timeout plus the settlement margin.
+    await expectRefused(await tamperedHeader((r) => ({ ...r, maxTimeoutSeconds: 40 }), true), 402, 'invalid_exact_evm_payload_authorization_valid_before');
+  });
+
   it('not yet valid', async () => {
     const http = v2HttpClient();
     const challenge = await challengeOf(http, `${gw.url}/weather`);

@@ -96,6 +96,12 @@ routes:
     expect(problemsOf(twoUpstreams)).toEqual(['defaults.upstream: unmatched: free needs an upstream to send unmatched requests to']);
   });
 
+  it('refuses a payment validity too short for settlement: after in front of a slow upstream', () => {
+    expect(problemsOf(MINIMAL.replace('url: "http://127.0.0.1:8080" }', 'url: "http://127.0.0.1:8080", timeoutMs: 60000 }').replace('routes:', 'defaults: { maxTimeoutSeconds: 60 }\nroutes:'))).toEqual([
+      'defaults.maxTimeoutSeconds: 60 is too short for settlement: after in front of upstream "api" (timeoutMs 60000); it must be at least 75',
+    ]);
+  });
+
   it('refuses YAML syntax errors and duplicate keys', () => {
     expect(problemsOf('payTo: [')[0]).toMatch(/^YAML: /);
     expect(problemsOf('payTo: a\npayTo: b\n')[0]).toMatch(/^YAML: .*[Uu]nique|duplicate/i);
