@@ -74,6 +74,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
     problems.push('defaults.upstream: unmatched: free needs an upstream to send unmatched requests to');
   }
 
+  const defaultAllow = raw.defaults.allow === undefined ? undefined : compileAllowlist(raw.defaults.allow, ['defaults', 'allow'], problems);
   const routes: RouteConfig[] = [];
   const entries: CompiledRoute<RouteConfig>[] = [];
   raw.routes.forEach((r, index) => {
@@ -101,7 +102,6 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
           `settlement: after in front of upstream "${upstream.name}" (timeoutMs ${upstream.timeoutMs}); it must be at least ${minimumAfterTimeout(upstream)}`,
       );
     }
-    const allowRaw = r.allow ?? raw.defaults.allow;
     const route: RouteConfig = {
       index,
       match: r.match,
@@ -111,12 +111,19 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       mimeType: r.mimeType,
       settlement,
       mode: r.mode ?? raw.defaults.mode,
-      allow: allowRaw === undefined ? undefined : compileAllowlist(allowRaw, r.allow ? ['routes', index, 'allow'] : ['defaults', 'allow'], problems),
+      allow: r.allow === undefined ? defaultAllow : compileAllowlist(r.allow, ['routes', index, 'allow'], problems),
     };
     if (!compiled.ok) return;
     routes.push(route);
     entries.push({ ...compiled.compiled, route });
   });
+
+  const usesCidrs = [raw.defaults.allow, ...raw.routes.map((r) => r.allow)].some((a) => a !== undefined && a.cidrs.length > 0);
+  if (raw.trustProxy === true && usesCidrs) {
+    problems.push(
+      'trustProxy: true trusts any X-Forwarded-For, so any caller could claim an allowlisted address; give the hop count or the addresses of the proxies in front',
+    );
+  }
 
   return {
     listen: raw.listen,

@@ -18,8 +18,20 @@ import { resourceUrl, sendChallenge, sendError } from './replies.js';
 import type { RequestStates } from './request-state.js';
 import { UPSTREAM_CONSTRAINT } from './routing.js';
 
-/** Request headers that never reach an upstream: payment instruments, and a header official clients add by mistake. */
-const STRIPPED_REQUEST_HEADERS = ['payment-signature', 'x-payment', 'x-payment-proof', 'access-control-expose-headers'];
+/**
+ * Request headers that never reach an upstream: payment instruments, a header official clients
+ * add by mistake, and method overrides (a request priced as the GET it is must not become the
+ * POST an upstream's override middleware would turn it into).
+ */
+const STRIPPED_REQUEST_HEADERS = [
+  'payment-signature',
+  'x-payment',
+  'x-payment-proof',
+  'access-control-expose-headers',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+];
 /** Response headers an upstream may not set: receipts and challenges are the gateway's to give. */
 const STRIPPED_RESPONSE_HEADERS = ['payment-response', 'x-payment-response', 'payment-required'];
 
@@ -125,8 +137,11 @@ async function onUpstreamResponse(
       }
     }
   }
-  if (state?.receipt) {
-    reply.header(state.receipt.name, state.receipt.value);
+  if (state?.receipt) reply.header(state.receipt.name, state.receipt.value);
+  // Whoever got through a priced route (payer, proof, allowlisted caller) got something a shared
+  // cache must not hand to the next, unpaid caller.
+  const route = state?.match?.route;
+  if (route?.price.kind === 'priced' && route.mode === 'enforce') {
     reply.header('cache-control', privateCacheControl(reply.getHeader('cache-control')));
   }
   reply.send(stream);

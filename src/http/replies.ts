@@ -17,9 +17,13 @@ export function resourceUrl(config: Config, request: FastifyRequest, path: strin
   return base + path + search;
 }
 
-/** A browser asking for a page gets HTML; programs get the JSON v1 body. */
+/**
+ * A browser asking for a page gets HTML; programs get the JSON v1 body. Both conditions, as the
+ * official servers test them: an agent sending a browser-like Accept still gets the JSON that
+ * v1 clients parse.
+ */
 function wantsHtml(request: FastifyRequest): boolean {
-  return (request.headers.accept ?? '').includes('text/html');
+  return (request.headers.accept ?? '').includes('text/html') && (request.headers['user-agent'] ?? '').includes('Mozilla');
 }
 
 /**

@@ -12,7 +12,7 @@ import type { FastifyServerOptions } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config/types.js';
 import { normaliseUrl } from '../routes/normalise.js';
-import { matchRoute } from '../routes/table.js';
+import { matchRoute, pathMatchesAny } from '../routes/table.js';
 import { newRequestState, type RequestStates } from './request-state.js';
 
 export const UPSTREAM_CONSTRAINT = 'x402upstream';
@@ -43,7 +43,10 @@ export function upstreamOf(config: Config, states: RequestStates, req: IncomingM
   const state = states.get(req);
   if (!state || !state.target.ok || state.special) return NO_UPSTREAM;
   if (state.match) return state.match.route.upstream.name;
-  return config.unmatched === 'free' && config.defaultUpstream ? config.defaultUpstream.name : NO_UPSTREAM;
+  if (config.unmatched !== 'free' || !config.defaultUpstream) return NO_UPSTREAM;
+  // Free passage is for paths nobody prices, not for a priced path under another method or Host.
+  if (pathMatchesAny(config.table, state.target.segments, (route) => route.price.kind === 'priced')) return NO_UPSTREAM;
+  return config.defaultUpstream.name;
 }
 
 /** A find-my-way constraint strategy keyed on the upstream name. */

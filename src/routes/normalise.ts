@@ -10,8 +10,10 @@
  * matching literal segments, so a case variant is charged like the original: fail closed.
  *
  * Refused outright (400): a malformed `%` escape, an encoded `/` or a `\` in any form (upstreams
- * disagree on whether they separate segments), control characters, `..` above the root, and
- * anything that is not an origin-form path.
+ * disagree on whether they separate segments), a `;` in any form (servlet containers strip
+ * `;params` from a segment, so `/paid;x` would match no priced route here and still reach
+ * `/paid` there), control characters, `..` above the root, and anything that is not an
+ * origin-form path.
  */
 
 export type NormalisedPath =
@@ -30,7 +32,7 @@ export type NormalisedPath =
 export const MAX_PATH_LENGTH = 8192;
 
 // eslint-disable-next-line no-control-regex
-const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f/\\]/;
+const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f/\\;]/;
 
 /** Normalises the request target of an HTTP/1.1 request (`req.url`). */
 export function normaliseUrl(rawUrl: string): NormalisedPath {
@@ -62,11 +64,11 @@ export function normaliseUrl(rawUrl: string): NormalisedPath {
 }
 
 /**
- * RFC 3986 path-segment encoding: everything but unreserved characters and the sub-delims,
- * `:` and `@` (which are legal in a segment) is percent-encoded.
+ * RFC 3986 path-segment encoding: everything but unreserved characters, the sub-delims but `;`
+ * (refused before this), `:` and `@` is percent-encoded.
  */
 export function encodeSegment(segment: string): string {
-  return encodeURIComponent(segment).replace(/%(?:3A|40|21|24|26|27|28|29|2A|2B|2C|3B|3D)/g, (e) =>
+  return encodeURIComponent(segment).replace(/%(?:3A|40|21|24|26|27|28|29|2A|2B|2C|3D)/g, (e) =>
     String.fromCharCode(Number.parseInt(e.slice(1), 16)),
   );
 }

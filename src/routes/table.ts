@@ -80,6 +80,15 @@ export function matchRoute<R>(
   return undefined;
 }
 
+/**
+ * True when some route accepted by `predicate` matches these segments for any method and host.
+ * Lets `unmatched: free` refuse a request that differs from a priced route only in method or
+ * Host: many upstreams serve every method on a path, and none sees the gateway's Host.
+ */
+export function pathMatchesAny<R>(table: RouteTable<R>, segments: readonly string[], predicate: (route: R) => boolean): boolean {
+  return table.entries.some((entry) => predicate(entry.route) && matchSegments(entry.segments, segments) !== undefined);
+}
+
 function matchSegments(pattern: readonly SegmentMatcher[], segments: readonly string[]): Record<string, string> | undefined {
   const params: Record<string, string> = {};
   for (const [i, p] of pattern.entries()) {

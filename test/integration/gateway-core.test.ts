@@ -124,6 +124,8 @@ describe('402 challenge', () => {
 
   it('gives a browser a paywall page with the same headers', async () => {
     const res = await send(gw.url, 'GET', '/weather', { headers: { accept: 'text/html,application/xhtml+xml', 'user-agent': 'Mozilla/5.0' } });
+    const agent = await send(gw.url, 'GET', '/weather', { headers: { accept: 'text/html, application/json', 'user-agent': 'my-agent/1.0' } });
+    expect(agent.headers['content-type']).toContain('application/json');
     expect(res.status).toBe(402);
     expect(res.headers['content-type']).toContain('text/html');
     expect(res.headers['payment-required']).toBeDefined();
@@ -180,7 +182,7 @@ describe('routing and path normalisation', () => {
     expect(reached(before)).toBe(0);
   });
 
-  it.each([['/health/..%2Fweather'], ['/weather%2F'], ['/%zz'], ['/..'], ['/a/../../weather'], ['/health\\..\\weather'], ['/files/%5c..%5cweather'], ['/files/a%00b']])(
+  it.each([['/weather;jsessionid=1'], ['/weather%3Bx'], ['/health/..%2Fweather'], ['/weather%2F'], ['/%zz'], ['/..'], ['/a/../../weather'], ['/health\\..\\weather'], ['/files/%5c..%5cweather'], ['/files/a%00b']])(
     'refuses %s with 400',
     async (path) => {
       const before = upstream.seen.length;
@@ -219,11 +221,19 @@ describe('routing and path normalisation', () => {
 describe('proxying', () => {
   it('adds upstream credentials and X-Forwarded-*, and strips payment headers', async () => {
     const res = await send(gw.url, 'GET', '/health', {
-      headers: { 'x-payment': 'abc', 'payment-signature': 'def', 'x-payment-proof': '0x00', authorization: 'Bearer caller', host: 'api.example.com' },
+      headers: {
+        'x-payment': 'abc',
+        'payment-signature': 'def',
+        'x-payment-proof': '0x00',
+        authorization: 'Bearer caller',
+        host: 'api.example.com',
+        'x-http-method-override': 'POST',
+      },
     });
     expect(res.status).toBe(200);
     const seen = upstream.seen.at(-1);
     expect(seen?.headers['authorization']).toBe('Bearer upstream-secret');
+    expect(seen?.headers['x-http-method-override']).toBeUndefined();
     expect(seen?.headers['x-payment']).toBeUndefined();
     expect(seen?.headers['payment-signature']).toBeUndefined();
     expect(seen?.headers['x-payment-proof']).toBeUndefined();

@@ -195,6 +195,26 @@ describe('hot reload', () => {
   });
 });
 
+describe('unmatched: free', () => {
+  it('passes unpriced paths, but not a priced path under another method or Host', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'x402-unmatched-'));
+    const path = join(dir, 'gateway.yaml');
+    writeFileSync(
+      path,
+      yaml('$0.01', '  - { match: "GET /vip", host: vip.example.com, price: "$0.50" }').replace('reload: {', 'defaults: { unmatched: free }\nreload: {'),
+    );
+    gw = await startFromFile(path);
+    const before = upstream.seen.length;
+    expect((await send(gw.url, 'GET', '/anything/else')).status).toBe(200);
+    expect(upstream.seen.length - before).toBe(1);
+    expect((await send(gw.url, 'POST', '/weather')).status).toBe(404);
+    expect((await send(gw.url, 'DELETE', '/partner/x')).status).toBe(404);
+    expect((await send(gw.url, 'GET', '/vip', { headers: { host: 'other.example.com' } })).status).toBe(404);
+    expect((await send(gw.url, 'GET', '/vip', { headers: { host: 'vip.example.com' } })).status).toBe(402);
+    expect(upstream.seen.length - before).toBe(1);
+  });
+});
+
 describe('shadow mode, allowlists and metrics', () => {
   beforeAll(async () => {
     const parsed = parseConfigText(yaml('$0.01'), {});
@@ -220,6 +240,8 @@ describe('shadow mode, allowlists and metrics', () => {
     gw = await startFromFile(path);
     const withKey = await send(gw.url, 'GET', '/partner/data', { headers: { 'x-api-key': PARTNER_KEY } });
     expect(withKey.status).toBe(200);
+    // A priced route's answer stays out of shared caches, whoever got it free.
+    expect(withKey.headers['cache-control']).toBe('max-age=60, private');
     expect(upstream.seen.at(-1)?.headers['x-api-key']).toBeUndefined();
     expect((await send(gw.url, 'GET', '/partner/data', { headers: { 'x-api-key': 'wrong' } })).status).toBe(402);
     expect((await send(gw.url, 'GET', '/partner/data')).status).toBe(402);

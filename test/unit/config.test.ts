@@ -102,6 +102,16 @@ routes:
     ]);
   });
 
+  it('refuses trustProxy: true together with CIDR allowlists (X-Forwarded-For could be forged)', () => {
+    const yaml = MINIMAL.replace('routes:', 'trustProxy: true\ndefaults: { allow: { cidrs: ["10.0.0.0/8"] } }\nroutes:');
+    expect(problemsOf(yaml)[0]).toMatch(/^trustProxy: true trusts any X-Forwarded-For/);
+    expect(problemsOf(yaml.replace('trustProxy: true', 'trustProxy: 1'))).toEqual([]);
+    expect(problemsOf(MINIMAL.replace('routes:', 'defaults: { allow: { cidrs: ["10.0.0.300/8", "nope"] } }\nroutes:'))).toEqual([
+      'defaults.allow.cidrs[0]: "10.0.0.300/8" is not an IP address or CIDR block',
+      'defaults.allow.cidrs[1]: "nope" is not an IP address or CIDR block',
+    ]);
+  });
+
   it('refuses YAML syntax errors and duplicate keys', () => {
     expect(problemsOf('payTo: [')[0]).toMatch(/^YAML: /);
     expect(problemsOf('payTo: a\npayTo: b\n')[0]).toMatch(/^YAML: .*[Uu]nique|duplicate/i);

@@ -27,7 +27,7 @@ describe('normaliseUrl', () => {
     ['/%61%62', '/ab', ''],
     ['/%2e%2e/', undefined, ''],
     ['/a/%2E%2E/b', '/b', ''],
-    ["/a:b@c!$&'()*+,;=", "/a:b@c!$&'()*+,;=", ''],
+    ["/a:b@c!$&'()*+,=", "/a:b@c!$&'()*+,=", ''],
     ['/caf%C3%A9', '/caf%C3%A9', ''],
   ])('%s -> %s', (raw, path, search) => {
     const n = normaliseUrl(raw);
@@ -35,7 +35,7 @@ describe('normaliseUrl', () => {
     expect(n).toMatchObject({ ok: true, path, search });
   });
 
-  it.each(['/a%2Fb', '/a%2fb', '/a%5Cb', '/a\\b', '/%', '/%G0', '/%C3', '/..', '/a/../..', '/a%00', '/a%0A', 'a/b', '*', 'http://x/a'])(
+  it.each(['/a;b', '/a%3Bb', '/a%3bjsessionid=1', '/a%2Fb', '/a%2fb', '/a%5Cb', '/a\\b', '/%', '/%G0', '/%C3', '/..', '/a/../..', '/a%00', '/a%0A', 'a/b', '*', 'http://x/a'])(
     'refuses %s',
     (raw) => {
       expect(normaliseUrl(raw).ok).toBe(false);
