@@ -31,6 +31,9 @@ export const UNEXPECTED_SETTLE_ERROR = 'unexpected_settle_error';
 /** Failures reported after the transfer transaction was mined successfully: the authorization is spent. */
 const MINED_FAILURE_REASONS: ReadonlySet<string> = new Set(['invalid_exact_evm_transfer_event_mismatch']);
 
+/** The transfer was mined and reverted: certainly nothing moved. */
+const REVERTED_REASON = 'invalid_exact_evm_transaction_failed';
+
 /** Protocol reasons are snake_case; anything else is an exception message passed through as a reason. */
 const PROTOCOL_REASON = /^[a-z0-9_]+$/;
 
@@ -126,6 +129,13 @@ function settleResult(answer: FacilitatorSettleAnswer, payment: DecodedPayment, 
     reason: reported,
     ...(answer.errorMessage === undefined ? {} : { message: answer.errorMessage }),
     ...transaction,
-    maybeOnChain: doubt || reported === SETTLEMENT_PENDING_REASON || MINED_FAILURE_REASONS.has(reported),
+    // A failure that names a transaction hash means something was broadcast, and unless the
+    // facilitator says it reverted, it may still land (one whose pending store failed answers
+    // `invalid_transaction_state` with the hash).
+    maybeOnChain:
+      doubt ||
+      (isTxHash(hash) && reported !== REVERTED_REASON) ||
+      reported === SETTLEMENT_PENDING_REASON ||
+      MINED_FAILURE_REASONS.has(reported),
   };
 }

@@ -188,6 +188,11 @@ describe('FacilitatorSettler', () => {
     });
   });
 
+  it('a failure that names a broadcast transaction may still land', async () => {
+    a.answer(() => ({ status: 200, body: { success: false, errorReason: 'invalid_transaction_state', transaction: TX } }));
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toMatchObject({ success: false, transaction: TX, maybeOnChain: true });
+  });
+
   it('all refused connections: unexpected_settle_error, certainly not on chain', async () => {
     const other = await deadFacilitatorUrl();
     const result = await new FacilitatorSettler(clients(dead, other)).settle(payment(2), option);
