@@ -29,6 +29,7 @@ import { SqliteLedger } from './ledger/sqlite-ledger.js';
 import { loggerOptions } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import { PaymentBackendPool } from './payments/backends.js';
+import { WorkInFlight } from './payments/checkout.js';
 import { systemClock, type Clock, type Ledger } from './payments/ports.js';
 
 export interface RunningGateway {
@@ -70,11 +71,14 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const metrics = new GatewayMetrics();
   const ledger = observeLedger(options.ledger ?? new SqliteLedger(initial.ledger.path), metrics, logger);
   const pool = new PaymentBackendPool(clock, (counters) => metrics.addCacheSource(() => counters));
-  const build = async (config: Config): Promise<LiveApp> => ({
-    gateway: await buildGateway(config, { ...pool.backendsFor(config), ledger, clock, logger, metrics }),
-    inFlight: 0,
-    retired: false,
-  });
+  const work = new WorkInFlight();
+  /** Every app not yet closed: the live one and retired ones still finishing requests. */
+  const apps = new Set<LiveApp>();
+  const build = async (config: Config): Promise<LiveApp> => {
+    const app: LiveApp = { gateway: await buildGateway(config, { ...pool.backendsFor(config), ledger, clock, logger, metrics, work }), inFlight: 0, retired: false };
+    apps.add(app);
+    return app;
+  };
 
   let live = await build(initial);
   let ready = false;
@@ -82,7 +86,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   metrics.setConfig(initial.hash);
 
   const closeWhenIdle = (app: LiveApp) => {
-    if (app.retired && app.inFlight === 0) void app.gateway.app.close();
+    if (app.retired && app.inFlight === 0 && apps.delete(app)) void app.gateway.app.close();
   };
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -186,15 +190,18 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     draining = true;
     watcher?.close();
     const graceMs = live.gateway.config.shutdownGraceMs;
-    logger.info({ inFlight: live.inFlight, graceMs }, 'draining');
+    logger.info({ inFlight: live.inFlight, settling: work.count, graceMs }, 'draining');
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const deadline = Date.now() + graceMs;
-    while (live.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    if (live.inFlight > 0) logger.error({ inFlight: live.inFlight }, 'drain grace period over; cutting the requests left');
+    // Requests on any app (a reload may have retired one moments ago), and settlements whose
+    // caller has already hung up: the money must finish moving and be recorded.
+    const busy = () => [...apps].reduce((n, a) => n + a.inFlight, 0) + work.count;
+    while (busy() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    if (busy() > 0) logger.error({ inFlight: busy() }, 'drain grace period over; cutting the requests left');
     server.closeAllConnections();
     await stopped;
-    await live.gateway.app.close();
+    for (const app of apps) await app.gateway.app.close();
     await admin.close();
     await pool.close();
     await ledger.close();

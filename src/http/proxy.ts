@@ -15,7 +15,7 @@ import type { Allowlist, Config, UpstreamConfig } from '../config/types.js';
 import type { Checkout } from '../payments/checkout.js';
 import { applySettlement, failureReceipt, settleTimed } from './paywall.js';
 import { resourceUrl, sendChallenge, sendError } from './replies.js';
-import type { RequestStates } from './request-state.js';
+import type { RequestState, RequestStates } from './request-state.js';
 import { UPSTREAM_CONSTRAINT } from './routing.js';
 
 /**
@@ -57,10 +57,17 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
         timeout: upstream.timeoutMs,
         rewriteRequestHeaders: (request, headers) =>
           upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, upstream, deps.states.get(request.raw as IncomingMessage)?.match?.route.allow),
-        rewriteHeaders: (headers) => upstreamResponseHeaders(headers as IncomingHttpHeaders),
+        rewriteHeaders: (headers, request) => {
+          const out = upstreamResponseHeaders(headers as IncomingHttpHeaders);
+          // Remembered so an answer of the gateway's own can drop exactly these, and keep its CORS headers.
+          const state = request ? deps.states.get(request.raw as IncomingMessage) : undefined;
+          if (state) state.upstreamHeaderNames = Object.keys(out);
+          return out;
+        },
         onResponse: (request, reply, res) => {
           onUpstreamResponse(deps, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream).catch((err: unknown) => {
             discard(res.stream);
+            dropUpstreamHeaders(http1Reply(reply), deps.states.get(request.raw as IncomingMessage));
             reply.send(err);
           });
         },
@@ -117,6 +124,11 @@ async function onUpstreamResponse(
 ): Promise<void> {
   const state = deps.states.get(request.raw);
   if (state?.forwardedAt !== undefined) state.upstreamSeconds = (performance.now() - state.forwardedAt) / 1000;
+  if (reply.raw.destroyed) {
+    // The caller hung up before the upstream answered: nobody to serve, nothing to charge.
+    discard(stream);
+    return;
+  }
   const pending = state?.toSettle;
   if (state && pending) {
     state.toSettle = undefined;
@@ -128,7 +140,7 @@ async function onUpstreamResponse(
       const outcome = await settleTimed(deps.checkout, state, pending);
       if (!applySettlement(state, pending, outcome)) {
         discard(stream);
-        clearHeaders(reply);
+        dropUpstreamHeaders(reply, state);
         const route = pending.request.route;
         if (route.price.kind !== 'priced') throw new Error('settled a free route');
         const url = state.target.ok ? resourceUrl(deps.config, request, state.target.path, state.target.search) : '';
@@ -174,6 +186,7 @@ function discard(stream: NodeJS.ReadableStream & { destroy(): void }): void {
   stream.destroy();
 }
 
-function clearHeaders(reply: FastifyReply): void {
-  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+/** Removes the headers reply-from copied from the upstream, before the gateway answers itself. */
+function dropUpstreamHeaders(reply: FastifyReply, state: RequestState | undefined): void {
+  for (const name of state?.upstreamHeaderNames ?? []) reply.removeHeader(name);
 }

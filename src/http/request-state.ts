@@ -50,6 +50,8 @@ export interface RequestState {
   forwardedAt: number | undefined;
   /** Seconds from forwarding to the upstream's response headers. */
   upstreamSeconds: number | undefined;
+  /** Response headers copied from the upstream, so a gateway answer can drop them. */
+  upstreamHeaderNames: readonly string[];
 }
 
 /** One map per gateway instance; entries vanish with their requests. */
@@ -71,5 +73,6 @@ export function newRequestState(target: NormalisedPath, match: RouteMatch<RouteC
     settlement: undefined,
     forwardedAt: undefined,
     upstreamSeconds: undefined,
+    upstreamHeaderNames: [],
   };
 }

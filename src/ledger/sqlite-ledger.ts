@@ -79,7 +79,7 @@ export class SqliteLedger implements Ledger {
          ON CONFLICT (key) DO UPDATE SET state = 'reserved', expires_at = excluded.expires_at
          WHERE nonces.state = 'reserved' AND nonces.expires_at < ?`,
       ),
-      release: this.db.prepare(`DELETE FROM nonces WHERE key = ? AND state = 'reserved'`),
+      release: this.db.prepare(`DELETE FROM nonces WHERE key = ?`),
       keep: this.db.prepare(`UPDATE nonces SET state = 'kept' WHERE key = ?`),
       claim: this.db.prepare(`INSERT OR IGNORE INTO proofs (chain_id, tx_hash, claimed_at) VALUES (?, ?, ?)`),
       record: this.db.prepare(

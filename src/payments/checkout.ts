@@ -26,6 +26,8 @@ export interface CheckoutDeps {
   readonly proofs: ReadonlyMap<string, ProofChecker>;
   readonly ledger: Ledger;
   readonly clock: Clock;
+  /** Shared by every config's checkout; a drain waits for it. */
+  readonly work?: WorkInFlight;
 }
 
 /** What the receipt row needs to know about the request. */
@@ -71,8 +73,33 @@ const VALID_BEFORE_TOO_SOON = 'invalid_exact_evm_payload_authorization_valid_bef
 /** The reason a second use of one authorization is refused with. */
 export const NONCE_ALREADY_USED = 'nonce_already_used';
 
+/**
+ * Counts settlements and releases under way, across config reloads, so a drain can wait for the
+ * money to finish moving even when the caller has already hung up.
+ */
+export class WorkInFlight {
+  #count = 0;
+
+  get count(): number {
+    return this.#count;
+  }
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    this.#count++;
+    try {
+      return await work();
+    } finally {
+      this.#count--;
+    }
+  }
+}
+
 export class Checkout {
-  constructor(private readonly deps: CheckoutDeps) {}
+  private readonly work: WorkInFlight;
+
+  constructor(private readonly deps: CheckoutDeps) {
+    this.work = deps.work ?? new WorkInFlight();
+  }
 
   /** Matches, verifies and reserves. Throws only on infrastructure faults (RPC, ledger). */
   async authorize(payment: DecodedPayment, options: readonly PaymentOption[], request: PaymentRequestInfo): Promise<AuthorizeOutcome> {
@@ -111,33 +138,41 @@ export class Checkout {
 
   /** Moves the money. Never throws for a refused settlement; the outcome says what happened. */
   async settle(a: AuthorizedPayment): Promise<SettleOutcome> {
-    const settler = this.deps.settlers.get(a.option.asset.network.name);
-    if (!settler) {
-      await this.deps.ledger.releaseNonce(a.nonceKey);
-      await this.record(a, 'settle_failed', 'settlement_not_configured', '');
-      return { kind: 'failed', reason: 'settlement_not_configured', transaction: '', pending: false };
-    }
-    await this.record(a, 'pending', 'settling', '');
-    const result = await settler.settle(a.payment, a.option, { resourceUrl: a.request.resourceUrl, route: a.request.route });
-    if (result.success) {
+    return this.work.run(async () => {
+      const settler = this.deps.settlers.get(a.option.asset.network.name);
+      if (!settler) {
+        await this.deps.ledger.releaseNonce(a.nonceKey);
+        await this.record(a, 'settle_failed', 'settlement_not_configured', '');
+        return { kind: 'failed', reason: 'settlement_not_configured', transaction: '', pending: false };
+      }
+      // Before anything is sent: the nonce is kept (no later request can take the reservation
+      // over while the transaction is out) and a pending row names the payment.
       await this.deps.ledger.keepNonce(a.nonceKey);
-      await this.record(a, 'settled', '', result.transaction);
-      return { kind: 'settled', transaction: result.transaction, payer: result.payer };
-    }
-    if (result.maybeOnChain) {
-      await this.deps.ledger.keepNonce(a.nonceKey);
-      await this.record(a, 'pending', result.reason, result.transaction ?? '');
-    } else {
-      await this.deps.ledger.releaseNonce(a.nonceKey);
-      await this.record(a, 'settle_failed', result.reason, result.transaction ?? '');
-    }
-    return { kind: 'failed', reason: result.reason, transaction: result.transaction ?? '', pending: result.maybeOnChain };
+      await this.record(a, 'pending', 'settling', '');
+      const result = await settler.settle(a.payment, a.option, { resourceUrl: a.request.resourceUrl, route: a.request.route });
+      if (result.success) {
+        // The money moved: a ledger fault now must not cost the caller the answer it paid for.
+        // The pending row already names the payment for reconciliation, and the ledger wrapper
+        // logs and counts the fault.
+        await this.record(a, 'settled', '', result.transaction).catch(() => undefined);
+        return { kind: 'settled', transaction: result.transaction, payer: result.payer };
+      }
+      if (result.maybeOnChain) {
+        await this.record(a, 'pending', result.reason, result.transaction ?? '');
+      } else {
+        await this.deps.ledger.releaseNonce(a.nonceKey);
+        await this.record(a, 'settle_failed', result.reason, result.transaction ?? '');
+      }
+      return { kind: 'failed', reason: result.reason, transaction: result.transaction ?? '', pending: result.maybeOnChain };
+    });
   }
 
   /** Nothing is charged (the upstream failed under `settlement: after`): free the nonce for a retry. */
   async release(a: AuthorizedPayment, reason: string): Promise<void> {
-    await this.deps.ledger.releaseNonce(a.nonceKey);
-    await this.record(a, 'not_charged', reason, '');
+    await this.work.run(async () => {
+      await this.deps.ledger.releaseNonce(a.nonceKey);
+      await this.record(a, 'not_charged', reason, '');
+    });
   }
 
   /**

@@ -105,9 +105,12 @@ export interface ReceiptQuery {
 export interface Ledger {
   /** Atomically reserves a nonce key. False when it is already reserved or spent. */
   reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean>;
-  /** Frees a reservation when nothing was charged, so the caller may retry the same authorization. */
+  /**
+   * Frees a nonce key when nothing was charged (the upstream failed, or a settlement certainly
+   * never landed), so the caller may retry the same authorization.
+   */
   releaseNonce(key: NonceKey): Promise<void>;
-  /** Keeps a reservation for good: a transaction may have reached the chain. */
+  /** Keeps a reservation for good: a settlement is about to be sent, or may have reached the chain. */
   keepNonce(key: NonceKey): Promise<void>;
   /** Records a tx hash as spent, once. False when it was spent before. */
   claimProof(chainId: number, txHash: Hex): Promise<boolean>;

@@ -194,7 +194,7 @@ describe('settlement timing', () => {
     const challenge = await challengeOf(http, `${gw.url}/slow`);
     const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
     const t0 = Date.now();
-    const pending = send(gw.url, 'GET', '/slow', { headers: header });
+    const pending = send(gw.url, 'GET', '/slow', { headers: { ...header, origin: 'https://app.example' } });
     await new Promise((r) => setTimeout(r, 500));
     const { createDevChainClient } = await import('../../src/devchain/anvil.js');
     const drain = createDevChainClient(world.chain, UNFUNDED_KEY);
@@ -207,9 +207,36 @@ describe('settlement timing', () => {
     const res = await pending;
     expect(res.status).toBe(402);
     expect(res.text()).not.toContain('{"slow":true}');
+    // The gateway's own answer keeps its CORS headers: a browser can read why it was refused.
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(String(res.headers['access-control-expose-headers'])).toContain('PAYMENT-RESPONSE');
     expect(decodeHeader(res.headers['payment-response'])).toMatchObject({ success: false, errorReason: 'invalid_exact_evm_insufficient_balance' });
     expect(await world.balance(unfunded)).toBe(0n);
     expect((await receiptsSince(t0)).map((r) => r.status)).toEqual(['settle_failed']);
+  });
+});
+
+describe('a caller that hangs up', () => {
+  it('before the upstream answers is not charged, and its authorization stays usable', async () => {
+    const http = v2HttpClient();
+    const challenge = await challengeOf(http, `${gw.url}/slow`);
+    const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
+    const t0 = Date.now();
+    const delta = await moved(async () => {
+      const controller = new AbortController();
+      const aborted = fetch(`${gw.url}/slow`, { headers: header, signal: controller.signal }).catch(() => 'aborted');
+      await new Promise((r) => setTimeout(r, 300));
+      controller.abort();
+      expect(await aborted).toBe('aborted');
+      // Wait past the upstream's answer (2 s): nothing is settled for a caller who is gone.
+      await new Promise((r) => setTimeout(r, 2200));
+    });
+    expect(delta).toEqual({ payer: 0n, payee: 0n });
+    expect((await receiptsSince(t0)).map((r) => [r.status, r.reason])).toEqual([['not_charged', 'client_closed']]);
+    const retry = await moved(async () => {
+      expect((await send(gw.url, 'GET', '/slow', { headers: header })).status).toBe(200);
+    });
+    expect(retry).toEqual({ payer: -CENT, payee: CENT });
   });
 });
 

@@ -1,0 +1,168 @@
+/**
+ * The payment lifecycle behind fake ports that record their calls: what is written to the
+ * ledger, in which order, on every path. (The real adapters are proven on a real chain in e2e.)
+ */
+import { describe, expect, it } from 'vitest';
+import { Checkout, WorkInFlight } from '../../src/payments/checkout.js';
+import type { Ledger, NonceKey, Receipt, SettleResult, Settler, Verifier, VerifyResult } from '../../src/payments/ports.js';
+import type { DecodedPayment } from '../../src/protocol/types.js';
+import { makeOption, makeRoute, PAY_TO } from '../helpers/options.js';
+
+const NOW = 1_800_000_000n;
+const option = makeOption();
+const route = makeRoute([option]);
+const PAYER = '0x2222222222222222222222222222222222222222';
+
+function payment(validBefore = NOW + 300n): DecodedPayment {
+  return {
+    x402Version: 1,
+    header: 'x-payment',
+    scheme: 'exact',
+    network: 'base',
+    accepted: undefined,
+    payload: {
+      signature: `0x${'11'.repeat(65)}`,
+      authorization: { from: PAYER, to: PAY_TO, value: option.amount, validAfter: 0n, validBefore, nonce: `0x${'ab'.repeat(32)}` },
+    },
+    raw: {},
+  };
+}
+
+class RecordingLedger implements Ledger {
+  readonly calls: string[] = [];
+  readonly rows: Receipt[] = [];
+  reserved = new Set<string>();
+  failRecordOf: string | undefined;
+  async reserveNonce(key: NonceKey): Promise<boolean> {
+    this.calls.push('reserve');
+    if (this.reserved.has(key.nonce)) return false;
+    this.reserved.add(key.nonce);
+    return true;
+  }
+  async releaseNonce(key: NonceKey): Promise<void> {
+    this.calls.push('release');
+    this.reserved.delete(key.nonce);
+  }
+  async keepNonce(): Promise<void> {
+    this.calls.push('keep');
+  }
+  async claimProof(): Promise<boolean> {
+    return true;
+  }
+  async record(r: Receipt): Promise<void> {
+    this.calls.push(`record:${r.status}`);
+    if (r.status === this.failRecordOf) throw new Error('disk full');
+    this.rows.push(r);
+  }
+  async receipts(): Promise<Receipt[]> {
+    return this.rows;
+  }
+  async close(): Promise<void> {}
+}
+
+function setup(settle: SettleResult, verdict: VerifyResult = { valid: true, payer: PAYER }, settleWith?: Settler['settle']) {
+  const ledger = new RecordingLedger();
+  const verifier: Verifier = {
+    verify: async () => {
+      ledger.calls.push('verify');
+      return verdict;
+    },
+  };
+  const settler: Settler = {
+    settle:
+      settleWith ??
+      (async () => {
+        ledger.calls.push('settle');
+        return settle;
+      }),
+  };
+  const work = new WorkInFlight();
+  const checkout = new Checkout({
+    verifiers: new Map([['base', verifier]]),
+    settlers: new Map([['base', settler]]),
+    proofs: new Map(),
+    ledger,
+    clock: { nowSeconds: () => NOW, nowMs: () => Number(NOW) * 1000 },
+    work,
+  });
+  const request = { requestId: 'r1', route, method: 'GET', path: '/v1/weather', resourceUrl: 'http://gw/v1/weather' };
+  return { ledger, checkout, request, work };
+}
+
+const TX = `0x${'cd'.repeat(32)}` as const;
+
+describe('Checkout', () => {
+  it('verifies, reserves, then keeps the nonce and writes a pending row before the settlement is sent', async () => {
+    const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER });
+    const auth = await checkout.authorize(payment(), [option], request);
+    expect(auth.kind).toBe('authorized');
+    if (auth.kind !== 'authorized') return;
+    expect(await checkout.settle(auth.authorized)).toEqual({ kind: 'settled', transaction: TX, payer: PAYER });
+    expect(ledger.calls).toEqual(['verify', 'reserve', 'keep', 'record:pending', 'settle', 'record:settled']);
+  });
+
+  it('still reports a settlement whose final ledger write failed: the money moved and the pending row remains', async () => {
+    const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER });
+    ledger.failRecordOf = 'settled';
+    const auth = await checkout.authorize(payment(), [option], request);
+    if (auth.kind !== 'authorized') throw new Error('not authorized');
+    expect((await checkout.settle(auth.authorized)).kind).toBe('settled');
+    expect(ledger.rows.map((r) => r.status)).toEqual(['pending']);
+  });
+
+  it('refuses to settle at all if the pending row cannot be written', async () => {
+    const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER });
+    ledger.failRecordOf = 'pending';
+    const auth = await checkout.authorize(payment(), [option], request);
+    if (auth.kind !== 'authorized') throw new Error('not authorized');
+    await expect(checkout.settle(auth.authorized)).rejects.toThrow('disk full');
+    expect(ledger.calls).not.toContain('settle');
+  });
+
+  it('releases the nonce after a settlement that certainly never landed, keeps it when it may have', async () => {
+    const failed = setup({ success: false, reason: 'invalid_exact_evm_transaction_failed', transaction: TX, maybeOnChain: false });
+    const a = await failed.checkout.authorize(payment(), [option], failed.request);
+    if (a.kind !== 'authorized') throw new Error('not authorized');
+    expect(await failed.checkout.settle(a.authorized)).toMatchObject({ kind: 'failed', pending: false });
+    expect(failed.ledger.calls.slice(-2)).toEqual(['release', 'record:settle_failed']);
+
+    const pending = setup({ success: false, reason: 'settlement_pending', transaction: TX, maybeOnChain: true });
+    const b = await pending.checkout.authorize(payment(), [option], pending.request);
+    if (b.kind !== 'authorized') throw new Error('not authorized');
+    expect(await pending.checkout.settle(b.authorized)).toMatchObject({ kind: 'failed', pending: true });
+    expect(pending.ledger.calls).not.toContain('release');
+    expect(pending.ledger.rows.at(-1)).toMatchObject({ status: 'pending', reason: 'settlement_pending', transaction: TX });
+  });
+
+  it('refuses a second reservation of one nonce, and records the refusal', async () => {
+    const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER });
+    expect((await checkout.authorize(payment(), [option], request)).kind).toBe('authorized');
+    expect(await checkout.authorize(payment(), [option], request)).toEqual({ kind: 'refused', reason: 'nonce_already_used' });
+    expect(ledger.rows.at(-1)).toMatchObject({ status: 'refused', reason: 'nonce_already_used', payer: PAYER });
+  });
+
+  it('refuses, before verifying, an authorization that would expire before an after-settlement', async () => {
+    const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER });
+    // The route's upstream times out after 30 s; 30 + the 15 s margin is needed.
+    expect(await checkout.authorize(payment(NOW + 40n), [option], request)).toEqual({
+      kind: 'refused',
+      reason: 'invalid_exact_evm_payload_authorization_valid_before',
+    });
+    expect(ledger.calls).toEqual(['record:refused']);
+    expect((await checkout.authorize(payment(NOW + 45n), [option], request)).kind).toBe('authorized');
+  });
+
+  it('counts settlements and releases in flight, for the drain', async () => {
+    let finish: (r: SettleResult) => void = () => {};
+    const settled: SettleResult = { success: true, transaction: TX, payer: PAYER };
+    const { checkout: slow, request, work } = setup(settled, undefined, () => new Promise<SettleResult>((r) => (finish = r)));
+    const a = await slow.authorize(payment(), [option], request);
+    if (a.kind !== 'authorized') throw new Error('not authorized');
+    const settling = slow.settle(a.authorized);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(work.count).toBe(1);
+    finish(settled);
+    await settling;
+    expect(work.count).toBe(0);
+  });
+});
