@@ -4,9 +4,12 @@
  * settle. One chain client per network, one HTTP pool for all facilitators.
  *
  * The pool outlives config reloads: a network whose config did not change keeps its backends,
- * so the settler's nonce manager and the verification cache carry over, and a reload never
- * puts two settlers for one key side by side.
+ * so the verification cache carries over. A changed network gets new backends, but its settler
+ * shares the nonce manager of every other settler with the same key on the same chain, so two
+ * settlers side by side during a reload never pick the same transaction nonce.
  */
+import { privateKeyToAddress } from 'viem/accounts';
+import { createNonceManager, jsonRpc, type NonceManager } from 'viem/nonce';
 import type { Config, NetworkConfig } from '../config/types.js';
 import { CachedVerifier, type CachedVerifierCounters } from './cached-verifier.js';
 import { createChainClient } from './chain-client.js';
@@ -40,6 +43,8 @@ export class PaymentBackendPool {
   readonly #dispatcher = createFacilitatorDispatcher();
   /** Keyed by the network's whole config: a changed RPC, key or facilitator list builds anew. */
   readonly #byConfig = new Map<string, NetworkBackends>();
+  /** One nonce manager per (chain, settling key). */
+  readonly #nonceManagers = new Map<string, NonceManager>();
 
   /** `onCache` is told of each verification cache built, for the metrics. */
   constructor(clock: Clock, onCache: (counters: CachedVerifierCounters) => void = () => {}) {
@@ -103,7 +108,20 @@ export class PaymentBackendPool {
 
     let settler: Settler | undefined;
     if (network.settle.mode === 'local' && client) {
-      settler = new LocalExactEvmSettler({ network, client, privateKey: network.settle.privateKey, clock, receiptTimeoutMs: network.settle.receiptTimeoutMs });
+      const key = `${network.chainId}:${privateKeyToAddress(network.settle.privateKey)}`;
+      let nonceManager = this.#nonceManagers.get(key);
+      if (!nonceManager) {
+        nonceManager = createNonceManager({ source: jsonRpc() });
+        this.#nonceManagers.set(key, nonceManager);
+      }
+      settler = new LocalExactEvmSettler({
+        network,
+        client,
+        privateKey: network.settle.privateKey,
+        clock,
+        receiptTimeoutMs: network.settle.receiptTimeoutMs,
+        nonceManager,
+      });
     } else if (facilitators.length > 0) {
       settler = new FacilitatorSettler(facilitators);
     }

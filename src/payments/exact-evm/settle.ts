@@ -39,7 +39,7 @@ import {
   type WalletClient,
 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import { createNonceManager, jsonRpc } from 'viem/nonce';
+import { createNonceManager, jsonRpc, type NonceManager } from 'viem/nonce';
 import type { Address, NetworkConfig, PaymentOption } from '../../config/types.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../protocol/types.js';
 import { rpcTransport, type ChainClient } from '../chain-client.js';
@@ -68,6 +68,11 @@ export interface LocalExactEvmSettlerOptions {
   readonly clock: Clock;
   /** Defaults to the network's `settle.receiptTimeoutMs`. */
   readonly receiptTimeoutMs?: number;
+  /**
+   * Shared by every settler of one key on one chain (a reload may build a second one while the
+   * first still settles); a fresh one by default.
+   */
+  readonly nonceManager?: NonceManager;
   /** Where raw transactions go; defaults to the network's endpoints, never-reached-only fallback. */
   readonly sendTransport?: Transport;
 }
@@ -89,7 +94,7 @@ export class LocalExactEvmSettler implements Settler {
     this.#network = options.network;
     this.#client = options.client;
     this.#clock = options.clock;
-    this.#account = privateKeyToAccount(options.privateKey, { nonceManager: createNonceManager({ source: jsonRpc() }) });
+    this.#account = privateKeyToAccount(options.privateKey, { nonceManager: options.nonceManager ?? createNonceManager({ source: jsonRpc() }) });
     this.#wallet = createWalletClient({
       account: this.#account,
       chain: options.client.chain,
