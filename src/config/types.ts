@@ -39,8 +39,7 @@ export interface ListenConfig {
 
 export type SettleConfig =
   | { readonly mode: 'local'; readonly privateKey: `0x${string}`; readonly receiptTimeoutMs: number }
-  | { readonly mode: 'facilitator'; readonly facilitators: readonly FacilitatorConfig[] }
-  | { readonly mode: 'none' };
+  | { readonly mode: 'facilitator'; readonly facilitators: readonly FacilitatorConfig[] };
 
 export interface FacilitatorConfig {
   readonly url: string;

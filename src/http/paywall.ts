@@ -12,12 +12,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Allowlist, Config, PaymentOption } from '../config/types.js';
-import type { AuthorizedPayment, Checkout, PaymentRequestInfo, SettleOutcome } from '../payments/checkout.js';
+import type { Checkout, PaymentRequestInfo } from '../payments/checkout.js';
 import { decodePaymentHeader } from '../protocol/decode-payment.js';
-import { encodeReceiptHeader, receiptHeaderName } from '../protocol/receipt.js';
 import type { Hex } from '../protocol/types.js';
 import { PAYMENT_REQUIRED_MESSAGE, resourceUrl, sendChallenge, sendError } from './replies.js';
 import type { RequestState, RequestStates } from './request-state.js';
+import { applySettlement, failureReceipt, settleTimed } from './settlement.js';
 
 const TX_HASH = /^0x[0-9a-fA-F]{64}$/;
 
@@ -125,18 +125,6 @@ export function makePaywall(deps: PaywallDeps) {
   }
 }
 
-/** Settles, recording how long it took and how it ended for the metrics. */
-export async function settleTimed(checkout: Checkout, state: RequestState, a: AuthorizedPayment): Promise<SettleOutcome> {
-  const started = performance.now();
-  const outcome = await checkout.settle(a);
-  state.settlement = {
-    outcome: outcome.kind === 'settled' ? 'settled' : outcome.pending ? 'pending' : 'failed',
-    mode: a.option.asset.network.settle.mode,
-    seconds: (performance.now() - started) / 1000,
-  };
-  return outcome;
-}
-
 /** A caller with an allowlisted API key, or from an allowlisted address. */
 function isAllowlisted(allow: Allowlist, request: FastifyRequest): boolean {
   const key = request.headers[allow.apiKeyHeader];
@@ -146,40 +134,4 @@ function isAllowlisted(allow: Allowlist, request: FastifyRequest): boolean {
   const ip = request.ip.startsWith('::ffff:') && isIPv4(request.ip.slice(7)) ? request.ip.slice(7) : request.ip;
   const family = isIPv4(ip) ? 'ipv4' : isIPv6(ip) ? 'ipv6' : undefined;
   return family !== undefined && allow.cidrs.check(ip, family);
-}
-
-/**
- * Records a settlement outcome in the request state; true when the money moved and the request
- * may be served with its receipt header.
- */
-export function applySettlement(state: RequestState, a: AuthorizedPayment, outcome: SettleOutcome): boolean {
-  if (outcome.kind !== 'settled') {
-    state.outcome = 'refused';
-    state.reason = outcome.reason;
-    state.transaction = outcome.transaction || undefined;
-    return false;
-  }
-  state.outcome = 'paid';
-  state.payer = outcome.payer;
-  state.transaction = outcome.transaction;
-  state.charged = a.option;
-  state.receipt = {
-    name: receiptHeaderName(a.payment.x402Version),
-    value: encodeReceiptHeader({ success: true, transaction: outcome.transaction, network: a.payment.network, payer: outcome.payer }),
-  };
-  return true;
-}
-
-/** The receipt header of a failed settlement, in the request's protocol version. */
-export function failureReceipt(a: AuthorizedPayment, outcome: SettleOutcome): Record<string, string> {
-  if (outcome.kind === 'settled') return {};
-  return {
-    [receiptHeaderName(a.payment.x402Version)]: encodeReceiptHeader({
-      success: false,
-      transaction: outcome.transaction,
-      network: a.payment.network,
-      payer: a.payer,
-      errorReason: outcome.reason,
-    }),
-  };
 }

@@ -13,7 +13,7 @@ import httpProxy from '@fastify/http-proxy';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Allowlist, Config, UpstreamConfig } from '../config/types.js';
 import type { Checkout } from '../payments/checkout.js';
-import { applySettlement, failureReceipt, settleTimed } from './paywall.js';
+import { applySettlement, failureReceipt, settleTimed } from './settlement.js';
 import { resourceUrl, sendChallenge, sendError } from './replies.js';
 import type { RequestState, RequestStates } from './request-state.js';
 import { UPSTREAM_CONSTRAINT } from './routing.js';

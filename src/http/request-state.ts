@@ -24,7 +24,7 @@ export type RequestOutcome =
 /** A settlement's result, for metrics. */
 export interface SettlementRecord {
   readonly outcome: 'settled' | 'failed' | 'pending';
-  readonly mode: 'local' | 'facilitator' | 'proof' | 'none';
+  readonly mode: 'local' | 'facilitator' | 'proof';
   readonly seconds: number;
 }
 

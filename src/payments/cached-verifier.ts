@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { PaymentOption } from '../config/types.js';
 import type { DecodedPayment } from '../protocol/types.js';
-import type { Clock, Verifier, VerifyResult } from './ports.js';
+import type { Clock, PaymentContext, Verifier, VerifyResult } from './ports.js';
 import { REASON } from './exact-evm/reasons.js';
 
 /** How long an insufficient-balance answer is reused; a payer who tops up waits at most this. */
@@ -84,7 +84,7 @@ export class CachedVerifier implements Verifier {
     this.#lowBalance = new LRUCache({ max });
   }
 
-  verify(payment: DecodedPayment, option: PaymentOption): Promise<VerifyResult> {
+  verify(payment: DecodedPayment, option: PaymentOption, context?: PaymentContext): Promise<VerifyResult> {
     const nonce = nonceKey(payment, option);
     if (this.#usedNonces.has(nonce)) {
       this.counters.hits++;
@@ -112,7 +112,7 @@ export class CachedVerifier implements Verifier {
 
     this.counters.misses++;
     const call = this.#inner
-      .verify(payment, option)
+      .verify(payment, option, context)
       .then((result) => {
         this.#remember(key, nonce, result);
         return result;

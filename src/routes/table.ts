@@ -4,8 +4,11 @@
  * Pure.
  */
 
-/** HTTP methods a route may name; `*` is any. */
-export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+/**
+ * HTTP methods a route may name; `*` is any. Not OPTIONS: the gateway answers CORS preflights
+ * itself (never charged, never forwarded), so an OPTIONS route could never be served.
+ */
+export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
 type SegmentMatcher =
   | { readonly kind: 'literal'; readonly lower: string }

@@ -14,7 +14,7 @@ export const BASE: NetworkConfig = Object.freeze({
   v1Name: 'base',
   rpc: Object.freeze(['http://127.0.0.1:8545']),
   verify: 'local',
-  settle: Object.freeze({ mode: 'none' }),
+  settle: Object.freeze({ mode: 'facilitator', facilitators: [] }),
   proofConfirmations: 1,
   proofMaxAgeSeconds: 3600,
 });

@@ -80,7 +80,7 @@ routes:
       MINIMAL.replace('routes:', 'routes:\n  - { match: "FETCH /x", upstream: nope, price: "$0.0000001" }\n  - { match: "GET /y", price: { amount: "010", asset: usdc@mars } }'),
     );
     expect(problems).toEqual([
-      'routes[0].match: "FETCH" is not an HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or *)',
+      'routes[0].match: "FETCH" is not an HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE or *)',
       'routes[0].upstream: unknown upstream "nope"',
       'routes[1].price.asset: unknown asset "usdc@mars" (known: usdc@base)',
     ]);

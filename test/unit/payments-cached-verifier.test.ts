@@ -18,7 +18,7 @@ const NETWORK: NetworkConfig = {
   v1Name: 'base',
   rpc: [],
   verify: 'local',
-  settle: { mode: 'none' },
+  settle: { mode: 'facilitator', facilitators: [] },
   proofConfirmations: 1,
   proofMaxAgeSeconds: 3600,
 };

@@ -101,7 +101,7 @@ describe('chain client', () => {
     v1Name: 'base',
     rpc: ['http://127.0.0.1:1', 'http://127.0.0.1:2'],
     verify: 'local',
-    settle: { mode: 'none' },
+    settle: { mode: 'facilitator', facilitators: [] },
     proofConfirmations: 1,
     proofMaxAgeSeconds: 3600,
   };
