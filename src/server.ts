@@ -183,6 +183,12 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     },
     (err: unknown) => logger.warn({ err }, 'facilitator start-up check failed'),
   );
+  void pool.checkAssets(initial).then(
+    (problems) => {
+      for (const problem of problems) logger.warn({ problem }, 'asset does not match its chain; payments in it will fail');
+    },
+    (err: unknown) => logger.warn({ err }, 'asset start-up check failed'),
+  );
   logger.info({ url, adminUrl, routes: initial.routes.length, config: initial.hash.slice(0, 12) }, 'gateway listening');
 
   let closing: Promise<void> | undefined;

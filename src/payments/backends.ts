@@ -12,7 +12,8 @@ import { privateKeyToAddress } from 'viem/accounts';
 import { createNonceManager, jsonRpc, type NonceManager } from 'viem/nonce';
 import type { Config, NetworkConfig } from '../config/types.js';
 import { CachedVerifier, type CachedVerifierCounters } from './cached-verifier.js';
-import { createChainClient } from './chain-client.js';
+import { checkAssetMetadata } from './asset-check.js';
+import { createChainClient, type ChainClient } from './chain-client.js';
 import { LocalExactEvmSettler } from './exact-evm/settle.js';
 import { LocalExactEvmVerifier } from './exact-evm/verify.js';
 import { createFacilitatorDispatcher, FacilitatorClient } from './facilitator-client.js';
@@ -43,6 +44,8 @@ export class PaymentBackendPool {
   readonly #dispatcher = createFacilitatorDispatcher();
   /** Keyed by the network's whole config: a changed RPC, key or facilitator list builds anew. */
   readonly #byConfig = new Map<string, NetworkBackends>();
+  /** The latest chain client of each chain id, for start-up checks. */
+  readonly #clients = new Map<number, ChainClient>();
   /** One nonce manager per (chain, settling key). */
   readonly #nonceManagers = new Map<string, NonceManager>();
 
@@ -74,6 +77,15 @@ export class PaymentBackendPool {
     return Promise.all(checks);
   }
 
+  /** Checks every asset on a network with an RPC against its chain; see `checkAssetMetadata`. */
+  async checkAssets(config: Config): Promise<string[]> {
+    const checks = [...config.assets.values()].flatMap((asset) => {
+      const client = this.#clients.get(asset.network.chainId);
+      return client ? [checkAssetMetadata(client, asset)] : [];
+    });
+    return (await Promise.all(checks)).flat();
+  }
+
   close(): Promise<void> {
     return this.#dispatcher.close();
   }
@@ -91,6 +103,7 @@ export class PaymentBackendPool {
   #build(network: NetworkConfig): NetworkBackends {
     const clock = this.#clock;
     const client = network.rpc.length > 0 ? createChainClient(network) : undefined;
+    if (client) this.#clients.set(network.chainId, client);
     const facilitators =
       network.settle.mode === 'facilitator' ? network.settle.facilitators.map((f) => new FacilitatorClient(f, { dispatcher: this.#dispatcher })) : [];
 

@@ -421,3 +421,23 @@ describe('metrics of paid traffic', () => {
     expect(await value(m.verificationFailures, { reason: 'invalid_exact_evm_signature' })).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('x402-gateway pay', () => {
+  it('pays within --max and refuses to pay more', async () => {
+    const { runCli } = await import('../../src/cli.js');
+    const lines: string[] = [];
+    const io = { env: {}, out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), onSignal: () => {} };
+    const refused = await moved(async () => {
+      expect(await runCli(['pay', `${gw.url}/weather`, '--max', '$0.005', '--key', PAYER_KEY], io)).toBe(1);
+    });
+    expect(refused).toEqual({ payer: 0n, payee: 0n });
+    expect(lines.join('\n')).toContain('payment not made');
+    lines.length = 0;
+    const paid = await moved(async () => {
+      expect(await runCli(['pay', `${gw.url}/weather?city=Lima`, '--max', '$0.01', '--key', PAYER_KEY], io)).toBe(0);
+    });
+    expect(paid).toEqual({ payer: -CENT, payee: CENT });
+    expect(lines[0]).toBe('status: 200');
+    expect(lines[1]).toMatch(/^receipt: \{"success":true/);
+  });
+});
