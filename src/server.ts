@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { parseConfigText } from './config/load.js';
 import type { Config } from './config/types.js';
 import { errorBody, GatewayError } from './errors.js';
@@ -26,7 +26,7 @@ import { buildGateway, type GatewayApp } from './gateway.js';
 import { buildAdmin, type ReloadResult } from './http/admin.js';
 import { observeLedger } from './ledger/observed-ledger.js';
 import { SqliteLedger } from './ledger/sqlite-ledger.js';
-import { loggerOptions } from './log.js';
+import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import { PaymentBackendPool } from './payments/backends.js';
 import { WorkInFlight } from './payments/checkout.js';
@@ -66,7 +66,7 @@ interface LiveApp {
 }
 
 export async function runGateway(initial: Config, options: RunOptions = {}): Promise<RunningGateway> {
-  const logger = options.logger ?? pino(loggerOptions(initial.logLevel));
+  const logger = options.logger ?? createLogger(initial.logLevel);
   const clock = options.clock ?? systemClock;
   const metrics = new GatewayMetrics();
   const ledger = observeLedger(options.ledger ?? new SqliteLedger(initial.ledger.path), metrics, logger);
@@ -212,6 +212,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     await pool.close();
     await ledger.close();
     logger.info('stopped');
+    logger.flush();
   };
 
   return {
