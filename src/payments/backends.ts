@@ -13,7 +13,9 @@ import { createNonceManager, jsonRpc, type NonceManager } from 'viem/nonce';
 import type { Config, NetworkConfig } from '../config/types.js';
 import { CachedVerifier, type CachedVerifierCounters } from './cached-verifier.js';
 import { checkAssetMetadata } from './asset-check.js';
-import { createChainClient, type ChainClient } from './chain-client.js';
+import { createChainClient, rpcTransport, type ChainClient } from './chain-client.js';
+import { neverReachedNode } from './exact-evm/rpc-errors.js';
+import { createRpcFetch } from './rpc-fetch.js';
 import { LocalExactEvmSettler } from './exact-evm/settle.js';
 import { LocalExactEvmVerifier } from './exact-evm/verify.js';
 import { createFacilitatorDispatcher, FacilitatorClient } from './facilitator-client.js';
@@ -42,6 +44,8 @@ export class PaymentBackendPool {
   readonly #clock: Clock;
   readonly #onCache: (counters: CachedVerifierCounters) => void;
   readonly #dispatcher = createFacilitatorDispatcher();
+  /** JSON-RPC over pooled connections, shared by every chain client and settler. */
+  readonly #rpc = createRpcFetch();
   /** Keyed by the network's whole config: a changed RPC, key or facilitator list builds anew. */
   readonly #byConfig = new Map<string, NetworkBackends>();
   /** The latest chain client of each chain id, for start-up checks. */
@@ -86,8 +90,8 @@ export class PaymentBackendPool {
     return (await Promise.all(checks)).flat();
   }
 
-  close(): Promise<void> {
-    return this.#dispatcher.close();
+  async close(): Promise<void> {
+    await Promise.all([this.#dispatcher.close(), this.#rpc.close()]);
   }
 
   #network(network: NetworkConfig): NetworkBackends {
@@ -102,7 +106,7 @@ export class PaymentBackendPool {
 
   #build(network: NetworkConfig): NetworkBackends {
     const clock = this.#clock;
-    const client = network.rpc.length > 0 ? createChainClient(network) : undefined;
+    const client = network.rpc.length > 0 ? createChainClient(network, { fetchFn: this.#rpc.fetch }) : undefined;
     if (client) this.#clients.set(network.chainId, client);
     const facilitators =
       network.settle.mode === 'facilitator' ? network.settle.facilitators.map((f) => new FacilitatorClient(f, { dispatcher: this.#dispatcher })) : [];
@@ -134,6 +138,8 @@ export class PaymentBackendPool {
         clock,
         receiptTimeoutMs: network.settle.receiptTimeoutMs,
         nonceManager,
+        // Raw transactions move to the next endpoint only when the last provably never got them.
+        sendTransport: rpcTransport(network, { retryCount: 0, shouldThrow: (error) => !neverReachedNode(error), fetchFn: this.#rpc.fetch }),
       });
     } else if (facilitators.length > 0) {
       settler = new FacilitatorSettler(facilitators);

@@ -26,6 +26,7 @@ export interface ChainClientOptions {
   readonly timeoutMs?: number;
   readonly retryCount?: number;
   readonly pollingIntervalMs?: number;
+  readonly fetchFn?: typeof fetch;
 }
 
 /** The public client every chain reader in the gateway uses. */
@@ -47,6 +48,8 @@ export function chainDefinition(network: NetworkConfig): Chain {
 export interface RpcTransportOptions {
   readonly timeoutMs?: number;
   readonly retryCount?: number;
+  /** The fetch requests go through (see rpc-fetch.ts); the global one by default. */
+  readonly fetchFn?: typeof fetch;
   /** viem `fallback`'s rule for when an error must not move on to the next endpoint. */
   readonly shouldThrow?: (error: Error) => boolean;
 }
@@ -62,7 +65,11 @@ export function rpcTransport(network: NetworkConfig, options: RpcTransportOption
   }
   const timeout = options.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
   return fallback(
-    network.rpc.map((url) => http(url, { timeout, retryCount: 0, batch: false })),
+    // maxResponseBodySize: false reads the (small) JSON-RPC answer with one text() call instead of
+    // a stream reader; the node is the operator's own endpoint.
+    network.rpc.map((url) =>
+      http(url, { timeout, retryCount: 0, batch: false, maxResponseBodySize: false, ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}) }),
+    ),
     {
       retryCount: options.retryCount ?? DEFAULT_RPC_RETRY_COUNT,
       retryDelay: DEFAULT_RPC_RETRY_DELAY_MS,
@@ -78,6 +85,7 @@ export function createChainClient(network: NetworkConfig, options: ChainClientOp
     transport: rpcTransport(network, {
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.retryCount === undefined ? {} : { retryCount: options.retryCount }),
+      ...(options.fetchFn === undefined ? {} : { fetchFn: options.fetchFn }),
     }),
     pollingInterval: options.pollingIntervalMs ?? DEFAULT_POLLING_INTERVAL_MS,
     batch: { multicall: false },

@@ -56,6 +56,8 @@ export const DEFAULT_RECEIPT_TIMEOUT_MS = 30_000;
 export const GAS_HEADROOM_PERCENT = 25n;
 /** Sends refused for a stale nonce are retried with a fresh one, this many times in all. */
 export const MAX_SEND_ATTEMPTS = 3;
+/** How long one fee estimate serves the settlements that follow it. */
+export const FEE_CACHE_MS = 1_000;
 /** Longest failure detail kept in a result (they reach logs and receipt rows). */
 const MAX_MESSAGE_LENGTH = 300;
 
@@ -89,6 +91,7 @@ export class LocalExactEvmSettler implements Settler {
   readonly #account: PrivateKeyAccount;
   readonly #clock: Clock;
   readonly #receiptTimeoutMs: number;
+  #feeCache: { readonly at: number; readonly fees: Promise<Fees> } | undefined;
 
   constructor(options: LocalExactEvmSettlerOptions) {
     this.#network = options.network;
@@ -233,7 +236,23 @@ export class LocalExactEvmSettler implements Settler {
   }
 
   /** EIP-1559 fees when the chain has them (every chain x402 pays on today), else a gas price. */
-  async #fees(): Promise<Fees> {
+  /**
+   * Fee estimates, shared for FEE_CACHE_MS: concurrent settlements need not each ask for the base
+   * fee and tip (two RPC calls), and a fee a second old still clears (maxFeePerGas carries the
+   * estimator's headroom over the base fee). A failed estimate is not kept.
+   */
+  #fees(): Promise<Fees> {
+    const now = this.#clock.nowMs();
+    if (this.#feeCache && now - this.#feeCache.at < FEE_CACHE_MS) return this.#feeCache.fees;
+    const fees = this.#estimateFees();
+    this.#feeCache = { at: now, fees };
+    fees.catch(() => {
+      if (this.#feeCache?.fees === fees) this.#feeCache = undefined;
+    });
+    return fees;
+  }
+
+  async #estimateFees(): Promise<Fees> {
     try {
       const fees = await this.#client.estimateFeesPerGas({ type: 'eip1559' });
       return { type: 'eip1559', maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
