@@ -1,0 +1,155 @@
+/**
+ * The benchmark harness (`npm run bench`): starts everything on loopback (anvil chains with the
+ * test token, the upstream, the gateway, the baselines, each server in its own process), measures
+ * and writes bench/RESULTS.md. See bench/README.md for what is measured and why this way.
+ *
+ *   npm run bench                       the full run (~6 to 8 minutes on 2 cores)
+ *   npm run bench -- --quick            small windows, for developing the harness (~2 minutes)
+ *   npm run bench -- --only=paid        any of free, memory, paid, verify (comma-separated)
+ *   npm run bench -- --profile          gateway processes of paid windows write V8 CPU profiles
+ *                                       to bench/out/profiles; summarise with bench/profile-summary.ts
+ *   npm run bench -- --out=FILE         write the report elsewhere (default bench/RESULTS.md)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseConfigText } from '../src/config/load.js';
+import type { PaymentOption } from '../src/config/types.js';
+import { startChainWorld, v2HttpClient } from '../test/helpers/chain-world.js';
+import { buildChildren, type Child } from './lib/children.js';
+import { runFreePhase, type FreeSample } from './lib/free-phase.js';
+import { describeMachine, loadAverage } from './lib/machine.js';
+import { runMemoryPhase, type MemoryResults } from './lib/memory-phase.js';
+import { runPaidPhase, type PaidSample, type StallIncident } from './lib/paid-phase.js';
+import { headerQueue, presign } from './lib/payments.js';
+import { renderReport, type RunSettings } from './lib/report.js';
+import { gatewayConfigYaml, PATHS, startBareProxy, startGateway, startUpstream } from './lib/systems.js';
+import { runVerifyPhase, type VerifyResults } from './lib/verify-phase.js';
+
+const PHASES = ['free', 'memory', 'paid', 'verify'] as const;
+type Phase = (typeof PHASES)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    only: { type: 'string', default: PHASES.join(',') },
+    out: { type: 'string', default: fileURLToPath(new URL('RESULTS.md', import.meta.url)) },
+  },
+});
+const phases = new Set(values.only.split(',').map((p) => p.trim()));
+for (const p of phases) if (!PHASES.includes(p as Phase)) throw new Error(`unknown phase ${p}; phases: ${PHASES.join(', ')}`);
+const has = (p: Phase): boolean => phases.has(p);
+
+const quick = values.quick;
+const paidLevels = [1, 8, 32];
+const paidAmounts: Record<number, number> = quick ? { 1: 30, 8: 80, 32: 160 } : { 1: 150, 8: 300, 32: 400 };
+const settings: RunSettings = {
+  quick,
+  freeRounds: quick ? 1 : 3,
+  freeWindowSeconds: quick ? 2 : 4,
+  freeConnections: 32,
+  paidRounds: quick ? 1 : 3,
+  paidLevels,
+  paidAmounts,
+  memoryRequests: quick ? 10_000 : 100_000,
+};
+
+const started = performance.now();
+const startedAt = new Date();
+const loadStart = loadAverage();
+const log = (line: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
+
+log('compiling the child processes');
+buildChildren();
+const profileDir = values.profile ? fileURLToPath(new URL('out/profiles/', import.meta.url)) : undefined;
+if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
+
+const upstream = await startUpstream();
+let free: FreeSample[] | undefined;
+let memory: MemoryResults | undefined;
+let paid: PaidSample[] | undefined;
+let incidents: StallIncident[] = [];
+let verify: VerifyResults | undefined;
+const running: Child[] = [upstream];
+try {
+  if (has('free') || has('memory') || has('verify')) {
+    // One long-lived gateway: free-route windows, then the memory run on the same process.
+    const world = await startChainWorld();
+    try {
+      const gateway = await startGateway({ rpcUrl: world.chain.rpcUrl, upstreamUrl: upstream.url });
+      const bare = await startBareProxy(upstream.url);
+      running.push(gateway, bare);
+      if (has('free')) {
+        log('free route: upstream alone, bare fastify + @fastify/http-proxy, gateway');
+        free = await runFreePhase({
+          targets: { upstream, bare, gateway },
+          upstream,
+          rounds: settings.freeRounds,
+          windowSeconds: settings.freeWindowSeconds,
+          connections: settings.freeConnections,
+          log,
+        });
+      }
+      await bare.stop();
+      const http = v2HttpClient();
+      if (has('memory')) {
+        const warmup = settings.memoryRequests / 10;
+        const paidCount = Math.ceil((settings.memoryRequests + warmup) / 100) + 64;
+        log(`memory: pre-signing ${paidCount} payments`);
+        const paidHeader = headerQueue(await presign(http, gateway.url + PATHS.paidAfter, paidCount));
+        memory = await runMemoryPhase({ gateway, warmup, total: settings.memoryRequests, chunks: 4, connections: 32, paidHeader, log });
+      }
+      if (has('verify')) {
+        const count = quick ? 500 : 2000;
+        log(`verification: pre-signing ${count} payments`);
+        const headers = await presign(http, gateway.url + PATHS.paidAfter, count);
+        await gateway.stop();
+        verify = await runVerifyPhase(headers, paidOption(world.chain.rpcUrl, upstream.url), quick ? 1 : 3);
+        log(`verification: ${verify.verifierPerSecond.toFixed(0)} payments/s per core (viem path: ${verify.viemRecoverTypedDataPerSecond.toFixed(0)}/s)`);
+      }
+      await gateway.stop();
+    } finally {
+      await world.stop();
+    }
+  }
+  if (has('paid')) {
+    log('paid route: gateway (settle after, settle before) and the official stack, fresh chain per window');
+    ({ samples: paid, incidents } = await runPaidPhase({
+      upstream,
+      levels: paidLevels,
+      rounds: settings.paidRounds,
+      amount: (c) => paidAmounts[c] ?? 100,
+      warmup: 30,
+      ...(profileDir === undefined ? {} : { profileDir }),
+      log,
+    }));
+  }
+} finally {
+  await Promise.all(running.map((c) => c.stop()));
+}
+
+const report = renderReport({
+  machine: describeMachine(),
+  settings,
+  startedAt,
+  seconds: (performance.now() - started) / 1000,
+  loadAverage: { start: loadStart, end: loadAverage() },
+  ...(free === undefined ? {} : { free }),
+  ...(paid === undefined ? {} : { paid, incidents }),
+  ...(verify === undefined ? {} : { verify }),
+  ...(memory === undefined ? {} : { memory }),
+});
+writeFileSync(values.out, report);
+log(`wrote ${values.out}`);
+if (profileDir !== undefined) log(`CPU profiles in ${profileDir}; summarise one with: npx tsx bench/profile-summary.ts <file>`);
+
+/** The payment option of the gateway's `/paid/**` route, as its config parser builds it. */
+function paidOption(rpcUrl: string, upstreamUrl: string): PaymentOption {
+  const parsed = parseConfigText(gatewayConfigYaml({ rpcUrl, upstreamUrl, ledgerPath: ':memory:' }), {});
+  if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
+  const route = parsed.config.routes.find((r) => r.match === 'GET /paid/**');
+  const option = route?.price.kind === 'priced' ? route.price.options[0] : undefined;
+  if (option === undefined) throw new Error('no priced /paid/** route in the bench config');
+  return option;
+}
