@@ -5,34 +5,15 @@
  */
 import { toHex } from 'viem';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Address, AssetConfig, NetworkConfig, PaymentOption } from '../../src/config/types.js';
+import type { Address, PaymentOption } from '../../src/config/types.js';
 import { InfrastructureError } from '../../src/errors.js';
 import { CachedVerifier, DEFAULT_BALANCE_TTL_MS } from '../../src/payments/cached-verifier.js';
 import type { Clock, Verifier, VerifyResult } from '../../src/payments/ports.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../src/protocol/types.js';
+import { PAY_TO, USDC_BASE } from '../helpers/options.js';
 
-const NETWORK: NetworkConfig = {
-  name: 'base',
-  caip2: 'eip155:8453',
-  chainId: 8453,
-  v1Name: 'base',
-  rpc: [],
-  verify: 'local',
-  settle: { mode: 'facilitator', facilitators: [] },
-  proofConfirmations: 1,
-  proofMaxAgeSeconds: 3600,
-};
-const ASSET: AssetConfig = {
-  id: 'usdc@base',
-  network: NETWORK,
-  address: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
-  eip712Name: 'USD Coin',
-  eip712Version: '2',
-  decimals: 6,
-  symbol: 'USDC',
-};
+const ASSET = USDC_BASE;
 const PAYER: Address = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
-const PAY_TO: Address = '0x209693Bc6afc0C5328bA36FaF03C514EF312287C';
 const OPTION: PaymentOption = { scheme: 'exact', asset: ASSET, amount: 10_000n, payTo: PAY_TO, maxTimeoutSeconds: 300 };
 
 let counter = 0;

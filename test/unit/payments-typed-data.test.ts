@@ -4,7 +4,6 @@ import { ExactEvmScheme } from '@x402/evm/exact/client';
 import { hashTypedData, recoverAddress, toFunctionSelector, type AbiFunction } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
-import type { AssetConfig, NetworkConfig } from '../../src/config/types.js';
 import { eip3009Abi } from '../../src/payments/exact-evm/abi.js';
 import {
   eip3009Domain,
@@ -14,29 +13,11 @@ import {
 } from '../../src/payments/exact-evm/typed-data.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { Eip3009Authorization } from '../../src/protocol/types.js';
+import { BASE, PAY_TO, USDC_BASE } from '../helpers/options.js';
 
-const NETWORK: NetworkConfig = {
-  name: 'base',
-  caip2: 'eip155:8453',
-  chainId: 8453,
-  v1Name: 'base',
-  rpc: [],
-  verify: 'local',
-  settle: { mode: 'facilitator', facilitators: [] },
-  proofConfirmations: 1,
-  proofMaxAgeSeconds: 3600,
-};
-const ASSET: AssetConfig = {
-  id: 'usdc@base',
-  network: NETWORK,
-  address: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
-  eip712Name: 'USD Coin',
-  eip712Version: '2',
-  decimals: 6,
-  symbol: 'USDC',
-};
+const NETWORK = BASE;
+const ASSET = USDC_BASE;
 const PAYER = privateKeyToAccount(`0x${'11'.repeat(32)}`);
-const PAY_TO = '0x209693Bc6afc0C5328bA36FaF03C514EF312287C';
 
 describe('EIP-3009 typed data', () => {
   it('uses the same TransferWithAuthorization type as @x402/evm', () => {

@@ -7,7 +7,7 @@ import { ExactEvmScheme } from '@x402/evm/exact/client';
 import { serializeErc6492Signature, toHex, type PrivateKeyAccount } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Address, AssetConfig, NetworkConfig, PaymentOption } from '../../src/config/types.js';
+import type { Address, NetworkConfig, PaymentOption } from '../../src/config/types.js';
 import { InfrastructureError } from '../../src/errors.js';
 import type { ExactEvmChainReader } from '../../src/payments/exact-evm/chain-reader.js';
 import { transferWithAuthorizationDigest, transferWithAuthorizationTypedData } from '../../src/payments/exact-evm/typed-data.js';
@@ -15,28 +15,10 @@ import { LocalExactEvmVerifier } from '../../src/payments/exact-evm/verify.js';
 import type { Clock } from '../../src/payments/ports.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../src/protocol/types.js';
+import { BASE, PAY_TO, USDC_BASE } from '../helpers/options.js';
 
-const NETWORK: NetworkConfig = {
-  name: 'base',
-  caip2: 'eip155:8453',
-  chainId: 8453,
-  v1Name: 'base',
-  rpc: [],
-  verify: 'local',
-  settle: { mode: 'facilitator', facilitators: [] },
-  proofConfirmations: 1,
-  proofMaxAgeSeconds: 3600,
-};
-const ASSET: AssetConfig = {
-  id: 'usdc@base',
-  network: NETWORK,
-  address: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
-  eip712Name: 'USD Coin',
-  eip712Version: '2',
-  decimals: 6,
-  symbol: 'USDC',
-};
-const PAY_TO: Address = '0x209693Bc6afc0C5328bA36FaF03C514EF312287C';
+const NETWORK = BASE;
+const ASSET = USDC_BASE;
 const OTHER: Address = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 const OPTION: PaymentOption = { scheme: 'exact', asset: ASSET, amount: 10_000n, payTo: PAY_TO, maxTimeoutSeconds: 300 };
 const PAYER = privateKeyToAccount(`0x${'11'.repeat(32)}`);
