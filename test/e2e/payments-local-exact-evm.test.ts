@@ -503,3 +503,35 @@ describe('an unreachable chain', () => {
     });
   });
 });
+
+describe('a settlement the node drops', () => {
+  it('is sent again with the same signed bytes and lands once', async () => {
+    const s = new LocalExactEvmSettler({ network, client, privateKey: SETTLER_KEY, clock: systemClock, receiptTimeoutMs: 10_000, rebroadcastAfterMs: 300 });
+    const [before] = await balances(PAY_TO);
+    await test().setAutomine(false);
+    try {
+      const settling = s.settle(await officialV2(), option);
+      // The settlement reaches the pool; then the node forgets it.
+      let hash: `0x${string}` | undefined;
+      for (let i = 0; i < 100 && hash === undefined; i++) {
+        const pending = await client.getBlock({ blockTag: 'pending' });
+        hash = pending.transactions[0];
+        if (hash === undefined) await new Promise((r) => setTimeout(r, 20));
+      }
+      if (hash === undefined) throw new Error('the settlement never reached the pool');
+      await test().dropTransaction({ hash });
+      expect((await client.getBlock({ blockTag: 'pending' })).transactions).toEqual([]);
+      // Within a re-broadcast slice the settler notices and hands the node the same transaction.
+      for (let i = 0; i < 100; i++) {
+        if ((await client.getBlock({ blockTag: 'pending' })).transactions.length > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect((await client.getBlock({ blockTag: 'pending' })).transactions).toEqual([hash]);
+      await test().mine({ blocks: 1 });
+      expect(await settling).toMatchObject({ success: true, transaction: hash });
+    } finally {
+      await test().setAutomine(true);
+    }
+    expect(await balances(PAY_TO)).toEqual([(before ?? 0n) + PRICE]);
+  });
+});

@@ -58,6 +58,8 @@ export const GAS_HEADROOM_PERCENT = 25n;
 export const MAX_SEND_ATTEMPTS = 3;
 /** How long one fee estimate serves the settlements that follow it. */
 export const FEE_CACHE_MS = 1_000;
+/** How long to wait for a receipt before checking that the node still has the transaction. */
+export const DEFAULT_REBROADCAST_AFTER_MS = 5_000;
 /** Longest failure detail kept in a result (they reach logs and receipt rows). */
 const MAX_MESSAGE_LENGTH = 300;
 
@@ -70,6 +72,8 @@ export interface LocalExactEvmSettlerOptions {
   readonly clock: Clock;
   /** Defaults to the network's `settle.receiptTimeoutMs`. */
   readonly receiptTimeoutMs?: number;
+  /** See `#awaitReceipt`; DEFAULT_REBROADCAST_AFTER_MS by default. */
+  readonly rebroadcastAfterMs?: number;
   /**
    * Shared by every settler of one key on one chain (a reload may build a second one while the
    * first still settles); a fresh one by default.
@@ -91,6 +95,7 @@ export class LocalExactEvmSettler implements Settler {
   readonly #account: PrivateKeyAccount;
   readonly #clock: Clock;
   readonly #receiptTimeoutMs: number;
+  readonly #rebroadcastAfterMs: number;
   #feeCache: { readonly at: number; readonly fees: Promise<Fees> } | undefined;
 
   constructor(options: LocalExactEvmSettlerOptions) {
@@ -108,6 +113,7 @@ export class LocalExactEvmSettler implements Settler {
     const settle = options.network.settle;
     this.#receiptTimeoutMs =
       options.receiptTimeoutMs ?? (settle.mode === 'local' ? settle.receiptTimeoutMs : DEFAULT_RECEIPT_TIMEOUT_MS);
+    this.#rebroadcastAfterMs = options.rebroadcastAfterMs ?? DEFAULT_REBROADCAST_AFTER_MS;
   }
 
   /** The address that submits settlements and pays their gas. */
@@ -167,11 +173,12 @@ export class LocalExactEvmSettler implements Settler {
     const chainId = this.#network.chainId;
     const address = this.#account.address;
     let ambiguousSend: string | undefined;
+    let serialized: Hex | undefined;
     for (let attempt = 1; ; attempt++) {
       const nonce = nonceManager
         ? await nonceManager.consume({ address, chainId, client: this.#client })
         : await this.#client.getTransactionCount({ address, blockTag: 'pending' });
-      const serialized = await this.#account.signTransaction({ chainId, to: asset, data, gas, nonce, ...fees });
+      serialized = await this.#account.signTransaction({ chainId, to: asset, data, gas, nonce, ...fees });
       const hash = keccak256(serialized);
       sent.hash = hash;
       try {
@@ -198,7 +205,7 @@ export class LocalExactEvmSettler implements Settler {
     // 4. Wait for the receipt, bounded.
     let receipt: TransactionReceipt;
     try {
-      receipt = await this.#client.waitForTransactionReceipt({ hash, timeout: this.#receiptTimeoutMs });
+      receipt = await this.#awaitReceipt(hash, serialized);
     } catch (err) {
       if (ambiguousSend !== undefined) {
         // Never seen on chain after an unclear send: it may never have arrived, in which case its
@@ -235,7 +242,30 @@ export class LocalExactEvmSettler implements Settler {
     return { success: true, transaction: hash, payer: auth.from };
   }
 
-  /** EIP-1559 fees when the chain has them (every chain x402 pays on today), else a gas price. */
+  /**
+   * The receipt of `hash`, within the receipt timeout. Nodes drop transactions from their pool
+   * (seen on anvil, and on real nodes under pressure); a dropped settlement would never be mined
+   * and its nonce would stall every later settlement of the key. So each time a slice of the wait
+   * passes without a receipt and the node no longer knows the transaction, the same signed bytes
+   * are sent again: the same hash and nonce, so it can be mined at most once.
+   */
+  async #awaitReceipt(hash: Hex, serialized: Hex | undefined): Promise<TransactionReceipt> {
+    const slices = Math.max(1, Math.ceil(this.#receiptTimeoutMs / this.#rebroadcastAfterMs));
+    for (let slice = 1; ; slice++) {
+      const timeout = slice < slices ? this.#rebroadcastAfterMs : this.#receiptTimeoutMs - (slices - 1) * this.#rebroadcastAfterMs;
+      try {
+        return await this.#client.waitForTransactionReceipt({ hash, timeout });
+      } catch (err) {
+        if (!(err instanceof WaitForTransactionReceiptTimeoutError) || slice >= slices || serialized === undefined) throw err;
+        const known = await this.#client.getTransaction({ hash }).then(
+          () => true,
+          () => false,
+        );
+        if (!known) await this.#wallet.sendRawTransaction({ serializedTransaction: serialized }).catch(() => undefined);
+      }
+    }
+  }
+
   /**
    * Fee estimates, shared for FEE_CACHE_MS: concurrent settlements need not each ask for the base
    * fee and tip (two RPC calls), and a fee a second old still clears (maxFeePerGas carries the
@@ -252,6 +282,7 @@ export class LocalExactEvmSettler implements Settler {
     return fees;
   }
 
+  /** EIP-1559 fees when the chain has them (every chain x402 pays on today), else a gas price. */
   async #estimateFees(): Promise<Fees> {
     try {
       const fees = await this.#client.estimateFeesPerGas({ type: 'eip1559' });
