@@ -24,7 +24,7 @@ export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Lo
   return {
     reserveNonce: wrap('reserveNonce', (key, expiresAt) => inner.reserveNonce(key, expiresAt)),
     releaseNonce: wrap('releaseNonce', (key) => inner.releaseNonce(key)),
-    keepNonce: wrap('keepNonce', (key) => inner.keepNonce(key)),
+    beginSettlement: wrap('beginSettlement', (key, pending) => inner.beginSettlement(key, pending)),
     claimProof: wrap('claimProof', (chainId, hash) => inner.claimProof(chainId, hash)),
     record: wrap('record', (receipt) => inner.record(receipt)),
     receipts: wrap('receipts', (query) => inner.receipts(query)),

@@ -57,6 +57,24 @@ interface ReceiptRow {
   reason: string;
 }
 
+function receiptRow(r: Receipt): ReceiptRow {
+  return {
+    request_id: r.requestId,
+    time: r.time,
+    route: r.route,
+    method: r.method,
+    path: r.path,
+    amount: r.amount,
+    asset: r.asset,
+    network: r.network,
+    payer: r.payer,
+    nonce: r.nonce,
+    tx_hash: r.transaction,
+    status: r.status,
+    reason: r.reason,
+  };
+}
+
 /** The replay key as one string: chain, asset, payer and nonce, case-folded. */
 export function nonceKeyString(key: NonceKey): string {
   return `${key.chainId}:${key.asset.toLowerCase()}:${key.payer.toLowerCase()}:${key.nonce.toLowerCase()}`;
@@ -65,6 +83,8 @@ export function nonceKeyString(key: NonceKey): string {
 export class SqliteLedger implements Ledger {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** One transaction, one fsync: the nonce kept and the pending row written together. */
+  private readonly beginTx: (key: NonceKey, pending: Receipt) => void;
 
   constructor(path: string, private readonly nowSeconds: () => number = () => Math.floor(Date.now() / 1000)) {
     this.db = new Database(path);
@@ -90,6 +110,11 @@ export class SqliteLedger implements Ledger {
       ),
       list: this.db.prepare(`SELECT * FROM receipts WHERE time >= ? ORDER BY time DESC, rowid DESC LIMIT ?`),
     };
+    const { keep, record } = this.stmts;
+    this.beginTx = this.db.transaction((key: NonceKey, pending: Receipt) => {
+      keep.run(nonceKeyString(key));
+      record.run(receiptRow(pending));
+    });
   }
 
   async reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean> {
@@ -100,8 +125,8 @@ export class SqliteLedger implements Ledger {
     this.stmts.release.run(nonceKeyString(key));
   }
 
-  async keepNonce(key: NonceKey): Promise<void> {
-    this.stmts.keep.run(nonceKeyString(key));
+  async beginSettlement(key: NonceKey, pending: Receipt): Promise<void> {
+    this.beginTx(key, pending);
   }
 
   async claimProof(chainId: number, txHash: Hex): Promise<boolean> {
@@ -109,21 +134,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async record(r: Receipt): Promise<void> {
-    this.stmts.record.run({
-      request_id: r.requestId,
-      time: r.time,
-      route: r.route,
-      method: r.method,
-      path: r.path,
-      amount: r.amount,
-      asset: r.asset,
-      network: r.network,
-      payer: r.payer,
-      nonce: r.nonce,
-      tx_hash: r.transaction,
-      status: r.status,
-      reason: r.reason,
-    } satisfies ReceiptRow);
+    this.stmts.record.run(receiptRow(r));
   }
 
   async receipts(query: ReceiptQuery): Promise<Receipt[]> {

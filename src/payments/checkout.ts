@@ -146,9 +146,8 @@ export class Checkout {
         return { kind: 'failed', reason: 'settlement_not_configured', transaction: '', pending: false };
       }
       // Before anything is sent: the nonce is kept (no later request can take the reservation
-      // over while the transaction is out) and a pending row names the payment.
-      await this.deps.ledger.keepNonce(a.nonceKey);
-      await this.record(a, 'pending', 'settling', '');
+      // over while the transaction is out) and a pending row names the payment, in one write.
+      await this.deps.ledger.beginSettlement(a.nonceKey, this.receipt(a, 'pending', 'settling', ''));
       const result = await settler.settle(a.payment, a.option, { resourceUrl: a.request.resourceUrl, route: a.request.route });
       if (result.success) {
         // The money moved: a ledger fault now must not cost the caller the answer it paid for.
@@ -236,7 +235,11 @@ export class Checkout {
   }
 
   private record(a: AuthorizedPayment, status: ReceiptStatus, reason: string, transaction: string): Promise<void> {
-    return this.deps.ledger.record({
+    return this.deps.ledger.record(this.receipt(a, status, reason, transaction));
+  }
+
+  private receipt(a: AuthorizedPayment, status: ReceiptStatus, reason: string, transaction: string): Receipt {
+    return {
       ...this.base(a.request),
       amount: a.option.amount.toString(),
       asset: a.option.asset.address,
@@ -246,7 +249,7 @@ export class Checkout {
       transaction,
       status,
       reason,
-    });
+    };
   }
 
   private base(request: PaymentRequestInfo): Pick<Receipt, 'time' | 'requestId' | 'route' | 'method' | 'path'> {

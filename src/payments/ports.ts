@@ -110,8 +110,12 @@ export interface Ledger {
    * never landed), so the caller may retry the same authorization.
    */
   releaseNonce(key: NonceKey): Promise<void>;
-  /** Keeps a reservation for good: a settlement is about to be sent, or may have reached the chain. */
-  keepNonce(key: NonceKey): Promise<void>;
+  /**
+   * Before a settlement is sent, in one durable write: keeps the nonce for good (the transaction
+   * may reach the chain) and records the `pending` receipt, so there is never a kept nonce without
+   * its row, nor a sent settlement without both.
+   */
+  beginSettlement(key: NonceKey, pending: Receipt): Promise<void>;
   /** Records a tx hash as spent, once. False when it was spent before. */
   claimProof(chainId: number, txHash: Hex): Promise<boolean>;
   /** Writes a receipt durably before it resolves. */

@@ -43,8 +43,10 @@ class RecordingLedger implements Ledger {
     this.calls.push('release');
     this.reserved.delete(key.nonce);
   }
-  async keepNonce(): Promise<void> {
-    this.calls.push('keep');
+  async beginSettlement(_key: NonceKey, pending: Receipt): Promise<void> {
+    this.calls.push('keep+record:pending');
+    if (this.failRecordOf === 'pending') throw new Error('disk full');
+    this.rows.push(pending);
   }
   async claimProof(): Promise<boolean> {
     return true;
@@ -98,7 +100,7 @@ describe('Checkout', () => {
     expect(auth.kind).toBe('authorized');
     if (auth.kind !== 'authorized') return;
     expect(await checkout.settle(auth.authorized)).toEqual({ kind: 'settled', transaction: TX, payer: PAYER });
-    expect(ledger.calls).toEqual(['verify', 'reserve', 'keep', 'record:pending', 'settle', 'record:settled']);
+    expect(ledger.calls).toEqual(['verify', 'reserve', 'keep+record:pending', 'settle', 'record:settled']);
   });
 
   it('still reports a settlement whose final ledger write failed: the money moved and the pending row remains', async () => {
