@@ -13,6 +13,8 @@ import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { challengeOf, PAYEE, PAYER, SETTLER_KEY, startChainWorld, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
 import { send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import type { Receipt } from '../../src/payments/ports.js';
+import { waitFor } from '../helpers/wait.js';
 
 let world: ChainWorld;
 let upstream: TestUpstream;
@@ -28,16 +30,6 @@ afterAll(async () => {
   await upstream?.close();
   await world?.stop();
 });
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 it('keeps the pending receipt of a settlement in flight when the process is killed', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'x402-crash-'));
@@ -61,7 +53,7 @@ log: { level: warn }
   );
   child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'start', '--config', configPath], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
-  await until(async () => ((await send(url, 'GET', '/weather')).status === 402 ? true : undefined));
+  await waitFor(async () => (await send(url, 'GET', '/weather')).status === 402, 20_000, 50);
 
   // Stop mining: the settlement transaction is sent but cannot be confirmed.
   const test = testActions({ mode: 'anvil' })(world.admin);
@@ -70,16 +62,17 @@ log: { level: warn }
   const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(await challengeOf(http, `${url}/weather`)));
   const before = await world.balances();
   void send(url, 'GET', '/weather', { headers: header }).catch(() => undefined);
-  const pending = await until(async () => {
+  let pending: Receipt | undefined;
+  await waitFor(async () => {
     const ledger = new SqliteLedger(ledgerPath);
     try {
-      const rows = await ledger.receipts({});
-      return rows.find((r) => r.status === 'pending');
+      pending = (await ledger.receipts({})).find((r) => r.status === 'pending');
+      return pending !== undefined;
     } finally {
       await ledger.close();
     }
-  });
-  await until(async () => ((await world.admin.getBlock({ blockTag: 'pending' })).transactions.length > 0 ? true : undefined));
+  }, 20_000, 50);
+  await waitFor(async () => (await world.admin.getBlock({ blockTag: 'pending' })).transactions.length > 0, 20_000, 50);
   child.kill('SIGKILL');
   await new Promise((r) => child?.once('exit', r));
 
@@ -94,6 +87,6 @@ log: { level: warn }
   const rows = await ledger.receipts({});
   await ledger.close();
   expect(rows).toHaveLength(1);
-  expect(rows[0]).toMatchObject({ status: 'pending', payer: PAYER, amount: '10000', nonce: pending.nonce });
-  expect(pending.nonce).toMatch(/^0x[0-9a-f]{64}$/);
+  expect(rows[0]).toMatchObject({ status: 'pending', payer: PAYER, amount: '10000', nonce: pending?.nonce });
+  expect(pending?.nonce).toMatch(/^0x[0-9a-f]{64}$/);
 });

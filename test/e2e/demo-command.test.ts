@@ -14,6 +14,7 @@ import { parseConfigText } from '../../src/config/load.js';
 import { DEMO_ROUTES, demoConfigYaml } from '../../src/demo/demo-config.js';
 import { shellQuote } from '../../src/demo/demo-banner.js';
 import { runDemoCommand } from '../../src/demo/demo-command.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface CapturedIo extends CliIo {
   readonly lines: string[];
@@ -42,14 +43,6 @@ function bannerValue(lines: readonly string[], label: string): string {
   const value = line?.trim().slice(label.length).trim().split(/\s+/)[0];
   if (!value) throw new Error(`no "${label}" line in:\n${lines.join('\n')}`);
   return value;
-}
-
-async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 let dir: string;
@@ -111,7 +104,7 @@ describe('demo, running until a signal', () => {
   afterAll(async () => {
     // Stops the demo if a test failed before the signal test ran.
     io.handlers.get('SIGTERM')?.();
-    await until(() => io.lines.some((l) => l.startsWith('Stopped')));
+    await waitFor(() => io.lines.some((l) => l.startsWith('Stopped')), 15_000);
   });
 
   it('keeps running (no exit code) and registers both signals', () => {
@@ -157,7 +150,7 @@ describe('demo, running until a signal', () => {
     // The same Ctrl-C relayed again by a wrapper (tsx, npm) must not cut the cleanup short.
     io.handlers.get('SIGINT')?.();
     expect(io.errors).toContain('(SIGINT again while stopping: one more forces an exit)');
-    await until(() => io.lines.some((l) => l.startsWith('Stopped')));
+    await waitFor(() => io.lines.some((l) => l.startsWith('Stopped')), 15_000);
     expect(io.lines.filter((l) => l.startsWith('Stopping'))).toHaveLength(1);
     const output = io.lines.join('\n');
     expect(output).toContain('3 payments settled this run, 0.035 USDC in all.');

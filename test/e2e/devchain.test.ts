@@ -3,6 +3,7 @@
  * address with anvil_setCode, EIP-3009 authorizations signed by viem and by the official x402
  * client, submitted by a different account (the settler) as the gateway will.
  */
+import { authorizationTypes } from '@x402/evm';
 import type { PaymentRequirements } from '@x402/core/types';
 import { ExactEvmScheme } from '@x402/evm/exact/client';
 import {
@@ -36,16 +37,7 @@ import {
 
 const CHAIN_ID = 8453;
 const DOMAIN = { name: 'USD Coin', version: '2', chainId: CHAIN_ID, verifyingContract: BASE_USDC } as const;
-const AUTHORIZATION_TYPES = {
-  TransferWithAuthorization: [
-    { name: 'from', type: 'address' },
-    { name: 'to', type: 'address' },
-    { name: 'value', type: 'uint256' },
-    { name: 'validAfter', type: 'uint256' },
-    { name: 'validBefore', type: 'uint256' },
-    { name: 'nonce', type: 'bytes32' },
-  ],
-} as const;
+
 /** secp256k1's group order: s and n - s are both valid for one signature (EIP-2 allows only the low one). */
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -105,7 +97,7 @@ async function authorization(overrides: Partial<Authorization> = {}): Promise<Au
 function sign(auth: Authorization, signer: PrivateKeyAccount = payer): Promise<Hex> {
   return signer.signTypedData({
     domain: DOMAIN,
-    types: AUTHORIZATION_TYPES,
+    types: authorizationTypes,
     primaryType: 'TransferWithAuthorization',
     message: auth,
   });

@@ -12,6 +12,7 @@ import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { challengeOf, PAYEE, SETTLER_KEY, startChainWorld, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { waitFor } from '../helpers/wait.js';
 
 let world: ChainWorld;
 let upstream: TestUpstream;
@@ -27,14 +28,6 @@ afterAll(async () => {
   await upstream?.close();
   await world?.stop();
 });
-
-async function until(probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 it('finishes paid requests in flight on SIGTERM, records their receipts, then exits 0', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'x402-drain-'));
@@ -62,7 +55,7 @@ log: { level: warn }
   const exited = new Promise<number | null>((resolve) => child?.once('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   const admin = `http://127.0.0.1:${adminPort}`;
-  await until(async () => (await send(admin, 'GET', '/readyz')).status === 200);
+  await waitFor(async () => (await send(admin, 'GET', '/readyz')).status === 200, 20_000, 50);
 
   const http = v2HttpClient();
   const challenge = await challengeOf(http, `${url}/slow`);
@@ -72,7 +65,7 @@ log: { level: warn }
   const inFlight = headers.map((h) => send(url, 'GET', '/slow', { headers: h }));
   await new Promise((r) => setTimeout(r, 500));
   child.kill('SIGTERM');
-  await until(async () => (await send(admin, 'GET', '/readyz')).status === 503, 2000);
+  await waitFor(async () => (await send(admin, 'GET', '/readyz')).status === 503, 2000);
   await expect(send(url, 'GET', '/slow')).rejects.toThrow(/ECONNREFUSED|ECONNRESET|socket hang up/);
 
   const responses = await Promise.all(inFlight);

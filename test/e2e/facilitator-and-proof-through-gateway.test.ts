@@ -32,13 +32,6 @@ afterAll(async () => {
   await world?.stop();
 });
 
-async function moved(fn: () => Promise<void>): Promise<{ payer: bigint; payee: bigint }> {
-  const before = await world.balances();
-  await fn();
-  const after = await world.balances();
-  return { payer: after.payer - before.payer, payee: after.payee - before.payee };
-}
-
 describe('settle: facilitator', () => {
   let gw: RunningGateway;
   let dead: string;
@@ -66,7 +59,7 @@ routes:
 
   it('verifies and settles through the facilitator, past a dead first one, for v2 and v1 clients', async () => {
     const t0 = Date.now();
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       const v2 = await v2Fetch()(`${gw.url}/weather`);
       expect(v2.status).toBe(200);
       expect(decodeHeader(v2.headers.get('payment-response') ?? undefined)).toMatchObject({ success: true, network: 'eip155:8453' });
@@ -96,7 +89,7 @@ routes:
 `);
     try {
       const before = upstream.seen.length;
-      const delta = await moved(async () => {
+      const delta = await world.moved(async () => {
         const res = await v2Fetch()(`${down.url}/weather`);
         expect(res.status).toBe(502);
         expect(await res.json()).toMatchObject({ code: 'GW_ERR_FACILITATOR_UNAVAILABLE' });

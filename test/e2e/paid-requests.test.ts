@@ -2,6 +2,7 @@
  * Paying through the gateway with the official clients, on a real chain, with balances checked
  * on chain for every path that can charge, and a ledger row for every outcome.
  */
+import { authorizationTypes } from '@x402/evm';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { PaymentPayload, PaymentRequirements } from '@x402/core/types';
 import type { Hex } from 'viem';
@@ -53,14 +54,7 @@ afterAll(async () => {
   await world?.stop();
 });
 
-/** Runs `fn` and returns how the payer's and payee's balances moved. */
-async function moved(fn: () => Promise<void>): Promise<{ payer: bigint; payee: bigint }> {
-  const before = await world.balances();
-  await fn();
-  const after = await world.balances();
-  return { payer: after.payer - before.payer, payee: after.payee - before.payee };
-}
-
+/** Receipt rows written since `time`, oldest first. */
 async function receiptsSince(time: number): Promise<Receipt[]> {
   return (await gw.ledger.receipts({ since: time })).reverse();
 }
@@ -73,7 +67,7 @@ describe('the official v2 client (@x402/fetch + @x402/evm, default settings)', (
   it('pays a GET route: upstream answer, PAYMENT-RESPONSE, exact on-chain transfer, settled receipt row', async () => {
     const t0 = Date.now();
     let res: Response | undefined;
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       res = await v2Fetch()(`${gw.url}/weather?city=Paris`);
     });
     expect(res?.status).toBe(200);
@@ -88,7 +82,7 @@ describe('the official v2 client (@x402/fetch + @x402/evm, default settings)', (
   });
 
   it('pays a POST route and the body reaches the upstream unchanged', async () => {
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       const res = await v2Fetch()(`${gw.url}/v1/echo`, { method: 'POST', body: JSON.stringify({ hello: 'world' }), headers: { 'content-type': 'application/json' } });
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ method: 'POST', bytes: 17 });
@@ -102,7 +96,7 @@ describe('the official v2 client (@x402/fetch + @x402/evm, default settings)', (
 describe('the official v1 client (x402-fetch)', () => {
   it('pays GET and POST routes with X-PAYMENT and gets X-PAYMENT-RESPONSE', async () => {
     const pay = await v1Fetch();
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       const get = await pay(`${gw.url}/weather?city=Oslo`);
       expect(get.status).toBe(200);
       expect(receiptOf(get, 'x-payment-response')).toMatchObject({ success: true, network: 'base', payer: PAYER });
@@ -121,7 +115,7 @@ describe('settlement timing', () => {
     const challenge = await challengeOf(http, `${gw.url}/after/status/500`);
     const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
     const t0 = Date.now();
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       const res = await send(gw.url, 'GET', '/after/status/500', { headers: header });
       expect(res.status).toBe(500);
       expect(res.json()).toEqual({ status: 500 });
@@ -130,7 +124,7 @@ describe('settlement timing', () => {
     expect(delta).toEqual({ payer: 0n, payee: 0n });
     expect((await receiptsSince(t0)).map((r) => [r.status, r.reason])).toEqual([['not_charged', 'upstream_status_500']]);
     // Nothing was charged, so the nonce was released: the same authorization pays for a retry.
-    const retry = await moved(async () => {
+    const retry = await world.moved(async () => {
       const res = await send(gw.url, 'GET', '/after/status/200', { headers: header });
       expect(res.status).toBe(200);
     });
@@ -141,7 +135,7 @@ describe('settlement timing', () => {
     const http = v2HttpClient();
     const challenge = await challengeOf(http, `${gw.url}/before/status/500`);
     const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       const res = await send(gw.url, 'GET', '/before/status/500', { headers: header });
       expect(res.status).toBe(500);
       expect(decodeHeader(res.headers['payment-response'])).toMatchObject({ success: true });
@@ -153,7 +147,7 @@ describe('settlement timing', () => {
 
   it('settlement: before, a POST is charged once and forwarded once', async () => {
     const before = upstream.seen.length;
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       const res = await v2Fetch()(`${gw.url}/before/jobs`, { method: 'POST', body: '{"job":1}', headers: { 'content-type': 'application/json' } });
       expect(res.status).toBe(200);
       expect(receiptOf(res, 'payment-response')).toMatchObject({ success: true });
@@ -222,7 +216,7 @@ describe('a caller that hangs up', () => {
     const challenge = await challengeOf(http, `${gw.url}/slow`);
     const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
     const t0 = Date.now();
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       const controller = new AbortController();
       const aborted = fetch(`${gw.url}/slow`, { headers: header, signal: controller.signal }).catch(() => 'aborted');
       await new Promise((r) => setTimeout(r, 300));
@@ -233,7 +227,7 @@ describe('a caller that hangs up', () => {
     });
     expect(delta).toEqual({ payer: 0n, payee: 0n });
     expect((await receiptsSince(t0)).map((r) => [r.status, r.reason])).toEqual([['not_charged', 'client_closed']]);
-    const retry = await moved(async () => {
+    const retry = await world.moved(async () => {
       expect((await send(gw.url, 'GET', '/slow', { headers: header })).status).toBe(200);
     });
     expect(retry).toEqual({ payer: -CENT, payee: CENT });
@@ -247,7 +241,7 @@ describe('replay', () => {
     const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
     const before = upstream.seen.length;
     let statuses: number[] = [];
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       const all = await Promise.all(Array.from({ length: 5 }, () => send(gw.url, 'GET', '/weather?city=Rome', { headers: header })));
       statuses = all.map((r) => r.status).sort();
       for (const r of all.filter((x) => x.status === 402)) {
@@ -278,7 +272,7 @@ describe('refused payments: each with its reason, nothing charged, nothing forwa
   async function expectRefused(headers: Record<string, string>, status: number, reason: string): Promise<void> {
     const before = upstream.seen.length;
     const t0 = Date.now();
-    const delta = await moved(async () => {
+    const delta = await world.moved(async () => {
       const res = await send(gw.url, 'GET', '/weather', { headers });
       expect(res.status).toBe(status);
       if (status === 402) {
@@ -330,16 +324,7 @@ describe('refused payments: each with its reason, nothing charged, nothing forwa
     const authorization = { from: PAYER, to: PAYEE, value: CENT, validAfter: now + 3600n, validBefore: now + 7200n, nonce: `0x${'ab'.repeat(32)}` as const };
     const signature = await privateKeyToAccount(PAYER_KEY).signTypedData({
       domain: { name: 'USD Coin', version: '2', chainId: 8453, verifyingContract: BASE_USDC },
-      types: {
-        TransferWithAuthorization: [
-          { name: 'from', type: 'address' },
-          { name: 'to', type: 'address' },
-          { name: 'value', type: 'uint256' },
-          { name: 'validAfter', type: 'uint256' },
-          { name: 'validBefore', type: 'uint256' },
-          { name: 'nonce', type: 'bytes32' },
-        ],
-      },
+      types: authorizationTypes,
       primaryType: 'TransferWithAuthorization',
       message: authorization,
     });
@@ -385,7 +370,7 @@ describe('a dead RPC', () => {
       const challenge = await challengeOf(http, `${dead.url}/weather`);
       const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
       const before = upstream.seen.length;
-      const delta = await moved(async () => {
+      const delta = await world.moved(async () => {
         const res = await send(dead.url, 'GET', '/weather', { headers: header });
         expect(res.status).toBe(503);
         expect(res.headers['retry-after']).toBe('5');
@@ -427,13 +412,13 @@ describe('x402-gateway pay', () => {
     const { runCli } = await import('../../src/cli.js');
     const lines: string[] = [];
     const io = { env: {}, out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), onSignal: () => {} };
-    const refused = await moved(async () => {
+    const refused = await world.moved(async () => {
       expect(await runCli(['pay', `${gw.url}/weather`, '--max', '$0.005', '--key', PAYER_KEY], io)).toBe(1);
     });
     expect(refused).toEqual({ payer: 0n, payee: 0n });
     expect(lines.join('\n')).toContain('payment not made');
     lines.length = 0;
-    const paid = await moved(async () => {
+    const paid = await world.moved(async () => {
       expect(await runCli(['pay', `${gw.url}/weather?city=Lima`, '--max', '$0.01', '--key', PAYER_KEY], io)).toBe(0);
     });
     expect(paid).toEqual({ payer: -CENT, payee: CENT });

@@ -26,6 +26,7 @@ import { systemClock, type Clock } from '../../src/payments/ports.js';
 import { requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment, Hex } from '../../src/protocol/types.js';
+import { waitFor } from '../helpers/wait.js';
 
 const SETTLER_KEY = ANVIL_DEV_KEYS[1];
 const PAYER = privateKeyToAccount(ANVIL_DEV_KEYS[2]);
@@ -82,14 +83,6 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
-}
-
-async function until(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 beforeAll(async () => {
@@ -262,7 +255,7 @@ describe('settle on anvil', () => {
     try {
       // With automine off both pass estimation (the nonce is unused) and wait in the mempool.
       const pending = [settler.settle(payment, option), settler.settle(payment, option)];
-      await until(async () => (await test().getTxpoolStatus()).pending === 2);
+      await waitFor(async () => (await test().getTxpoolStatus()).pending === 2);
       await test().mine({ blocks: 1 });
       const results = await Promise.all(pending);
       expect(results.filter((r) => r.success)).toHaveLength(1);

@@ -30,6 +30,8 @@ export interface ChainWorld {
   balance(owner: Address): Promise<bigint>;
   /** Balances of payer and payee, for before/after comparisons. */
   balances(): Promise<{ payer: bigint; payee: bigint }>;
+  /** Runs `fn` and returns how the payer's and payee's balances moved on chain. */
+  moved(fn: () => Promise<void>): Promise<{ payer: bigint; payee: bigint }>;
   stop(): Promise<void>;
 }
 
@@ -39,11 +41,18 @@ export async function startChainWorld(): Promise<ChainWorld> {
   await installTestUsdc(admin, { at: BASE_USDC });
   await mintTestUsdc(admin, { token: BASE_USDC, to: PAYER, amount: PAYER_FUNDS });
   const balance = (owner: Address) => usdcBalance(admin, BASE_USDC, owner);
+  const balances = async () => ({ payer: await balance(PAYER), payee: await balance(PAYEE) });
   return {
     chain,
     admin,
     balance,
-    balances: async () => ({ payer: await balance(PAYER), payee: await balance(PAYEE) }),
+    balances,
+    moved: async (fn) => {
+      const before = await balances();
+      await fn();
+      const after = await balances();
+      return { payer: after.payer - before.payer, payee: after.payee - before.payee };
+    },
     stop: () => chain.stop(),
   };
 }

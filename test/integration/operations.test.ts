@@ -15,6 +15,7 @@ import { runGateway, type RunningGateway } from '../../src/server.js';
 import { challengeOf, v2HttpClient } from '../helpers/chain-world.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { waitFor } from '../helpers/wait.js';
 
 const PAY_TO = '0x1111111111111111111111111111111111111111';
 const PARTNER_KEY = 'partner-secret-key';
@@ -65,15 +66,6 @@ async function priceOf(url: string): Promise<string | undefined> {
   return res.headers['x-payment-amount'] as string | undefined;
 }
 
-async function until(probe: () => Promise<boolean>, timeoutMs = 3000): Promise<number> {
-  const started = Date.now();
-  while (!(await probe())) {
-    if (Date.now() - started > timeoutMs) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now() - started;
-}
-
 async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
   const text = (await send(url, 'GET', '/metrics')).text();
   for (const line of text.split('\n')) {
@@ -101,7 +93,7 @@ describe('hot reload', () => {
       while (!stop) statuses.push((await send(url, 'GET', '/weather')).status);
     })();
     writeFileSync(path, yaml('$0.02'));
-    const took = await until(async () => (await priceOf(url)) === '0.02');
+    const took = await waitFor(async () => (await priceOf(url)) === '0.02');
     stop = true;
     await traffic;
     expect(took).toBeLessThan(2000);
@@ -127,7 +119,7 @@ describe('hot reload', () => {
     symlinkSync('..v2', join(dir, '..data_tmp'));
     renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
     const url = gw.url;
-    expect(await until(async () => (await priceOf(url)) === '0.03')).toBeLessThan(2000);
+    expect(await waitFor(async () => (await priceOf(url)) === '0.03')).toBeLessThan(2000);
   });
 
   it('keeps the last good config when an edit is broken, and says so in metrics and on the admin endpoint', async () => {
@@ -138,7 +130,7 @@ describe('hot reload', () => {
     const adminUrl = gw.adminUrl;
     const hash = gw.config.hash;
     writeFileSync(path, yaml('$0.0000001'));
-    await until(async () => ((await metric(adminUrl, 'x402_gateway_config_reloads_total', { result: 'invalid' })) ?? 0) >= 1);
+    await waitFor(async () => ((await metric(adminUrl, 'x402_gateway_config_reloads_total', { result: 'invalid' })) ?? 0) >= 1);
     expect(await priceOf(gw.url)).toBe('0.01');
     expect(gw.config.hash).toBe(hash);
     const res = await send(adminUrl, 'POST', '/admin/reload');

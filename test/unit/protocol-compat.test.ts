@@ -4,6 +4,7 @@
  * Transport tests hand the official fetch wrappers a fake `fetch` that answers our 402 and
  * records the paid retry, so the whole client flow runs exactly as against a real gateway.
  */
+import { authorizationTypes } from '@x402/evm';
 import { x402Client, x402HTTPClient } from '@x402/core/client';
 import { decodePaymentSignatureHeader } from '@x402/core/http';
 import { PaymentRequiredV1Schema, PaymentRequiredV2Schema } from '@x402/core/schemas';
@@ -66,16 +67,7 @@ async function signerOf(payment: DecodedPayment, option: PaymentOption): Promise
   const { authorization, signature } = payment.payload;
   return recoverTypedDataAddress({
     domain: { name: option.asset.eip712Name, version: option.asset.eip712Version, chainId: option.asset.network.chainId, verifyingContract: option.asset.address },
-    types: {
-      TransferWithAuthorization: [
-        { name: 'from', type: 'address' },
-        { name: 'to', type: 'address' },
-        { name: 'value', type: 'uint256' },
-        { name: 'validAfter', type: 'uint256' },
-        { name: 'validBefore', type: 'uint256' },
-        { name: 'nonce', type: 'bytes32' },
-      ],
-    },
+    types: authorizationTypes,
     primaryType: 'TransferWithAuthorization',
     message: authorization,
     signature,

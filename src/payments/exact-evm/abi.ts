@@ -3,7 +3,8 @@
  * `eip3009ABI`), ERC-20 `balanceOf` and `Transfer`, and ERC-1271 on contract wallets.
  */
 
-const authorizationInputs = [
+/** The six fields of an EIP-3009 authorization, in type-hash order. */
+export const authorizationInputs = [
   { name: 'from', type: 'address' },
   { name: 'to', type: 'address' },
   { name: 'value', type: 'uint256' },

@@ -12,19 +12,11 @@
  */
 import { bytesToHex, keccak256, stringToBytes, type TypedDataDomain } from 'viem';
 import type { AssetConfig } from '../../config/types.js';
+import { authorizationInputs } from './abi.js';
 import type { Eip3009Authorization, Hex } from '../../protocol/types.js';
 
 /** As `@x402/evm`'s `authorizationTypes`; the order of fields is part of the type hash. */
-export const transferWithAuthorizationTypes = {
-  TransferWithAuthorization: [
-    { name: 'from', type: 'address' },
-    { name: 'to', type: 'address' },
-    { name: 'value', type: 'uint256' },
-    { name: 'validAfter', type: 'uint256' },
-    { name: 'validBefore', type: 'uint256' },
-    { name: 'nonce', type: 'bytes32' },
-  ],
-} as const;
+export const transferWithAuthorizationTypes = { TransferWithAuthorization: authorizationInputs } as const;
 
 /** The token's EIP-712 domain: `{ name, version, chainId, verifyingContract }`. */
 export function eip3009Domain(asset: AssetConfig): TypedDataDomain {
