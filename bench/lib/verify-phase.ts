@@ -7,7 +7,8 @@
 import { recoverTypedDataAddress } from 'viem';
 import type { PaymentOption } from '../../src/config/types.js';
 import type { ExactEvmChainReader } from '../../src/payments/exact-evm/chain-reader.js';
-import { recoverEcdsaSigner, secp256k1Backend } from '../../src/payments/exact-evm/signature.js';
+import { secp256k1Backend } from '../../src/payments/exact-evm/secp256k1-native.js';
+import { recoverEcdsaSigner } from '../../src/payments/exact-evm/signature.js';
 import { transferWithAuthorizationDigest, transferWithAuthorizationTypedData } from '../../src/payments/exact-evm/typed-data.js';
 import { LocalExactEvmVerifier } from '../../src/payments/exact-evm/verify.js';
 import { systemClock } from '../../src/payments/ports.js';

@@ -5,17 +5,17 @@
  *
  * The pool outlives config reloads: a network whose config did not change keeps its backends,
  * so the verification cache carries over. A changed network gets new backends, but its settler
- * shares the nonce manager of every other settler with the same key on the same chain, so two
+ * shares the nonce allocator of every other settler with the same key on the same chain, so two
  * settlers side by side during a reload never pick the same transaction nonce.
  */
 import { privateKeyToAddress } from 'viem/accounts';
-import { createNonceManager, jsonRpc, type NonceManager } from 'viem/nonce';
 import type { Config, NetworkConfig } from '../config/types.js';
 import { CachedVerifier, type CachedVerifierCounters } from './cached-verifier.js';
 import { checkAssetMetadata } from './asset-check.js';
 import { createChainClient, rpcTransport, type ChainClient } from './chain-client.js';
 import { neverReachedNode } from './exact-evm/rpc-errors.js';
-import { createRpcFetch } from './rpc-fetch.js';
+import { NonceAllocator } from './exact-evm/nonce-allocator.js';
+import { RpcConnections } from './rpc-connections.js';
 import { LocalExactEvmSettler } from './exact-evm/settle.js';
 import { LocalExactEvmVerifier } from './exact-evm/verify.js';
 import { createFacilitatorDispatcher, FacilitatorClient } from './facilitator-client.js';
@@ -45,13 +45,13 @@ export class PaymentBackendPool {
   readonly #onCache: (counters: CachedVerifierCounters) => void;
   readonly #dispatcher = createFacilitatorDispatcher();
   /** JSON-RPC over pooled connections, shared by every chain client and settler. */
-  readonly #rpc = createRpcFetch();
+  readonly #rpc = new RpcConnections();
   /** Keyed by the network's whole config: a changed RPC, key or facilitator list builds anew. */
   readonly #byConfig = new Map<string, NetworkBackends>();
   /** The latest chain client of each chain id, for start-up checks. */
   readonly #clients = new Map<number, ChainClient>();
-  /** One nonce manager per (chain, settling key). */
-  readonly #nonceManagers = new Map<string, NonceManager>();
+  /** One nonce allocator per (chain, settling key). */
+  readonly #nonces = new Map<string, NonceAllocator>();
 
   /** `onCache` is told of each verification cache built, for the metrics. */
   constructor(clock: Clock, onCache: (counters: CachedVerifierCounters) => void = () => {}) {
@@ -106,7 +106,7 @@ export class PaymentBackendPool {
 
   #build(network: NetworkConfig): NetworkBackends {
     const clock = this.#clock;
-    const client = network.rpc.length > 0 ? createChainClient(network, { fetchFn: this.#rpc.fetch }) : undefined;
+    const client = network.rpc.length > 0 ? createChainClient(network, { connections: this.#rpc }) : undefined;
     if (client) this.#clients.set(network.chainId, client);
     const facilitators =
       network.settle.mode === 'facilitator' ? network.settle.facilitators.map((f) => new FacilitatorClient(f, { dispatcher: this.#dispatcher })) : [];
@@ -126,10 +126,10 @@ export class PaymentBackendPool {
     let settler: Settler | undefined;
     if (network.settle.mode === 'local' && client) {
       const key = `${network.chainId}:${privateKeyToAddress(network.settle.privateKey)}`;
-      let nonceManager = this.#nonceManagers.get(key);
-      if (!nonceManager) {
-        nonceManager = createNonceManager({ source: jsonRpc() });
-        this.#nonceManagers.set(key, nonceManager);
+      let nonces = this.#nonces.get(key);
+      if (!nonces) {
+        nonces = new NonceAllocator(() => clock.nowMs());
+        this.#nonces.set(key, nonces);
       }
       settler = new LocalExactEvmSettler({
         network,
@@ -137,9 +137,9 @@ export class PaymentBackendPool {
         privateKey: network.settle.privateKey,
         clock,
         receiptTimeoutMs: network.settle.receiptTimeoutMs,
-        nonceManager,
+        nonces,
         // Raw transactions move to the next endpoint only when the last provably never got them.
-        sendTransport: rpcTransport(network, { retryCount: 0, shouldThrow: (error) => !neverReachedNode(error), fetchFn: this.#rpc.fetch }),
+        sendTransport: rpcTransport(network, { retryCount: 0, shouldThrow: (error) => !neverReachedNode(error), connections: this.#rpc }),
       });
     } else if (facilitators.length > 0) {
       settler = new FacilitatorSettler(facilitators);

@@ -4,8 +4,9 @@
  * The composition root creates these once at start-up and hands them to the verifier, the settler
  * and the tx-proof checker; nothing here is a module-level singleton.
  */
-import { createPublicClient, defineChain, fallback, http, type Chain, type PublicClient, type Transport } from 'viem';
+import { createPublicClient, defineChain, fallback, type Chain, type PublicClient, type Transport } from 'viem';
 import type { NetworkConfig } from '../config/types.js';
+import { RpcConnections } from './rpc-connections.js';
 
 /** How long one JSON-RPC request may take before the next endpoint (or a retry) is tried. */
 export const DEFAULT_RPC_TIMEOUT_MS = 5_000;
@@ -26,7 +27,8 @@ export interface ChainClientOptions {
   readonly timeoutMs?: number;
   readonly retryCount?: number;
   readonly pollingIntervalMs?: number;
-  readonly fetchFn?: typeof fetch;
+  /** The connection pools calls go through; a private set by default. */
+  readonly connections?: RpcConnections;
 }
 
 /** The public client every chain reader in the gateway uses. */
@@ -48,8 +50,8 @@ export function chainDefinition(network: NetworkConfig): Chain {
 export interface RpcTransportOptions {
   readonly timeoutMs?: number;
   readonly retryCount?: number;
-  /** The fetch requests go through (see rpc-fetch.ts); the global one by default. */
-  readonly fetchFn?: typeof fetch;
+  /** The connection pools calls go through (see rpc-connections.ts); a private set by default. */
+  readonly connections?: RpcConnections;
   /** viem `fallback`'s rule for when an error must not move on to the next endpoint. */
   readonly shouldThrow?: (error: Error) => boolean;
 }
@@ -64,12 +66,9 @@ export function rpcTransport(network: NetworkConfig, options: RpcTransportOption
     throw new Error(`network ${network.name} has no RPC endpoint; local verification and settlement need one`);
   }
   const timeout = options.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
+  const connections = options.connections ?? new RpcConnections();
   return fallback(
-    // maxResponseBodySize: false reads the (small) JSON-RPC answer with one text() call instead of
-    // a stream reader; the node is the operator's own endpoint.
-    network.rpc.map((url) =>
-      http(url, { timeout, retryCount: 0, batch: false, maxResponseBodySize: false, ...(options.fetchFn ? { fetchFn: options.fetchFn } : {}) }),
-    ),
+    network.rpc.map((url) => connections.transport(url, timeout)),
     {
       retryCount: options.retryCount ?? DEFAULT_RPC_RETRY_COUNT,
       retryDelay: DEFAULT_RPC_RETRY_DELAY_MS,
@@ -85,7 +84,7 @@ export function createChainClient(network: NetworkConfig, options: ChainClientOp
     transport: rpcTransport(network, {
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.retryCount === undefined ? {} : { retryCount: options.retryCount }),
-      ...(options.fetchFn === undefined ? {} : { fetchFn: options.fetchFn }),
+      ...(options.connections === undefined ? {} : { connections: options.connections }),
     }),
     pollingInterval: options.pollingIntervalMs ?? DEFAULT_POLLING_INTERVAL_MS,
     batch: { multicall: false },

@@ -9,7 +9,8 @@ import { getAddress, hashTypedData, recoverTypedDataAddress, type Hex } from 'vi
 import { privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import type { AssetConfig, NetworkConfig } from '../../src/config/types.js';
-import { recoverEcdsaSigner, recoverWithViem, secp256k1Backend, splitEcdsa } from '../../src/payments/exact-evm/signature.js';
+import { secp256k1Backend } from '../../src/payments/exact-evm/secp256k1-native.js';
+import { recoverEcdsaSigner, recoverWithViem, splitEcdsa } from '../../src/payments/exact-evm/signature.js';
 import {
   transferWithAuthorizationDigest,
   transferWithAuthorizationDigestBytes,

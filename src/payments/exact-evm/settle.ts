@@ -19,11 +19,13 @@
  * previous one was never reached, so a send is never repeated to a second node after the first
  * may have accepted it.
  *
- * Nonces: viem's nonce manager hands out consecutive nonces to concurrent settlements (without
- * it they collide: "nonce too low"). One manager per settler, not viem's process-wide default,
- * which remembers nonces per (address, chain id) across clients and breaks when a chain is
- * replaced (a restarted dev chain with the same id). A send the node refuses for its nonce is
- * retried with a fresh one: the refused transaction provably never entered the mempool.
+ * Nonces come from a `NonceAllocator` shared by every settler of the key on the chain (see
+ * nonce-allocator.ts). A send the node refuses for its nonce is retried with a fresh one: the
+ * refused transaction provably never entered the mempool.
+ *
+ * CPU per settlement matters (it bounds a gateway's paid throughput): the transaction is signed
+ * by native libsecp256k1 (transaction-signer.ts), and the receipt is asked for directly right
+ * after the send, then polled, rather than through viem's block watcher.
  */
 import {
   createWalletClient,
@@ -31,23 +33,22 @@ import {
   isAddressEqual,
   keccak256,
   parseEventLogs,
-  WaitForTransactionReceiptTimeoutError,
+  TransactionReceiptNotFoundError,
   type Chain,
-  type PrivateKeyAccount,
   type TransactionReceipt,
   type Transport,
   type WalletClient,
 } from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
-import { createNonceManager, jsonRpc, type NonceManager } from 'viem/nonce';
 import type { Address, NetworkConfig, PaymentOption } from '../../config/types.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../protocol/types.js';
 import { rpcTransport, type ChainClient } from '../chain-client.js';
 import type { Clock, SettleResult, Settler } from '../ports.js';
 import { eip3009Abi } from './abi.js';
+import { NonceAllocator } from './nonce-allocator.js';
 import { REASON, type ExactEvmReason } from './reasons.js';
 import { failureText, isContractFailure, neverReachedNode, nodeRefused, reasonForTransferFailure } from './rpc-errors.js';
 import { classifySignature, splitEcdsa } from './signature.js';
+import { createTransactionSigner, type TransactionSigner } from './transaction-signer.js';
 import { checkAuthorizationTerms, checkSchemeAndNetwork } from './verify.js';
 
 /** Used when the network's settle config does not say (it always does for `mode: local`). */
@@ -65,7 +66,7 @@ const MAX_MESSAGE_LENGTH = 300;
 
 export interface LocalExactEvmSettlerOptions {
   readonly network: NetworkConfig;
-  /** Reads: gas and fee estimates, the account's pending nonce, receipts. */
+  /** Reads: gas and fee estimates, the account's pending nonce, receipts (polled at its interval). */
   readonly client: ChainClient;
   /** The settling account's key; it pays the gas. */
   readonly privateKey: Hex;
@@ -78,7 +79,7 @@ export interface LocalExactEvmSettlerOptions {
    * Shared by every settler of one key on one chain (a reload may build a second one while the
    * first still settles); a fresh one by default.
    */
-  readonly nonceManager?: NonceManager;
+  readonly nonces?: NonceAllocator;
   /** Where raw transactions go; defaults to the network's endpoints, never-reached-only fallback. */
   readonly sendTransport?: Transport;
 }
@@ -91,8 +92,10 @@ type Fees =
 export class LocalExactEvmSettler implements Settler {
   readonly #network: NetworkConfig;
   readonly #client: ChainClient;
-  readonly #wallet: WalletClient<Transport, Chain, PrivateKeyAccount>;
-  readonly #account: PrivateKeyAccount;
+  /** Sends raw transactions only; it holds no account. */
+  readonly #wallet: WalletClient<Transport, Chain>;
+  readonly #signer: TransactionSigner;
+  readonly #nonces: NonceAllocator;
   readonly #clock: Clock;
   readonly #receiptTimeoutMs: number;
   readonly #rebroadcastAfterMs: number;
@@ -102,9 +105,9 @@ export class LocalExactEvmSettler implements Settler {
     this.#network = options.network;
     this.#client = options.client;
     this.#clock = options.clock;
-    this.#account = privateKeyToAccount(options.privateKey, { nonceManager: options.nonceManager ?? createNonceManager({ source: jsonRpc() }) });
+    this.#signer = createTransactionSigner(options.privateKey);
+    this.#nonces = options.nonces ?? new NonceAllocator(() => options.clock.nowMs());
     this.#wallet = createWalletClient({
-      account: this.#account,
       chain: options.client.chain,
       transport:
         options.sendTransport ??
@@ -118,7 +121,7 @@ export class LocalExactEvmSettler implements Settler {
 
   /** The address that submits settlements and pays their gas. */
   get address(): Address {
-    return this.#account.address;
+    return this.#signer.address;
   }
 
   async settle(payment: DecodedPayment, option: PaymentOption): Promise<SettleResult> {
@@ -129,7 +132,7 @@ export class LocalExactEvmSettler implements Settler {
     } catch (err) {
       // A bug or an unforeseen fault; the contract says settle never throws. If a nonce was
       // taken and nothing sent, re-read it so later settlements are not stuck behind a gap.
-      if (sent.hash === undefined) this.#account.nonceManager?.reset({ address: this.#account.address, chainId: this.#network.chainId });
+      if (sent.hash === undefined) this.#nonces.reset();
       return {
         success: false,
         reason: REASON.unexpectedSettleError,
@@ -160,7 +163,7 @@ export class LocalExactEvmSettler implements Settler {
     let gas: bigint;
     let fees: Fees;
     try {
-      const estimate = await this.#client.estimateGas({ account: this.#account.address, to: asset, data });
+      const estimate = await this.#client.estimateGas({ account: this.#signer.address, to: asset, data });
       gas = estimate + (estimate * GAS_HEADROOM_PERCENT) / 100n;
       fees = await this.#fees();
     } catch (err) {
@@ -169,16 +172,14 @@ export class LocalExactEvmSettler implements Settler {
     }
 
     // 2 + 3. Nonce, sign, send.
-    const nonceManager = this.#account.nonceManager;
     const chainId = this.#network.chainId;
-    const address = this.#account.address;
+    const address = this.#signer.address;
+    const readPending = () => this.#client.getTransactionCount({ address, blockTag: 'pending' });
     let ambiguousSend: string | undefined;
-    let serialized: Hex | undefined;
+    let serialized: Hex;
     for (let attempt = 1; ; attempt++) {
-      const nonce = nonceManager
-        ? await nonceManager.consume({ address, chainId, client: this.#client })
-        : await this.#client.getTransactionCount({ address, blockTag: 'pending' });
-      serialized = await this.#account.signTransaction({ chainId, to: asset, data, gas, nonce, ...fees });
+      const nonce = await this.#nonces.take(readPending);
+      serialized = await this.#signer.sign({ chainId, to: asset, data, gas, nonce, ...fees });
       const hash = keccak256(serialized);
       sent.hash = hash;
       try {
@@ -193,8 +194,8 @@ export class LocalExactEvmSettler implements Settler {
           break;
         }
         sent.hash = undefined;
-        // Forget the consumed nonce: the next consume re-reads the pending count from the node.
-        nonceManager?.reset({ address, chainId });
+        // Forget the count: the next take re-reads the pending count from the node.
+        this.#nonces.reset();
         if (neverReachedNode(err)) return refused(REASON.unexpectedSettleError, `chain unavailable: ${text}`);
         if (NONCE_CONFLICT.test(text) && attempt < MAX_SEND_ATTEMPTS) continue;
         return refused(reasonForTransferFailure(text), text);
@@ -203,16 +204,14 @@ export class LocalExactEvmSettler implements Settler {
     const hash = sent.hash;
 
     // 4. Wait for the receipt, bounded.
-    let receipt: TransactionReceipt;
-    try {
-      receipt = await this.#awaitReceipt(hash, serialized);
-    } catch (err) {
+    const awaited = await this.#awaitReceipt(hash, serialized);
+    if (!('receipt' in awaited)) {
       if (ambiguousSend !== undefined) {
         // Never seen on chain after an unclear send: it may never have arrived, in which case its
         // nonce is a gap that would stall every later settlement. Re-read the pending nonce.
-        nonceManager?.reset({ address, chainId });
+        this.#nonces.reset();
       }
-      const why = err instanceof WaitForTransactionReceiptTimeoutError ? `no receipt within ${this.#receiptTimeoutMs} ms` : describe(err);
+      const why = `no receipt within ${this.#receiptTimeoutMs} ms${awaited.lastError === undefined ? '' : ` (last poll: ${describe(awaited.lastError)})`}`;
       return {
         success: false,
         reason: REASON.settlementPending,
@@ -221,7 +220,7 @@ export class LocalExactEvmSettler implements Settler {
         maybeOnChain: true,
       };
     }
-
+    const receipt = awaited.receipt;
     if (receipt.status !== 'success') {
       // Mined and reverted: the authorization is untouched and nothing moved.
       return { success: false, reason: REASON.transactionFailed, transaction: hash, maybeOnChain: false };
@@ -243,26 +242,38 @@ export class LocalExactEvmSettler implements Settler {
   }
 
   /**
-   * The receipt of `hash`, within the receipt timeout. Nodes drop transactions from their pool
-   * (seen on anvil, and on real nodes under pressure); a dropped settlement would never be mined
-   * and its nonce would stall every later settlement of the key. So each time a slice of the wait
-   * passes without a receipt and the node no longer knows the transaction, the same signed bytes
-   * are sent again: the same hash and nonce, so it can be mined at most once.
+   * The receipt of `hash`, within the receipt timeout: asked for at once (a chain that mines on
+   * arrival already has it), then every polling interval. A failed poll is not the end: the
+   * money may move regardless, so polling goes on until the deadline.
+   *
+   * Nodes drop transactions from their pool (seen on anvil, and on real nodes under pressure); a
+   * dropped settlement would never be mined and its nonce would stall every later settlement of
+   * the key. So each time a slice of the wait passes without a receipt and the node no longer
+   * knows the transaction, the same signed bytes are sent again: the same hash and nonce, so it
+   * can be mined at most once.
    */
-  async #awaitReceipt(hash: Hex, serialized: Hex | undefined): Promise<TransactionReceipt> {
-    const slices = Math.max(1, Math.ceil(this.#receiptTimeoutMs / this.#rebroadcastAfterMs));
-    for (let slice = 1; ; slice++) {
-      const timeout = slice < slices ? this.#rebroadcastAfterMs : this.#receiptTimeoutMs - (slices - 1) * this.#rebroadcastAfterMs;
+  async #awaitReceipt(hash: Hex, serialized: Hex): Promise<{ receipt: TransactionReceipt } | { lastError: unknown }> {
+    const start = this.#clock.nowMs();
+    const deadline = start + this.#receiptTimeoutMs;
+    let nextRebroadcast = start + this.#rebroadcastAfterMs;
+    let lastError: unknown;
+    for (;;) {
       try {
-        return await this.#client.waitForTransactionReceipt({ hash, timeout });
+        return { receipt: await this.#client.getTransactionReceipt({ hash }) };
       } catch (err) {
-        if (!(err instanceof WaitForTransactionReceiptTimeoutError) || slice >= slices || serialized === undefined) throw err;
+        lastError = err instanceof TransactionReceiptNotFoundError ? undefined : err;
+      }
+      const now = this.#clock.nowMs();
+      if (now >= deadline) return { lastError };
+      if (now >= nextRebroadcast) {
+        nextRebroadcast = now + this.#rebroadcastAfterMs;
         const known = await this.#client.getTransaction({ hash }).then(
           () => true,
           () => false,
         );
         if (!known) await this.#wallet.sendRawTransaction({ serializedTransaction: serialized }).catch(() => undefined);
       }
+      await sleep(Math.min(this.#client.pollingInterval, deadline - now));
     }
   }
 
@@ -333,5 +344,7 @@ function describe(err: unknown): string {
   }
   return clip(String(err));
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const clip = (text: string): string => (text.length > MAX_MESSAGE_LENGTH ? `${text.slice(0, MAX_MESSAGE_LENGTH)}…` : text);

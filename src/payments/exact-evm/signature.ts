@@ -7,10 +7,10 @@
  * path is used instead, with one process warning; answers are the same either way (a unit test
  * cross-checks the two on many random and malformed signatures).
  */
-import { createRequire } from 'node:module';
 import { checksumAddress, isAddressEqual, isErc6492Signature, keccak256, parseErc6492Signature, recoverAddress, zeroAddress } from 'viem';
 import type { Address } from '../../config/types.js';
 import type { Hex } from '../../protocol/types.js';
+import { nativeSecp256k1, type NativeSecp256k1 } from './secp256k1-native.js';
 
 /**
  * - `ecdsa`: exactly 65 bytes, what an ordinary account (EOA) produces.
@@ -71,48 +71,6 @@ export async function recoverWithViem(digest: Hex, signature: Hex): Promise<Addr
   } catch {
     return undefined;
   }
-}
-
-/** What `recoverEcdsaSigner` runs on in this process. */
-export type Secp256k1Backend = { readonly kind: 'native' } | { readonly kind: 'viem'; readonly reason: string };
-
-export function secp256k1Backend(): Secp256k1Backend {
-  return nativeSecp256k1() !== undefined ? { kind: 'native' } : { kind: 'viem', reason: nativeLoadError ?? 'not loaded' };
-}
-
-/** The one function of the binding used here (`secp256k1` 5.x, `lib/index.js`). */
-interface NativeSecp256k1 {
-  ecdsaRecover(signature: Uint8Array, recid: number, message: Uint8Array, compressed: boolean): Uint8Array;
-}
-
-function isNativeSecp256k1(value: unknown): value is NativeSecp256k1 {
-  return typeof value === 'object' && value !== null && 'ecdsaRecover' in value && typeof value.ecdsaRecover === 'function';
-}
-
-/**
- * Loaded on first use. `secp256k1/bindings` is the native half only: the package's main entry
- * falls back silently to `elliptic` (pure JavaScript, slower than viem) when the binary is
- * missing, and we would rather fall back to viem, which the rest of the code already trusts.
- */
-let native: NativeSecp256k1 | undefined | null = null;
-let nativeLoadError: string | undefined;
-
-function nativeSecp256k1(): NativeSecp256k1 | undefined {
-  if (native !== null) return native;
-  try {
-    const loaded: unknown = createRequire(import.meta.url)('secp256k1/bindings');
-    if (!isNativeSecp256k1(loaded)) throw new Error('secp256k1/bindings has no ecdsaRecover');
-    native = loaded;
-  } catch (err) {
-    native = undefined;
-    nativeLoadError = err instanceof Error ? err.message : String(err);
-    // No logger reaches this pure module; a process warning is printed once, and
-    // `secp256k1Backend()` lets the composition root report it too.
-    process.emitWarning(`native secp256k1 unavailable, verifying signatures with viem (slower): ${nativeLoadError}`, {
-      code: 'X402_GATEWAY_SECP256K1_FALLBACK',
-    });
-  }
-  return native;
 }
 
 /**

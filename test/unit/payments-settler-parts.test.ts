@@ -1,0 +1,85 @@
+/**
+ * The settler's two CPU shortcuts, checked against what they replace: transactions signed by
+ * native libsecp256k1 are byte-for-byte viem's, and nonces handed out locally are consecutive and
+ * re-read when asked to.
+ */
+import { keccak256, toHex, type TransactionSerializable } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { describe, expect, it } from 'vitest';
+import { NONCE_REFRESH_MS, NonceAllocator } from '../../src/payments/exact-evm/nonce-allocator.js';
+import { secp256k1Backend } from '../../src/payments/exact-evm/secp256k1-native.js';
+import { createTransactionSigner } from '../../src/payments/exact-evm/transaction-signer.js';
+
+describe('createTransactionSigner', () => {
+  it('runs on the native binding here (the fast path is what is tested)', () => {
+    expect(secp256k1Backend()).toEqual({ kind: 'native' });
+  });
+
+  it('produces exactly the bytes viem signs, for EIP-1559 and legacy transactions', async () => {
+    for (let i = 0; i < 200; i++) {
+      const key = generatePrivateKey();
+      const seed = BigInt(keccak256(toHex(i)));
+      const common = {
+        chainId: [1, 8453, 84532, 31337][i % 4]!,
+        to: privateKeyToAccount(generatePrivateKey()).address,
+        data: keccak256(toHex(i * 7)),
+        gas: 50_000n + (seed % 100_000n),
+        nonce: i * 13,
+      };
+      const tx: TransactionSerializable =
+        i % 3 === 0
+          ? { ...common, type: 'legacy', gasPrice: 1n + (seed % 10n ** 11n) }
+          : { ...common, type: 'eip1559', maxFeePerGas: 2n + (seed % 10n ** 11n), maxPriorityFeePerGas: 1n + (seed % 1000n) };
+      const signer = createTransactionSigner(key);
+      expect(signer.address).toBe(privateKeyToAccount(key).address);
+      expect(await signer.sign(tx)).toBe(await privateKeyToAccount(key).signTransaction(tx));
+    }
+  });
+});
+
+describe('NonceAllocator', () => {
+  function counting(start: number) {
+    const reads: number[] = [];
+    let next = start;
+    return {
+      reads,
+      setPending: (n: number) => (next = n),
+      read: async () => {
+        reads.push(next);
+        return next;
+      },
+    };
+  }
+
+  it('reads the pending count once and hands out consecutive nonces, also to concurrent takers', async () => {
+    let now = 0;
+    const nonces = new NonceAllocator(() => now);
+    const node = counting(7);
+    expect(await Promise.all([nonces.take(node.read), nonces.take(node.read), nonces.take(node.read)])).toEqual([7, 8, 9]);
+    expect(await nonces.take(node.read)).toBe(10);
+    expect(node.reads).toEqual([7]);
+    now += NONCE_REFRESH_MS - 1;
+    expect(await nonces.take(node.read)).toBe(11);
+    expect(node.reads).toHaveLength(1);
+  });
+
+  it('re-reads after reset and once the count is older than NONCE_REFRESH_MS', async () => {
+    let now = 0;
+    const nonces = new NonceAllocator(() => now);
+    const node = counting(3);
+    expect(await nonces.take(node.read)).toBe(3);
+    node.setPending(3); // the transaction never arrived
+    nonces.reset();
+    expect(await nonces.take(node.read)).toBe(3);
+    node.setPending(9); // someone else used the key
+    now += NONCE_REFRESH_MS;
+    expect(await nonces.take(node.read)).toBe(9);
+    expect(node.reads).toEqual([3, 3, 9]);
+  });
+
+  it('does not keep a failed read', async () => {
+    const nonces = new NonceAllocator(() => 0);
+    await expect(nonces.take(() => Promise.reject(new Error('rpc down')))).rejects.toThrow('rpc down');
+    expect(await nonces.take(async () => 5)).toBe(5);
+  });
+});
