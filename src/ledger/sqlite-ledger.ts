@@ -2,10 +2,17 @@
  * The embedded ledger: one SQLite file, no server to run. Nonce reservations, spent tx proofs and
  * one receipt row per payment outcome.
  *
- * Durability: WAL journal with `synchronous = FULL`, so a write has reached the disk when the call
- * returns; a receipt recorded before the response is sent survives a crash right after it.
- * better-sqlite3 is synchronous; each statement is short, and the async interface is kept so a
- * shared store (Postgres) can implement `Ledger` unchanged.
+ * Durability: WAL journal with `synchronous = FULL`, so a write has reached the disk when its
+ * promise resolves; a receipt recorded before the response is sent survives a crash right after
+ * it. The async interface is kept so a shared store (Postgres) can implement `Ledger` unchanged.
+ *
+ * Group commit: each commit is an fsync, and better-sqlite3 runs it on the event loop, which
+ * waits for the disk (0.3 ms to several ms) with every other request. A paid request writes three
+ * times; at 32 concurrent callers that was the largest block of the gateway's profile. So writes
+ * asked for in one turn of the event loop are committed together, in the order asked, in one
+ * transaction: one fsync for all of them, and no promise resolves before its write is on disk.
+ * Each write runs in its own savepoint, so one that fails (a constraint) rolls back alone; a
+ * failed commit fails every write of the batch.
  */
 import Database from 'better-sqlite3';
 import type { Hex } from '../protocol/types.js';
@@ -83,8 +90,9 @@ export function nonceKeyString(key: NonceKey): string {
 export class SqliteLedger implements Ledger {
   private readonly db: Database.Database;
   private readonly stmts;
-  /** One transaction, one fsync: the nonce kept and the pending row written together. */
-  private readonly beginTx: (key: NonceKey, pending: Receipt) => void;
+  /** Writes waiting for the next group commit (see the file comment). */
+  private queue: QueuedWrite[] = [];
+  private readonly commitBatch: (batch: readonly QueuedWrite[]) => WriteOutcome[];
 
   constructor(path: string, private readonly nowSeconds: () => number = () => Math.floor(Date.now() / 1000)) {
     this.db = new Database(path);
@@ -110,31 +118,46 @@ export class SqliteLedger implements Ledger {
       ),
       list: this.db.prepare(`SELECT * FROM receipts WHERE time >= ? ORDER BY time DESC, rowid DESC LIMIT ?`),
     };
-    const { keep, record } = this.stmts;
-    this.beginTx = this.db.transaction((key: NonceKey, pending: Receipt) => {
-      keep.run(nonceKeyString(key));
-      record.run(receiptRow(pending));
+    // Inside the batch's transaction a nested better-sqlite3 transaction is a savepoint: one
+    // write's statements roll back together, and alone.
+    const inSavepoint = this.db.transaction((run: () => unknown) => run());
+    this.commitBatch = this.db.transaction((batch: readonly QueuedWrite[]) =>
+      batch.map((write): WriteOutcome => {
+        try {
+          return { ok: true, value: inSavepoint(write.run) };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    );
+  }
+
+  reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean> {
+    return this.write(() => this.stmts.reserve.run(nonceKeyString(key), expiresAtSeconds, this.nowSeconds()).changes === 1);
+  }
+
+  releaseNonce(key: NonceKey): Promise<void> {
+    return this.write(() => {
+      this.stmts.release.run(nonceKeyString(key));
     });
   }
 
-  async reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean> {
-    return this.stmts.reserve.run(nonceKeyString(key), expiresAtSeconds, this.nowSeconds()).changes === 1;
+  beginSettlement(key: NonceKey, pending: Receipt): Promise<void> {
+    // One write: the nonce kept and the pending row land together or not at all.
+    return this.write(() => {
+      this.stmts.keep.run(nonceKeyString(key));
+      this.stmts.record.run(receiptRow(pending));
+    });
   }
 
-  async releaseNonce(key: NonceKey): Promise<void> {
-    this.stmts.release.run(nonceKeyString(key));
+  claimProof(chainId: number, txHash: Hex): Promise<boolean> {
+    return this.write(() => this.stmts.claim.run(chainId, txHash.toLowerCase(), this.nowSeconds()).changes === 1);
   }
 
-  async beginSettlement(key: NonceKey, pending: Receipt): Promise<void> {
-    this.beginTx(key, pending);
-  }
-
-  async claimProof(chainId: number, txHash: Hex): Promise<boolean> {
-    return this.stmts.claim.run(chainId, txHash.toLowerCase(), this.nowSeconds()).changes === 1;
-  }
-
-  async record(r: Receipt): Promise<void> {
-    this.stmts.record.run(receiptRow(r));
+  record(r: Receipt): Promise<void> {
+    return this.write(() => {
+      this.stmts.record.run(receiptRow(r));
+    });
   }
 
   async receipts(query: ReceiptQuery): Promise<Receipt[]> {
@@ -157,6 +180,42 @@ export class SqliteLedger implements Ledger {
   }
 
   async close(): Promise<void> {
+    this.flush();
     if (this.db.open) this.db.close();
   }
+
+  /** Queues `run` for the next group commit; resolves with its result once that is on disk. */
+  private write<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      if (this.queue.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue;
+    if (batch.length === 0) return;
+    this.queue = [];
+    let outcomes: WriteOutcome[];
+    try {
+      if (!this.db.open) throw new Error('ledger closed');
+      outcomes = this.commitBatch(batch);
+    } catch (err) {
+      for (const write of batch) write.reject(err);
+      return;
+    }
+    batch.forEach((write, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok) write.resolve(outcome.value);
+      else write.reject(outcome === undefined ? new Error('ledger write lost') : outcome.error);
+    });
+  }
 }
+
+interface QueuedWrite {
+  readonly run: () => unknown;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+type WriteOutcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };

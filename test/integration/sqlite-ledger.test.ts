@@ -1,0 +1,108 @@
+/**
+ * The SQLite ledger on a real file: writes asked for in one turn of the event loop are committed
+ * together (one fsync), none resolves before it is committed, one failing write does not take the
+ * others down, and closing commits what is queued.
+ */
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+import type { NonceKey, Receipt } from '../../src/payments/ports.js';
+
+let dir: string;
+let path: string;
+let ledger: SqliteLedger;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'x402-ledger-'));
+  path = join(dir, 'ledger.sqlite');
+  ledger = new SqliteLedger(path, () => 1_000);
+});
+
+afterEach(async () => {
+  await ledger.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const key = (n: number): NonceKey => ({
+  chainId: 8453,
+  asset: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
+  payer: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8',
+  nonce: `0x${n.toString(16).padStart(64, '0')}`,
+});
+
+const receipt = (id: string, status: Receipt['status'] = 'settled'): Receipt => ({
+  time: 1_000,
+  requestId: id,
+  route: 'GET /x',
+  method: 'GET',
+  path: '/x',
+  amount: '10000',
+  asset: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
+  network: 'eip155:8453',
+  payer: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8',
+  nonce: '0x01',
+  transaction: '0xab',
+  status,
+  reason: '',
+});
+
+/** What another connection to the same file sees: only committed rows. */
+function committedReceipts(): string[] {
+  const other = new Database(path, { readonly: true });
+  try {
+    return (other.prepare('SELECT request_id FROM receipts ORDER BY request_id').all() as { request_id: string }[]).map((r) => r.request_id);
+  } finally {
+    other.close();
+  }
+}
+
+describe('SqliteLedger group commit', () => {
+  it('commits the writes of one turn together, and each resolves only once committed', async () => {
+    const writes = [ledger.record(receipt('a')), ledger.record(receipt('b')), ledger.record(receipt('c'))];
+    expect(committedReceipts()).toEqual([]); // nothing is committed within the turn that asked
+    let resolvedEarly = false;
+    void writes[0]!.then(() => (resolvedEarly = committedReceipts().length < 3));
+    await Promise.all(writes);
+    expect(resolvedEarly).toBe(false);
+    expect(committedReceipts()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('answers reservations in the order asked, within one batch', async () => {
+    const answers = await Promise.all([ledger.reserveNonce(key(1), 2_000), ledger.reserveNonce(key(1), 2_000), ledger.reserveNonce(key(2), 2_000)]);
+    expect(answers).toEqual([true, false, true]);
+    await ledger.releaseNonce(key(1));
+    expect(await ledger.reserveNonce(key(1), 2_000)).toBe(true);
+  });
+
+  it('a failing write is refused alone; the rest of its batch is committed', async () => {
+    const broken = { ...receipt('bad'), route: null } as unknown as Receipt; // NOT NULL column
+    const results = await Promise.allSettled([ledger.record(receipt('ok1')), ledger.record(broken), ledger.record(receipt('ok2'))]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(committedReceipts()).toEqual(['ok1', 'ok2']);
+  });
+
+  it('beginSettlement keeps the nonce and writes the pending row as one write', async () => {
+    expect(await ledger.reserveNonce(key(5), 2_000)).toBe(true);
+    await ledger.beginSettlement(key(5), receipt('p', 'pending'));
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT state FROM nonces').get()).toEqual({ state: 'kept' });
+    expect(db.prepare('SELECT status FROM receipts').get()).toEqual({ status: 'pending' });
+    db.close();
+    expect(await ledger.reserveNonce(key(5), 3_000)).toBe(false); // kept nonces are never re-reserved
+  });
+
+  it('close commits what is still queued', async () => {
+    const pending = ledger.record(receipt('last'));
+    await ledger.close();
+    await pending;
+    expect(committedReceipts()).toEqual(['last']);
+  });
+
+  it('a write asked for after close is refused, not lost silently', async () => {
+    await ledger.close();
+    await expect(ledger.record(receipt('late'))).rejects.toThrow(/closed/);
+  });
+});
