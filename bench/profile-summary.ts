@@ -2,7 +2,10 @@
  * Summarises a V8 CPU profile (`node --cpu-prof`, or `npm run bench -- --profile`): where the
  * process spent its time, by package or source directory and by function, self and inclusive.
  *
- *   npx tsx bench/profile-summary.ts <file.cpuprofile> [top=25]
+ *   npx tsx bench/profile-summary.ts <file.cpuprofile> [top=25] [skip-ms=0]
+ *
+ * `skip-ms` leaves out the first milliseconds of the profile (start-up: module loading and
+ * compilation), so that what remains is the steady state under load.
  */
 import { readFileSync } from 'node:fs';
 
@@ -51,14 +54,17 @@ function where(url: string, functionName: string, line: number): string {
   return `${ours ? path.slice(1) : owner(url, functionName)}:${line}`;
 }
 
-export function summarise(profile: Profile, top: number): string {
+export function summarise(profile: Profile, top: number, skipMs = 0): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfUs = new Map<number, number>();
   let total = 0;
+  let elapsedUs = 0;
   profile.samples.forEach((id, i) => {
     const dt = profile.timeDeltas[i] ?? 0;
+    elapsedUs += dt;
+    if (elapsedUs < skipMs * 1000) return;
     selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
     total += dt;
   });
@@ -104,8 +110,8 @@ export function summarise(profile: Profile, top: number): string {
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')) {
   const file = process.argv[2];
-  if (file === undefined) throw new Error('usage: tsx bench/profile-summary.ts <file.cpuprofile> [top]');
+  if (file === undefined) throw new Error('usage: tsx bench/profile-summary.ts <file.cpuprofile> [top] [skip-ms]');
   const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
   if (!isProfile(parsed)) throw new Error(`${file} is not a V8 CPU profile`);
-  console.log(summarise(parsed, Number(process.argv[3] ?? 25)));
+  console.log(summarise(parsed, Number(process.argv[3] ?? 25), Number(process.argv[4] ?? 0)));
 }

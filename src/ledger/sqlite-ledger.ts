@@ -2,21 +2,22 @@
  * The embedded ledger: one SQLite file, no server to run. Nonce reservations, spent tx proofs and
  * one receipt row per payment outcome.
  *
- * Durability: WAL journal with `synchronous = FULL`, so a write has reached the disk when its
- * promise resolves; a receipt recorded before the response is sent survives a crash right after
- * it. The async interface is kept so a shared store (Postgres) can implement `Ledger` unchanged.
+ * Durability (the `Ledger` contract): WAL journal; a write that records money is committed with
+ * `synchronous = FULL`, so it has reached the disk when its promise resolves, and a receipt
+ * recorded before the response is sent survives a crash right after it. Reservations, releases
+ * and rows of outcomes that moved nothing are committed with `synchronous = NORMAL`: no fsync of
+ * their own, durable across a process crash, and on disk with the next FULL commit or checkpoint.
  *
- * Group commit: each commit is an fsync, and better-sqlite3 runs it on the event loop, which
- * waits for the disk (0.3 ms to several ms) with every other request. A paid request writes three
- * times; at 32 concurrent callers that was the largest block of the gateway's profile. So writes
- * asked for in one turn of the event loop are committed together, in the order asked, in one
- * transaction: one fsync for all of them, and no promise resolves before its write is on disk.
+ * Group commit: a FULL commit is an fsync, and better-sqlite3 runs it on the event loop, which
+ * waits for the disk (0.3 ms to several ms) with every other request. So writes asked for in one
+ * turn of the event loop are committed together, in the order asked, in one transaction: one
+ * fsync for all of them (if any records money), and no promise resolves before its commit.
  * Each write runs in its own savepoint, so one that fails (a constraint) rolls back alone; a
  * failed commit fails every write of the batch.
  */
 import Database from 'better-sqlite3';
 import type { Hex } from '../protocol/types.js';
-import type { Ledger, NonceKey, Receipt, ReceiptQuery, ReceiptStatus } from '../payments/ports.js';
+import { MONEY_STATUSES, type Ledger, type NonceKey, type Receipt, type ReceiptQuery, type ReceiptStatus } from '../payments/ports.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS nonces (
@@ -92,6 +93,8 @@ export class SqliteLedger implements Ledger {
   private readonly stmts;
   /** Writes waiting for the next group commit (see the file comment). */
   private queue: QueuedWrite[] = [];
+  /** The connection's current `synchronous` setting: FULL (fsync per commit) or NORMAL. */
+  private syncFull = true;
   private readonly commitBatch: (batch: readonly QueuedWrite[]) => WriteOutcome[];
 
   constructor(path: string, private readonly nowSeconds: () => number = () => Math.floor(Date.now() / 1000)) {
@@ -133,29 +136,29 @@ export class SqliteLedger implements Ledger {
   }
 
   reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean> {
-    return this.write(() => this.stmts.reserve.run(nonceKeyString(key), expiresAtSeconds, this.nowSeconds()).changes === 1);
+    return this.write(false, () => this.stmts.reserve.run(nonceKeyString(key), expiresAtSeconds, this.nowSeconds()).changes === 1);
   }
 
   releaseNonce(key: NonceKey): Promise<void> {
-    return this.write(() => {
+    return this.write(false, () => {
       this.stmts.release.run(nonceKeyString(key));
     });
   }
 
   beginSettlement(key: NonceKey, pending: Receipt): Promise<void> {
     // One write: the nonce kept and the pending row land together or not at all.
-    return this.write(() => {
+    return this.write(true, () => {
       this.stmts.keep.run(nonceKeyString(key));
       this.stmts.record.run(receiptRow(pending));
     });
   }
 
   claimProof(chainId: number, txHash: Hex): Promise<boolean> {
-    return this.write(() => this.stmts.claim.run(chainId, txHash.toLowerCase(), this.nowSeconds()).changes === 1);
+    return this.write(true, () => this.stmts.claim.run(chainId, txHash.toLowerCase(), this.nowSeconds()).changes === 1);
   }
 
   record(r: Receipt): Promise<void> {
-    return this.write(() => {
+    return this.write(MONEY_STATUSES.has(r.status), () => {
       this.stmts.record.run(receiptRow(r));
     });
   }
@@ -184,10 +187,13 @@ export class SqliteLedger implements Ledger {
     if (this.db.open) this.db.close();
   }
 
-  /** Queues `run` for the next group commit; resolves with its result once that is on disk. */
-  private write<T>(run: () => T): Promise<T> {
+  /**
+   * Queues `run` for the next group commit; resolves with its result once that is committed, and
+   * on disk if `durable` (then the whole batch is).
+   */
+  private write<T>(durable: boolean, run: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
       if (this.queue.length === 1) setImmediate(() => this.flush());
     });
   }
@@ -199,6 +205,11 @@ export class SqliteLedger implements Ledger {
     let outcomes: WriteOutcome[];
     try {
       if (!this.db.open) throw new Error('ledger closed');
+      const durable = batch.some((write) => write.durable);
+      if (durable !== this.syncFull) {
+        this.db.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
+        this.syncFull = durable;
+      }
       outcomes = this.commitBatch(batch);
     } catch (err) {
       for (const write of batch) write.reject(err);
@@ -214,6 +225,7 @@ export class SqliteLedger implements Ledger {
 
 interface QueuedWrite {
   readonly run: () => unknown;
+  readonly durable: boolean;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
 }

@@ -99,8 +99,20 @@ export interface ReceiptQuery {
 }
 
 /**
- * Durable state. Methods are async so a shared store (Postgres) can implement the same interface;
- * the embedded SQLite store answers synchronously underneath.
+ * Receipt statuses that record money that moved or may have moved. Their rows must survive a
+ * power loss; the others (refused, not charged, failed before sending) need only be committed.
+ */
+export const MONEY_STATUSES: ReadonlySet<ReceiptStatus> = new Set(['settled', 'pending', 'proof_accepted']);
+
+/**
+ * Durable state. Methods are async so a shared store (Postgres) can implement the same interface.
+ *
+ * Every write is committed (visible to every later call, of any replica) before it resolves.
+ * Those that record money, `beginSettlement`, `claimProof` and `record` of a MONEY_STATUSES row,
+ * are also on disk by then (fsync). Reservations, releases and rows of outcomes that moved nothing
+ * need not be: a reservation guards only requests in flight, which a power loss ends anyway, and
+ * nothing is charged while a reservation alone exists; so a store may skip the fsync for them,
+ * which is a third of a paid request's disk syncs and every refused request's.
  */
 export interface Ledger {
   /** Atomically reserves a nonce key. False when it is already reserved or spent. */
@@ -118,7 +130,7 @@ export interface Ledger {
   beginSettlement(key: NonceKey, pending: Receipt): Promise<void>;
   /** Records a tx hash as spent, once. False when it was spent before. */
   claimProof(chainId: number, txHash: Hex): Promise<boolean>;
-  /** Writes a receipt durably before it resolves. */
+  /** Writes a receipt before it resolves: on disk when its status is one of MONEY_STATUSES. */
   record(receipt: Receipt): Promise<void>;
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
   close(): Promise<void>;

@@ -61,6 +61,13 @@ export const MAX_SEND_ATTEMPTS = 3;
 export const FEE_CACHE_MS = 1_000;
 /** How long to wait for a receipt before checking that the node still has the transaction. */
 export const DEFAULT_REBROADCAST_AFTER_MS = 5_000;
+/**
+ * The first wait between receipt polls; each next one doubles, up to the client's polling
+ * interval. A chain that mines on arrival (anvil, some L2 sequencers) usually has the receipt a
+ * few milliseconds after the send: waiting a whole interval (100 ms) first was most of a
+ * settlement's latency there, while a chain with seconds-long blocks costs only a few extra polls.
+ */
+export const FIRST_RECEIPT_POLL_MS = 4;
 /** Longest failure detail kept in a result (they reach logs and receipt rows). */
 const MAX_MESSAGE_LENGTH = 300;
 
@@ -243,7 +250,8 @@ export class LocalExactEvmSettler implements Settler {
 
   /**
    * The receipt of `hash`, within the receipt timeout: asked for at once (a chain that mines on
-   * arrival already has it), then every polling interval. A failed poll is not the end: the
+   * arrival often has it already), then after FIRST_RECEIPT_POLL_MS, doubling up to the polling
+   * interval. A failed poll is not the end: the
    * money may move regardless, so polling goes on until the deadline.
    *
    * Nodes drop transactions from their pool (seen on anvil, and on real nodes under pressure); a
@@ -257,6 +265,7 @@ export class LocalExactEvmSettler implements Settler {
     const deadline = start + this.#receiptTimeoutMs;
     let nextRebroadcast = start + this.#rebroadcastAfterMs;
     let lastError: unknown;
+    let wait = FIRST_RECEIPT_POLL_MS;
     for (;;) {
       try {
         return { receipt: await this.#client.getTransactionReceipt({ hash }) };
@@ -273,7 +282,8 @@ export class LocalExactEvmSettler implements Settler {
         );
         if (!known) await this.#wallet.sendRawTransaction({ serializedTransaction: serialized }).catch(() => undefined);
       }
-      await sleep(Math.min(this.#client.pollingInterval, deadline - now));
+      await sleep(Math.min(wait, deadline - now));
+      wait = Math.min(wait * 2, this.#client.pollingInterval);
     }
   }
 
