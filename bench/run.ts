@@ -8,6 +8,7 @@
  *   npm run bench -- --only=paid        any of free, memory, paid, verify (comma-separated)
  *   npm run bench -- --profile          gateway processes of paid windows write V8 CPU profiles
  *                                       to bench/out/profiles; summarise with bench/profile-summary.ts
+ *                                       (with --only=free: the free-route gateway and bare proxy)
  *   npm run bench -- --out=FILE         write the report elsewhere (default bench/RESULTS.md)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -77,8 +78,11 @@ try {
     // One long-lived gateway: free-route windows, then the memory run on the same process.
     const world = await startChainWorld();
     try {
-      const gateway = await startGateway({ rpcUrl: world.chain.rpcUrl, upstreamUrl: upstream.url });
-      const bare = await startBareProxy(upstream.url);
+      // Profiled only when the free phase runs alone: the same gateway then serves the memory phase.
+      const profileFree = (name: string): string[] =>
+        profileDir !== undefined && values.only === 'free' ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+      const gateway = await startGateway({ rpcUrl: world.chain.rpcUrl, upstreamUrl: upstream.url, execArgv: profileFree('gateway-free') });
+      const bare = await startBareProxy(upstream.url, profileFree('bare-proxy'));
       running.push(gateway, bare);
       if (has('free')) {
         log('free route: upstream alone, bare fastify + @fastify/http-proxy, gateway');

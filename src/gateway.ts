@@ -73,16 +73,16 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
   // headers a preflight asks for are reflected (payment headers included).
   await app.register(cors, { origin: '*', exposedHeaders: EXPOSED_HEADERS, maxAge: 600 });
   app.addHook('onRequest', makePaywall({ config, states, checkout }));
-  app.addHook('preHandler', async (request) => {
-    const state = states.get(request.raw);
-    if (state) state.forwardedAt = performance.now();
-  });
-  app.addHook('onResponse', async (request, reply) => {
+  // The summary line carries no headers, so it skips the redaction pass (a fifth of its cost).
+  const accessLog = deps.logger.child({}, { redact: [] });
+  // Callback style, not async: one promise fewer on every request.
+  app.addHook('onResponse', (request, reply, done) => {
     const state = states.get(request.raw);
     if (state) observe(deps.metrics, state);
     const route = state?.match?.route;
-    request.log.info(
+    accessLog.info(
       {
+        reqId: request.id,
         route: route?.match,
         method: request.method,
         path: state?.target.ok ? state.target.path : request.url,
@@ -96,6 +96,7 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
       },
       'request',
     );
+    done();
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -143,7 +144,7 @@ function trustProxyOption(trust: Config['trustProxy']): NonNullable<FastifyServe
 /** Counts one finished request in the metrics. */
 function observe(metrics: GatewayMetrics, state: RequestState): void {
   const route = state.match?.route.match ?? (state.special ? 'discovery' : 'unmatched');
-  metrics.requests.inc({ route, outcome: state.outcome });
+  metrics.requestCounter(route, state.outcome).inc();
   if (state.outcome === 'refused' && state.reason && !state.settlement) metrics.verificationFailures.inc({ reason: state.reason });
   if (state.settlement) {
     metrics.settlements.inc({ outcome: state.settlement.outcome, mode: state.settlement.mode });
@@ -157,5 +158,5 @@ function observe(metrics: GatewayMetrics, state: RequestState): void {
     const o = state.wouldCharge;
     metrics.shadowRevenue.inc({ route, asset: o.asset.id, network: o.asset.network.caip2 }, Number(o.amount));
   }
-  if (state.upstreamSeconds !== undefined) metrics.upstreamSeconds.observe({ route }, state.upstreamSeconds);
+  if (state.upstreamSeconds !== undefined) metrics.upstreamLatency(route).observe(state.upstreamSeconds);
 }

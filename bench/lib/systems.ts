@@ -55,8 +55,8 @@ export function startUpstream(): Promise<Child> {
   return startChild('upstream', 'upstream');
 }
 
-export function startBareProxy(upstreamUrl: string): Promise<Child> {
-  return startChild('bare-proxy', 'bare-proxy', { params: { upstream: upstreamUrl } });
+export function startBareProxy(upstreamUrl: string, execArgv: readonly string[] = []): Promise<Child> {
+  return startChild('bare-proxy', 'bare-proxy', { params: { upstream: upstreamUrl }, extraExecArgv: execArgv });
 }
 
 /** The gateway, on a ledger file of its own that is deleted when it stops. */

@@ -34,6 +34,14 @@ export const MAX_PATH_LENGTH = 8192;
 // eslint-disable-next-line no-control-regex
 const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f/\\;]/;
 
+/**
+ * A path that is already canonical: one or more non-empty segments of only the characters
+ * `encodeSegment` leaves as they are (so no `%` escapes), none of them `.` or `..`. Most request
+ * paths are; they skip the decode and re-encode of every segment.
+ */
+const CANONICAL_PATH = /^(?:\/[A-Za-z0-9\-_.~!$&'()*+,=:@]+)+$/;
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+
 /** Normalises the request target of an HTTP/1.1 request (`req.url`). */
 export function normaliseUrl(rawUrl: string): NormalisedPath {
   if (rawUrl.length > MAX_PATH_LENGTH) return { ok: false, reason: 'path is too long' };
@@ -41,6 +49,9 @@ export function normaliseUrl(rawUrl: string): NormalisedPath {
   const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
   const search = q === -1 ? '' : rawUrl.slice(q);
   if (!rawPath.startsWith('/')) return { ok: false, reason: 'path must start with /' };
+  if (CANONICAL_PATH.test(rawPath) && !DOT_SEGMENT.test(rawPath)) {
+    return { ok: true, segments: rawPath.slice(1).split('/'), path: rawPath, search };
+  }
   if (rawPath.includes('\\')) return { ok: false, reason: 'backslash in path' };
 
   const segments: string[] = [];

@@ -41,6 +41,22 @@ describe('normaliseUrl', () => {
       expect(normaliseUrl(raw).ok).toBe(false);
     },
   );
+
+  it('the fast path for canonical paths answers exactly as the full decode and re-encode does', () => {
+    // Percent-encoding one letter forces the full path; the answer must not change.
+    const alphabet = "abcXYZ019-_.~!$&'()*+,=:@/";
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let i = 0; i < 3000; i++) {
+      let path = '/';
+      const length = 1 + (next() % 24);
+      for (let j = 0; j < length; j++) path += alphabet[next() % alphabet.length];
+      const letter = path.search(/[a-zA-Z]/);
+      if (letter < 0) continue;
+      const slow = path.slice(0, letter) + '%' + path.charCodeAt(letter).toString(16).toUpperCase() + path.slice(letter + 1);
+      expect(normaliseUrl(path), path).toEqual(normaliseUrl(slow));
+    }
+  });
 });
 
 describe('route table', () => {
