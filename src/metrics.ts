@@ -13,34 +13,6 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 export class GatewayMetrics {
   readonly registry = new Registry();
 
-  /**
-   * The counter of one (route, outcome) and the upstream-latency histogram of one route, kept
-   * once made: prom-client hashes the label object on every `inc({...})`, which on a free route
-   * was a tenth of the gateway's own work per request. Route names come from the config and
-   * outcomes from a fixed list, so these maps stay small.
-   */
-  requestCounter(route: string, outcome: string): { inc(): void } {
-    const key = `${route}\u0000${outcome}`;
-    let child = this.#requestCounters.get(key);
-    if (!child) {
-      child = this.requests.labels({ route, outcome });
-      this.#requestCounters.set(key, child);
-    }
-    return child;
-  }
-
-  upstreamLatency(route: string): { observe(seconds: number): void } {
-    let child = this.#upstreamLatencies.get(route);
-    if (!child) {
-      child = this.upstreamSeconds.labels({ route });
-      this.#upstreamLatencies.set(route, child);
-    }
-    return child;
-  }
-
-  readonly #requestCounters = new Map<string, { inc(): void }>();
-  readonly #upstreamLatencies = new Map<string, { observe(seconds: number): void }>();
-
   /** Requests by route (the `match` string, or `unmatched`) and outcome. */
   readonly requests = new Counter({
     name: 'x402_gateway_requests_total',

@@ -54,8 +54,22 @@ export interface RequestState {
   upstreamHeaderNames: readonly string[];
 }
 
-/** One map per gateway instance; entries vanish with their requests. */
-export type RequestStates = WeakMap<IncomingMessage, RequestState>;
+/**
+ * The state of each request, one store per gateway instance. Kept on the request object itself
+ * under a symbol of this store (so it vanishes with the request), rather than in a WeakMap: a
+ * WeakMap entry per request was a visible cost on a free route (ephemeron bookkeeping in the GC).
+ */
+export class RequestStates {
+  readonly #key = Symbol('x402-gateway request state');
+
+  get(req: IncomingMessage): RequestState | undefined {
+    return (req as IncomingMessage & Record<symbol, RequestState | undefined>)[this.#key];
+  }
+
+  set(req: IncomingMessage, state: RequestState): void {
+    (req as IncomingMessage & Record<symbol, RequestState | undefined>)[this.#key] = state;
+  }
+}
 
 export function newRequestState(target: NormalisedPath, match: RouteMatch<RouteConfig> | undefined, special?: 'discovery'): RequestState {
   return {
