@@ -6,6 +6,7 @@
 import { keccak256, toHex, type TransactionSerializable } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
+import { MinedNonceGate } from '../../src/payments/exact-evm/mined-nonce-gate.js';
 import { NONCE_REFRESH_MS, NonceAllocator } from '../../src/payments/exact-evm/nonce-allocator.js';
 import { secp256k1Backend } from '../../src/payments/exact-evm/secp256k1-native.js';
 import { createTransactionSigner } from '../../src/payments/exact-evm/transaction-signer.js';
@@ -81,5 +82,36 @@ describe('NonceAllocator', () => {
     const nonces = new NonceAllocator(() => 0);
     await expect(nonces.take(() => Promise.reject(new Error('rpc down')))).rejects.toThrow('rpc down');
     expect(await nonces.take(async () => 5)).toBe(5);
+  });
+});
+
+describe('MinedNonceGate', () => {
+  it('answers every waiter from one read of the mined count, re-read once older than maxAgeMs', async () => {
+    let now = 0;
+    const gate = new MinedNonceGate(() => now, 4);
+    let reads = 0;
+    let mined = 5;
+    const read = async () => {
+      reads++;
+      return mined;
+    };
+    expect(await Promise.all([gate.mayBeMined(3, read), gate.mayBeMined(4, read), gate.mayBeMined(5, read), gate.mayBeMined(9, read)])).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
+    expect(reads).toBe(1);
+    mined = 10;
+    now += 3;
+    expect(await gate.mayBeMined(9, read)).toBe(false); // still the read of 3 ms ago
+    now += 1;
+    expect(await gate.mayBeMined(9, read)).toBe(true);
+    expect(reads).toBe(2);
+  });
+
+  it('says "ask for the receipt" when the count cannot be read', async () => {
+    const gate = new MinedNonceGate(() => 0, 4);
+    expect(await gate.mayBeMined(1, () => Promise.reject(new Error('rpc down')))).toBe(true);
   });
 });

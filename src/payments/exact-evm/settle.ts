@@ -44,6 +44,7 @@ import type { DecodedPayment, Eip3009Authorization, Hex } from '../../protocol/t
 import { rpcTransport, type ChainClient } from '../chain-client.js';
 import type { Clock, SettleResult, Settler } from '../ports.js';
 import { eip3009Abi } from './abi.js';
+import { MinedNonceGate } from './mined-nonce-gate.js';
 import { NonceAllocator } from './nonce-allocator.js';
 import { REASON, type ExactEvmReason } from './reasons.js';
 import { failureText, isContractFailure, neverReachedNode, nodeRefused, reasonForTransferFailure } from './rpc-errors.js';
@@ -103,6 +104,7 @@ export class LocalExactEvmSettler implements Settler {
   readonly #wallet: WalletClient<Transport, Chain>;
   readonly #signer: TransactionSigner;
   readonly #nonces: NonceAllocator;
+  readonly #mined: MinedNonceGate;
   readonly #clock: Clock;
   readonly #receiptTimeoutMs: number;
   readonly #rebroadcastAfterMs: number;
@@ -114,6 +116,7 @@ export class LocalExactEvmSettler implements Settler {
     this.#clock = options.clock;
     this.#signer = createTransactionSigner(options.privateKey);
     this.#nonces = options.nonces ?? new NonceAllocator(() => options.clock.nowMs());
+    this.#mined = new MinedNonceGate(() => options.clock.nowMs(), FIRST_RECEIPT_POLL_MS);
     this.#wallet = createWalletClient({
       chain: options.client.chain,
       transport:
@@ -184,8 +187,9 @@ export class LocalExactEvmSettler implements Settler {
     const readPending = () => this.#client.getTransactionCount({ address, blockTag: 'pending' });
     let ambiguousSend: string | undefined;
     let serialized: Hex;
+    let nonce: number;
     for (let attempt = 1; ; attempt++) {
-      const nonce = await this.#nonces.take(readPending);
+      nonce = await this.#nonces.take(readPending);
       serialized = await this.#signer.sign({ chainId, to: asset, data, gas, nonce, ...fees });
       const hash = keccak256(serialized);
       sent.hash = hash;
@@ -211,7 +215,7 @@ export class LocalExactEvmSettler implements Settler {
     const hash = sent.hash;
 
     // 4. Wait for the receipt, bounded.
-    const awaited = await this.#awaitReceipt(hash, serialized);
+    const awaited = await this.#awaitReceipt(hash, serialized, nonce);
     if (!('receipt' in awaited)) {
       if (ambiguousSend !== undefined) {
         // Never seen on chain after an unclear send: it may never have arrived, in which case its
@@ -251,7 +255,7 @@ export class LocalExactEvmSettler implements Settler {
   /**
    * The receipt of `hash`, within the receipt timeout: asked for at once (a chain that mines on
    * arrival often has it already), then after FIRST_RECEIPT_POLL_MS, doubling up to the polling
-   * interval. A failed poll is not the end: the
+   * interval, each time only if the shared mined count says its `nonce` may be mined. A failed poll is not the end: the
    * money may move regardless, so polling goes on until the deadline.
    *
    * Nodes drop transactions from their pool (seen on anvil, and on real nodes under pressure); a
@@ -260,17 +264,21 @@ export class LocalExactEvmSettler implements Settler {
    * knows the transaction, the same signed bytes are sent again: the same hash and nonce, so it
    * can be mined at most once.
    */
-  async #awaitReceipt(hash: Hex, serialized: Hex): Promise<{ receipt: TransactionReceipt } | { lastError: unknown }> {
+  async #awaitReceipt(hash: Hex, serialized: Hex, nonce: number): Promise<{ receipt: TransactionReceipt } | { lastError: unknown }> {
     const start = this.#clock.nowMs();
     const deadline = start + this.#receiptTimeoutMs;
     let nextRebroadcast = start + this.#rebroadcastAfterMs;
     let lastError: unknown;
     let wait = FIRST_RECEIPT_POLL_MS;
-    for (;;) {
-      try {
-        return { receipt: await this.#client.getTransactionReceipt({ hash }) };
-      } catch (err) {
-        lastError = err instanceof TransactionReceiptNotFoundError ? undefined : err;
+    const address = this.#signer.address;
+    const readMinedCount = () => this.#client.getTransactionCount({ address, blockTag: 'latest' });
+    for (let poll = 0; ; poll++) {
+      if (poll === 0 || (await this.#mined.mayBeMined(nonce, readMinedCount))) {
+        try {
+          return { receipt: await this.#client.getTransactionReceipt({ hash }) };
+        } catch (err) {
+          lastError = err instanceof TransactionReceiptNotFoundError ? undefined : err;
+        }
       }
       const now = this.#clock.nowMs();
       if (now >= deadline) return { lastError };
