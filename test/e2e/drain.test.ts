@@ -3,20 +3,17 @@
  * (readiness false, listener closed), lets the requests and their settlements finish, records
  * their receipts, and exits cleanly. Money checked on chain.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
-import { challengeOf, PAYEE, SETTLER_KEY, startChainWorld, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
+import { challengeOf, localSettlementBase, PAYEE, startChainWorld, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
+import { gatewayYamlHead } from '../helpers/gateway.js';
+import { ledgerReceipts, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
 let world: ChainWorld;
 let upstream: TestUpstream;
-let child: ChildProcess | undefined;
+let gateway: GatewayProcess | undefined;
 
 beforeAll(async () => {
   world = await startChainWorld();
@@ -24,37 +21,22 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  child?.kill('SIGKILL');
+  gateway?.child.kill('SIGKILL');
   await upstream?.close();
   await world?.stop();
 });
 
 it('finishes paid requests in flight on SIGTERM, records their receipts, then exits 0', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'x402-drain-'));
-  const ledgerPath = join(dir, 'ledger.db');
-  const configPath = join(dir, 'gateway.yaml');
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const adminPort = port + 1;
-  writeFileSync(
-    configPath,
-    `listen: { host: 127.0.0.1, port: ${port} }
-admin: { host: 127.0.0.1, port: ${adminPort} }
-payTo: "${PAYEE}"
-networks:
-  base: { network: "eip155:8453", rpc: "${world.chain.rpcUrl}", settle: { mode: local, privateKey: "${SETTLER_KEY}" } }
+  gateway = await startGatewayProcess(
+    ({ port, adminPort }) => `${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(world.chain.rpcUrl), port, adminPort })}
 upstreams:
   api: { url: "${upstream.url}" }
 routes:
   - { match: "GET /slow", price: "$0.01" }
-ledger: { path: "${ledgerPath}" }
 shutdown: { graceMs: 10000 }
-log: { level: warn }
 `,
   );
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'start', '--config', configPath], { stdio: 'ignore' });
-  const exited = new Promise<number | null>((resolve) => child?.once('exit', (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
-  const admin = `http://127.0.0.1:${adminPort}`;
+  const { url, adminUrl: admin, child, exited } = gateway;
   await waitFor(async () => (await send(admin, 'GET', '/readyz')).status === 200, 20_000, 50);
 
   const http = v2HttpClient();
@@ -78,8 +60,5 @@ log: { level: warn }
   const after = await world.balances();
   expect(after.payee - before.payee).toBe(30_000n);
   expect(after.payer - before.payer).toBe(-30_000n);
-  const ledger = new SqliteLedger(ledgerPath);
-  const rows = await ledger.receipts({});
-  await ledger.close();
-  expect(rows.map((r) => r.status)).toEqual(['settled', 'settled', 'settled']);
+  expect((await ledgerReceipts(gateway.ledgerPath)).map((r) => r.status)).toEqual(['settled', 'settled', 'settled']);
 });

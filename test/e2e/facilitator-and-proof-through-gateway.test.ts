@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDevChainClient } from '../../src/devchain/anvil.js';
 import { BASE_USDC } from '../../src/devchain/token.js';
 import type { RunningGateway } from '../../src/server.js';
-import { PAYEE, PAYER, PAYER_KEY, SETTLER_KEY, startChainWorld, v1Fetch, v2Fetch, type ChainWorld } from '../helpers/chain-world.js';
+import { localSettlementBase, PAYEE, PAYER, PAYER_KEY, SETTLER_KEY, startChainWorld, v1Fetch, v2Fetch, type ChainWorld } from '../helpers/chain-world.js';
 import { deadFacilitatorUrl, startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';
-import { startGateway } from '../helpers/gateway.js';
+import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -38,14 +38,10 @@ describe('settle: facilitator', () => {
 
   beforeAll(async () => {
     dead = await deadFacilitatorUrl();
-    gw = await startGateway(`
-listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-payTo: "${PAYEE}"
-networks:
-  base:
-    network: "eip155:8453"
-    settle: { mode: facilitator, url: "${dead}", timeoutMs: 2000, fallbacks: [{ url: "${facilitator.url}" }] }
+    gw = await startGateway(`${gatewayYamlHead({
+      payTo: PAYEE,
+      network: `base: { network: "eip155:8453", settle: { mode: facilitator, url: "${dead}", timeoutMs: 2000, fallbacks: [{ url: "${facilitator.url}" }] } }`,
+    })}
 upstreams:
   api: { url: "${upstream.url}" }
 routes:
@@ -76,12 +72,7 @@ routes:
   });
 
   it('with every facilitator down: 502, nothing forwarded, nothing charged', async () => {
-    const down = await startGateway(`
-listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-payTo: "${PAYEE}"
-networks:
-  base: { network: "eip155:8453", settle: { mode: facilitator, url: "${dead}", timeoutMs: 1000 } }
+    const down = await startGateway(`${gatewayYamlHead({ payTo: PAYEE, network: `base: { network: "eip155:8453", settle: { mode: facilitator, url: "${dead}", timeoutMs: 1000 } }` })}
 upstreams:
   api: { url: "${upstream.url}" }
 routes:
@@ -106,12 +97,7 @@ describe('X-Payment-Proof: a plain on-chain transfer buys one request', () => {
   let gw: RunningGateway;
 
   beforeAll(async () => {
-    gw = await startGateway(`
-listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-payTo: "${PAYEE}"
-networks:
-  base: { network: "eip155:8453", rpc: "${world.chain.rpcUrl}", settle: { mode: local, privateKey: "${SETTLER_KEY}" } }
+    gw = await startGateway(`${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(world.chain.rpcUrl) })}
 upstreams:
   api: { url: "${upstream.url}" }
 routes:

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE_USDC } from '../../src/devchain/token.js';
 import type { Receipt } from '../../src/payments/ports.js';
 import type { RunningGateway } from '../../src/server.js';
-import { challengeOf, PAYEE, PAYER, PAYER_KEY, SETTLER_KEY, startChainWorld, UNFUNDED_KEY, v1Fetch, v2Fetch, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
-import { startGateway } from '../helpers/gateway.js';
+import { challengeOf, localSettlementBase, PAYEE, PAYER, PAYER_KEY, startChainWorld, UNFUNDED_KEY, v1Fetch, v2Fetch, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
+import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -23,12 +23,7 @@ let upstream: TestUpstream;
 let gw: RunningGateway;
 
 function gatewayYaml(rpcUrl: string): string {
-  return `
-listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-payTo: "${PAYEE}"
-networks:
-  base: { network: "eip155:8453", rpc: "${rpcUrl}", settle: { mode: local, privateKey: "${SETTLER_KEY}" } }
+  return `${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(rpcUrl) })}
 upstreams:
   api: { url: "${upstream.url}" }
 routes:

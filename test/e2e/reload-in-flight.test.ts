@@ -3,15 +3,12 @@
  * with (and is charged its price), the next request gets the new price. Money checked on chain.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { parseConfigText } from '../../src/config/load.js';
-import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
-import { runGateway, type RunningGateway } from '../../src/server.js';
-import { challengeOf, PAYEE, SETTLER_KEY, startChainWorld, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
+import type { RunningGateway } from '../../src/server.js';
+import { challengeOf, localSettlementBase, PAYEE, startChainWorld, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
+import { gatewayYamlHead, startGatewayFromFile } from '../helpers/gateway.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -32,12 +29,7 @@ afterAll(async () => {
 
 it('lets a paid request in flight finish on its config while new requests get the new price', async () => {
   const path = join(mkdtempSync(join(tmpdir(), 'x402-reload-paid-')), 'gateway.yaml');
-  const yaml = (price: string) => `
-listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-payTo: "${PAYEE}"
-networks:
-  base: { network: "eip155:8453", rpc: "${world.chain.rpcUrl}", settle: { mode: local, privateKey: "${SETTLER_KEY}" } }
+  const yaml = (price: string) => `${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(world.chain.rpcUrl) })}
 upstreams:
   api: { url: "${upstream.url}" }
 reload: { watch: false }
@@ -45,9 +37,7 @@ routes:
   - { match: "GET /slow", price: "${price}" }
 `;
   writeFileSync(path, yaml('$0.01'));
-  const parsed = parseConfigText(await readFile(path, 'utf8'), {});
-  if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
-  gw = await runGateway(parsed.config, { configPath: path, logger: pino({ level: 'silent' }), ledger: new SqliteLedger(':memory:') });
+  gw = await startGatewayFromFile(path);
 
   const http = v2HttpClient();
   const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(await challengeOf(http, `${gw.url}/slow`)));

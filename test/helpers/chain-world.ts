@@ -57,6 +57,11 @@ export async function startChainWorld(): Promise<ChainWorld> {
   };
 }
 
+/** Network `base` on this chain, settled locally with SETTLER_KEY; `settleExtra` adds keys to `settle`. */
+export function localSettlementBase(rpcUrl: string, settleExtra = ''): string {
+  return `base: { network: "eip155:8453", rpc: "${rpcUrl}", settle: { mode: local, privateKey: "${SETTLER_KEY}"${settleExtra} } }`;
+}
+
 /** The official v2 client with default settings (spend controls on: default assets, $1 cap). */
 export function v2Fetch(key: Hex = PAYER_KEY): typeof fetch {
   const client = new x402Client();

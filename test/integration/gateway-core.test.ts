@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import type { RunningGateway } from '../../src/server.js';
-import { startGateway } from '../helpers/gateway.js';
+import { gatewayYamlHead, startGateway, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { BIG_BODY_BYTES, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -18,12 +18,7 @@ let gw: RunningGateway;
 beforeAll(async () => {
   upstream = await startUpstream();
   gw = await startGateway(
-    `
-listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-payTo: "${PAY_TO}"
-networks:
-  base: { network: "eip155:8453", settle: { mode: facilitator, url: "http://127.0.0.1:9" } }
+    `${gatewayYamlHead({ payTo: PAY_TO, network: UNREACHABLE_FACILITATOR_BASE })}
 upstreams:
   api: { url: "\${UPSTREAM}", headers: { authorization: "Bearer \${UPSTREAM_TOKEN}" } }
   prefixed: { url: "\${UPSTREAM}/v2" }

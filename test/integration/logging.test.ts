@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loggerOptions } from '../../src/log.js';
 import type { RunningGateway } from '../../src/server.js';
-import { startGateway } from '../helpers/gateway.js';
+import { gatewayYamlHead, startGateway, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -22,12 +22,7 @@ let gw: RunningGateway;
 beforeAll(async () => {
   upstream = await startUpstream();
   gw = await startGateway(
-    `
-listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-payTo: "0x1111111111111111111111111111111111111111"
-networks:
-  base: { network: "eip155:8453", settle: { mode: facilitator, url: "http://127.0.0.1:9" } }
+    `${gatewayYamlHead({ payTo: '0x1111111111111111111111111111111111111111', network: UNREACHABLE_FACILITATOR_BASE })}
 upstreams:
   api: { url: "${upstream.url}", headers: { authorization: "Bearer SECRET-UPSTREAM-TOKEN" } }
 routes:

@@ -7,12 +7,10 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfigText } from '../../src/config/load.js';
-import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
-import { runGateway, type RunningGateway } from '../../src/server.js';
+import type { RunningGateway } from '../../src/server.js';
 import { challengeOf, v2HttpClient } from '../helpers/chain-world.js';
+import { gatewayYamlHead, startGatewayFromFile as startFromFile, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
@@ -29,12 +27,7 @@ afterAll(async () => {
 });
 
 function yaml(weatherPrice: string, extraRoutes = ''): string {
-  return `
-listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-payTo: "${PAY_TO}"
-networks:
-  base: { network: "eip155:8453", settle: { mode: facilitator, url: "http://127.0.0.1:9" } }
+  return `${gatewayYamlHead({ payTo: PAY_TO, network: UNREACHABLE_FACILITATOR_BASE })}
 upstreams:
   api: { url: "${upstream.url}" }
 reload: { debounceMs: 50 }
@@ -53,13 +46,6 @@ afterEach(async () => {
   await gw?.close();
   gw = undefined;
 });
-
-/** Starts a gateway from a file at `path` (reloadable, watched). */
-async function startFromFile(path: string): Promise<RunningGateway> {
-  const parsed = parseConfigText(await import('node:fs/promises').then((fs) => fs.readFile(path, 'utf8')), {});
-  if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
-  return runGateway(parsed.config, { configPath: path, env: {}, logger: pino({ level: 'silent' }), ledger: new SqliteLedger(':memory:') });
-}
 
 async function priceOf(url: string): Promise<string | undefined> {
   const res = await send(url, 'GET', '/weather');
@@ -208,11 +194,6 @@ describe('unmatched: free', () => {
 });
 
 describe('shadow mode, allowlists and metrics', () => {
-  beforeAll(async () => {
-    const parsed = parseConfigText(yaml('$0.01'), {});
-    if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
-  });
-
   it('passes shadow routes free and counts what they would have earned', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'x402-shadow-'));
     const path = join(dir, 'gateway.yaml');

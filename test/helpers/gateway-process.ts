@@ -1,0 +1,55 @@
+/**
+ * The gateway as a real process (`src/main.ts start`), for what only a process shows: signals,
+ * a crash, a drain. Its config file and SQLite ledger live in a fresh temporary directory; its
+ * listeners get ports that were free a moment before (the process is told them in its config).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+import type { Receipt } from '../../src/payments/ports.js';
+
+export interface GatewayProcess {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly adminUrl: string;
+  readonly ledgerPath: string;
+  /** The exit code, once the process has exited. */
+  readonly exited: Promise<number | null>;
+}
+
+/** Ports for the config `body` builds; `ledger` and `log` lines are added here. */
+export async function startGatewayProcess(body: (ports: { port: number; adminPort: number }) => string): Promise<GatewayProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'x402-process-'));
+  const ledgerPath = join(dir, 'ledger.db');
+  const configPath = join(dir, 'gateway.yaml');
+  const [port, adminPort] = [await freePort(), await freePort()];
+  writeFileSync(configPath, `${body({ port, adminPort })}\nledger: { path: "${ledgerPath}" }\nlog: { level: warn }\n`);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'start', '--config', configPath], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, ledgerPath, exited };
+}
+
+/** Every receipt row in the ledger file, read through a connection of its own. */
+export async function ledgerReceipts(ledgerPath: string): Promise<Receipt[]> {
+  const ledger = new SqliteLedger(ledgerPath);
+  try {
+    return await ledger.receipts({});
+  } finally {
+    await ledger.close();
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
