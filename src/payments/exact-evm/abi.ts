@@ -2,6 +2,7 @@
  * The contract surface the exact scheme touches: EIP-3009 on the token (as `@x402/evm`'s
  * `eip3009ABI`), ERC-20 `balanceOf` and `Transfer`, and ERC-1271 on contract wallets.
  */
+import { parseAbi } from 'viem';
 
 /** The six fields of an EIP-3009 authorization, in type-hash order. */
 export const authorizationInputs = [
@@ -13,68 +14,19 @@ export const authorizationInputs = [
   { name: 'nonce', type: 'bytes32' },
 ] as const;
 
-export const eip3009Abi = [
-  {
-    type: 'function',
-    name: 'transferWithAuthorization',
-    stateMutability: 'nonpayable',
-    inputs: [
-      ...authorizationInputs,
-      { name: 'v', type: 'uint8' },
-      { name: 'r', type: 'bytes32' },
-      { name: 's', type: 'bytes32' },
-    ],
-    outputs: [],
-  },
-  {
-    // FiatToken v2.2's overload: contract-wallet (ERC-1271) signatures, or any non-65-byte one.
-    type: 'function',
-    name: 'transferWithAuthorization',
-    stateMutability: 'nonpayable',
-    inputs: [...authorizationInputs, { name: 'signature', type: 'bytes' }],
-    outputs: [],
-  },
-  {
-    type: 'function',
-    name: 'authorizationState',
-    stateMutability: 'view',
-    inputs: [
-      { name: 'authorizer', type: 'address' },
-      { name: 'nonce', type: 'bytes32' },
-    ],
-    outputs: [{ name: '', type: 'bool' }],
-  },
-  {
-    type: 'function',
-    name: 'balanceOf',
-    stateMutability: 'view',
-    inputs: [{ name: 'account', type: 'address' }],
-    outputs: [{ name: '', type: 'uint256' }],
-  },
-  {
-    type: 'event',
-    name: 'Transfer',
-    anonymous: false,
-    inputs: [
-      { name: 'from', type: 'address', indexed: true },
-      { name: 'to', type: 'address', indexed: true },
-      { name: 'value', type: 'uint256', indexed: false },
-    ],
-  },
-] as const;
+/**
+ * `transferWithAuthorization` has two overloads: (v, r, s) for a 65-byte ECDSA signature, and
+ * FiatToken v2.2's `bytes` one for contract-wallet (ERC-1271) or any other signature.
+ */
+export const eip3009Abi = parseAbi([
+  'function transferWithAuthorization(address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce, uint8 v, bytes32 r, bytes32 s)',
+  'function transferWithAuthorization(address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce, bytes signature)',
+  'function authorizationState(address authorizer, bytes32 nonce) view returns (bool)',
+  'function balanceOf(address account) view returns (uint256)',
+  'event Transfer(address indexed from, address indexed to, uint256 value)',
+]);
 
 /** ERC-1271's answer for a valid signature: `bytes4(keccak256("isValidSignature(bytes32,bytes)"))`. */
 export const ERC1271_MAGIC_VALUE = '0x1626ba7e';
 
-export const erc1271Abi = [
-  {
-    type: 'function',
-    name: 'isValidSignature',
-    stateMutability: 'view',
-    inputs: [
-      { name: 'hash', type: 'bytes32' },
-      { name: 'signature', type: 'bytes' },
-    ],
-    outputs: [{ name: '', type: 'bytes4' }],
-  },
-] as const;
+export const erc1271Abi = parseAbi(['function isValidSignature(bytes32 hash, bytes signature) view returns (bytes4)']);
