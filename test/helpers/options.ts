@@ -2,7 +2,12 @@
  * PaymentOption fixtures: USDC on Base mainnet (eip155:8453, v1 name `base`), the asset the official
  * clients pay by default, plus a builder for variants (other amounts, payees, chains).
  */
+import type { PaymentRequirements } from '@x402/core/types';
+import { ExactEvmScheme } from '@x402/evm/exact/client';
+import type { PrivateKeyAccount } from 'viem';
 import type { Address, AssetConfig, NetworkConfig, PaymentOption, RouteConfig, UpstreamConfig } from '../../src/config/types.js';
+import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
+import type { DecodedPayment } from '../../src/protocol/types.js';
 
 export const BASE_USDC: Address = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
 export const PAY_TO: Address = '0x209693Bc6afc0C5328bA36FaF03C514EF312287C';
@@ -67,4 +72,25 @@ export function makeRoute(options: readonly PaymentOption[], overrides: Partial<
     settlement: 'after',
     ...overrides,
   });
+}
+
+/**
+ * A payment for `makeOption()` as the official v2 client (`@x402/evm`'s ExactEvmScheme) signs it,
+ * through the gateway's own header decoder. It carries real time: verify it on the real clock.
+ */
+export async function officialPayment(signer: PrivateKeyAccount): Promise<DecodedPayment> {
+  const accepted: PaymentRequirements = {
+    scheme: 'exact',
+    network: 'eip155:8453',
+    amount: '10000',
+    asset: BASE_USDC,
+    payTo: PAY_TO,
+    maxTimeoutSeconds: 300,
+    extra: { name: 'USD Coin', version: '2' },
+  };
+  const result = await new ExactEvmScheme(signer).createPaymentPayload(2, accepted);
+  const header = Buffer.from(JSON.stringify({ x402Version: 2, accepted, payload: result.payload })).toString('base64');
+  const decoded = decodePaymentHeader({ paymentSignature: header });
+  if (decoded.kind !== 'ok') throw new Error(`official payload did not decode: ${JSON.stringify(decoded)}`);
+  return decoded.payment;
 }

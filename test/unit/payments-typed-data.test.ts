@@ -1,6 +1,4 @@
 import { authorizationTypes, eip3009ABI } from '@x402/evm';
-import type { PaymentRequirements } from '@x402/core/types';
-import { ExactEvmScheme } from '@x402/evm/exact/client';
 import { hashTypedData, recoverAddress, toFunctionSelector, type AbiFunction } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
@@ -11,9 +9,8 @@ import {
   transferWithAuthorizationTypedData,
   transferWithAuthorizationTypes,
 } from '../../src/payments/exact-evm/typed-data.js';
-import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { Eip3009Authorization } from '../../src/protocol/types.js';
-import { BASE, PAY_TO, USDC_BASE } from '../helpers/options.js';
+import { BASE, officialPayment, PAY_TO, USDC_BASE } from '../helpers/options.js';
 
 const NETWORK = BASE;
 const ASSET = USDC_BASE;
@@ -34,20 +31,7 @@ describe('EIP-3009 typed data', () => {
   });
 
   it('hashes to the digest the official client signs (recovers to the payer)', async () => {
-    const accepted: PaymentRequirements = {
-      scheme: 'exact',
-      network: 'eip155:8453',
-      amount: '10000',
-      asset: ASSET.address,
-      payTo: PAY_TO,
-      maxTimeoutSeconds: 300,
-      extra: { name: 'USD Coin', version: '2' },
-    };
-    const result = await new ExactEvmScheme(PAYER).createPaymentPayload(2, accepted);
-    const header = Buffer.from(JSON.stringify({ x402Version: 2, accepted, payload: result.payload })).toString('base64');
-    const decoded = decodePaymentHeader({ paymentSignature: header });
-    if (decoded.kind !== 'ok') throw new Error(`official payload did not decode: ${JSON.stringify(decoded)}`);
-    const { authorization, signature } = decoded.payment.payload;
+    const { authorization, signature } = (await officialPayment(PAYER)).payload;
     const digest = transferWithAuthorizationDigest(ASSET, authorization);
     expect(await recoverAddress({ hash: digest, signature })).toBe(PAYER.address);
   });

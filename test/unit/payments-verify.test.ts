@@ -2,8 +2,6 @@
  * The local exact-EVM verifier's checks, order and reason strings, against a fake chain reader
  * (the port), so every branch runs without a chain. The e2e test runs the same checks on anvil.
  */
-import type { PaymentRequirements } from '@x402/core/types';
-import { ExactEvmScheme } from '@x402/evm/exact/client';
 import { serializeErc6492Signature, toHex, type PrivateKeyAccount } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -15,7 +13,7 @@ import { LocalExactEvmVerifier } from '../../src/payments/exact-evm/verify.js';
 import type { Clock } from '../../src/payments/ports.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../src/protocol/types.js';
-import { BASE, PAY_TO, USDC_BASE } from '../helpers/options.js';
+import { BASE, officialPayment, PAY_TO, USDC_BASE } from '../helpers/options.js';
 
 const NETWORK = BASE;
 const ASSET = USDC_BASE;
@@ -134,22 +132,10 @@ beforeEach(() => {
 
 describe('LocalExactEvmVerifier: a good payment', () => {
   it('accepts a payload signed by the official @x402/evm client, with three chain reads', async () => {
-    const accepted: PaymentRequirements = {
-      scheme: 'exact',
-      network: 'eip155:8453',
-      amount: '10000',
-      asset: ASSET.address,
-      payTo: PAY_TO,
-      maxTimeoutSeconds: 300,
-      extra: { name: 'USD Coin', version: '2' },
-    };
-    const result = await new ExactEvmScheme(PAYER).createPaymentPayload(2, accepted);
-    const header = Buffer.from(JSON.stringify({ x402Version: 2, accepted, payload: result.payload })).toString('base64');
-    const decoded = decodePaymentHeader({ paymentSignature: header });
-    if (decoded.kind !== 'ok') throw new Error('official payload did not decode');
+    const payment = await officialPayment(PAYER);
     // The official client stamps real time; verify on the real clock.
     const real = new LocalExactEvmVerifier({ reader: chain, clock: clockAt(BigInt(Math.floor(Date.now() / 1000))) });
-    expect(await real.verify(decoded.payment, OPTION)).toEqual({ valid: true, payer: PAYER.address });
+    expect(await real.verify(payment, OPTION)).toEqual({ valid: true, payer: PAYER.address });
     expect(chain.calls.sort()).toEqual(['authorizationState', 'balanceOf', 'hasCode']);
   });
 
