@@ -9,10 +9,11 @@ import { createDevChainClient } from '../../src/devchain/anvil.js';
 import { BASE_USDC } from '../../src/devchain/token.js';
 import type { RunningGateway } from '../../src/server.js';
 import { localSettlementBase, PAYEE, PAYER, PAYER_KEY, SETTLER_KEY, startChainWorld, v1Fetch, v2Fetch, type ChainWorld } from '../helpers/chain-world.js';
-import { deadFacilitatorUrl, startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';
+import { startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';
 import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { closedLoopbackUrl } from '../helpers/ports.js';
 
 const CENT = 10_000n;
 
@@ -37,7 +38,7 @@ describe('settle: facilitator', () => {
   let dead: string;
 
   beforeAll(async () => {
-    dead = await deadFacilitatorUrl();
+    dead = await closedLoopbackUrl();
     gw = await startGateway(`${gatewayYamlHead({
       payTo: PAYEE,
       network: `base: { network: "eip155:8453", settle: { mode: facilitator, url: "${dead}", timeoutMs: 2000, fallbacks: [{ url: "${facilitator.url}" }] } }`,

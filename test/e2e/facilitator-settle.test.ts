@@ -19,8 +19,9 @@ import { FacilitatorVerifier } from '../../src/payments/facilitator-verifier.js'
 import { buildChallenge, PAYMENT_REQUIRED_HEADER, requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
-import { deadFacilitatorUrl, MULTICALL3_ADDRESS, startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';
+import { MULTICALL3_ADDRESS, startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';
 import { makeOption, makeRoute } from '../helpers/options.js';
+import { closedLoopbackUrl } from '../helpers/ports.js';
 
 const [DEPLOYER_KEY, PAYER_KEY, FACILITATOR_KEY, PAY_TO_KEY, SECOND_FACILITATOR_KEY, BROKE_KEY, PENDING_FACILITATOR_KEY] = ANVIL_DEV_KEYS;
 const payer = privateKeyToAccount(PAYER_KEY).address;
@@ -129,7 +130,7 @@ describe('the official facilitator behind FacilitatorVerifier / FacilitatorSettl
   });
 
   it('falls back past a dead facilitator to the next one', async () => {
-    const dead = await deadFacilitatorUrl();
+    const dead = await closedLoopbackUrl();
     const payment = await pay(2);
     const before = await balances();
     const sentFrom = second.requests.length;
@@ -142,7 +143,7 @@ describe('the official facilitator behind FacilitatorVerifier / FacilitatorSettl
   });
 
   it('all dead: verify throws GW_ERR_FACILITATOR_UNAVAILABLE, settle fails with nothing on chain', async () => {
-    const list = clients(await deadFacilitatorUrl(), await deadFacilitatorUrl());
+    const list = clients(await closedLoopbackUrl(), await closedLoopbackUrl());
     const payment = await pay(2);
     const before = await balances();
     const err = await new FacilitatorVerifier(list).verify(payment, option).catch((e: unknown) => e);

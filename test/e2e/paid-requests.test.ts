@@ -183,6 +183,7 @@ describe('settlement timing', () => {
     const challenge = await challengeOf(http, `${gw.url}/slow`);
     const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
     const t0 = Date.now();
+    const payeeBefore = await world.balance(PAYEE);
     const pending = send(gw.url, 'GET', '/slow', { headers: { ...header, origin: 'https://app.example' } });
     await new Promise((r) => setTimeout(r, 500));
     const { createDevChainClient } = await import('../../src/devchain/anvil.js');
@@ -201,6 +202,7 @@ describe('settlement timing', () => {
     expect(String(res.headers['access-control-expose-headers'])).toContain('PAYMENT-RESPONSE');
     expect(decodeHeader(res.headers['payment-response'])).toMatchObject({ success: false, errorReason: 'invalid_exact_evm_insufficient_balance' });
     expect(await world.balance(unfunded)).toBe(0n);
+    expect(await world.balance(PAYEE)).toBe(payeeBefore);
     expect((await receiptsSince(t0)).map((r) => r.status)).toEqual(['settle_failed']);
   });
 });
@@ -392,13 +394,25 @@ describe('metrics of paid traffic', () => {
     const settled = await value(m.settlements, { outcome: 'settled', mode: 'local' });
     const observed = await value(m.settlementSeconds, { mode: 'local' }, 'x402_gateway_settlement_duration_seconds_count');
     const paid = await value(m.requests, { route: 'GET /weather', outcome: 'paid' });
-    expect((await v2Fetch()(`${gw.url}/weather`)).status).toBe(200);
-    expect((await v2Fetch()(`${gw.url}/weather`)).status).toBe(200);
+    const badSignatures = await value(m.verificationFailures, { reason: 'invalid_exact_evm_signature' });
+    const delta = await world.moved(async () => {
+      expect((await v2Fetch()(`${gw.url}/weather`)).status).toBe(200);
+      expect((await v2Fetch()(`${gw.url}/weather`)).status).toBe(200);
+    });
+    expect(delta).toEqual({ payer: -2n * CENT, payee: 2n * CENT });
+    // And one payment whose signature was tampered with: refused, counted by its reason.
+    const http = v2HttpClient();
+    const genuine = http.encodePaymentSignatureHeader(await http.createPaymentPayload(await challengeOf(http, `${gw.url}/weather`)));
+    const tampered = decodeHeader(genuine['PAYMENT-SIGNATURE']) as { payload: { signature: string } };
+    const sig = tampered.payload.signature;
+    tampered.payload.signature = sig.slice(0, 10) + (sig[10] === 'a' ? 'b' : 'a') + sig.slice(11);
+    const refused = await send(gw.url, 'GET', '/weather', { headers: { 'PAYMENT-SIGNATURE': Buffer.from(JSON.stringify(tampered)).toString('base64') } });
+    expect(refused.status).toBe(402);
     expect(await value(m.revenue, labels)).toBe(revenue + 20_000);
     expect(await value(m.settlements, { outcome: 'settled', mode: 'local' })).toBe(settled + 2);
     expect(await value(m.settlementSeconds, { mode: 'local' }, 'x402_gateway_settlement_duration_seconds_count')).toBe(observed + 2);
     expect(await value(m.requests, { route: 'GET /weather', outcome: 'paid' })).toBe(paid + 2);
-    expect(await value(m.verificationFailures, { reason: 'invalid_exact_evm_signature' })).toBeGreaterThanOrEqual(1);
+    expect(await value(m.verificationFailures, { reason: 'invalid_exact_evm_signature' })).toBe(badSignatures + 1);
   });
 });
 

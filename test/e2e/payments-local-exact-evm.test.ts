@@ -4,7 +4,6 @@
  * Money is checked by balances, not by our own answers.
  */
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import type { PaymentRequirements } from '@x402/core/types';
 import { ExactEvmScheme } from '@x402/evm/exact/client';
 import { custom, testActions, toHex, type Address, type PrivateKeyAccount } from 'viem';
@@ -27,6 +26,7 @@ import { requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment, Hex } from '../../src/protocol/types.js';
 import { waitFor } from '../helpers/wait.js';
+import { closedLoopbackUrl } from '../helpers/ports.js';
 
 const SETTLER_KEY = ANVIL_DEV_KEYS[1];
 const PAYER = privateKeyToAccount(ANVIL_DEV_KEYS[2]);
@@ -74,16 +74,6 @@ async function officialV1(opt: PaymentOption = option): Promise<DecodedPayment> 
 }
 
 const balances = async (...owners: Address[]): Promise<bigint[]> => Promise.all(owners.map((o) => usdcBalance(client, BASE_USDC, o)));
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 beforeAll(async () => {
   chain = await startAnvil({ chainId: 8453 });
@@ -376,7 +366,7 @@ describe('a contract wallet payer (ERC-1271)', () => {
 
 describe('an unreachable chain', () => {
   it('verify throws InfrastructureError (GW_ERR_CHAIN_UNAVAILABLE); settle returns a failure', async () => {
-    const dead: NetworkConfig = { ...network, rpc: [`http://127.0.0.1:${await closedPort()}`] };
+    const dead: NetworkConfig = { ...network, rpc: [await closedLoopbackUrl()] };
     const deadClient = createChainClient(dead);
     const payment = await officialV2();
     const deadVerifier = new CachedVerifier(new LocalExactEvmVerifier({ client: deadClient, clock: systemClock }), { clock: systemClock });
@@ -396,7 +386,7 @@ describe('an unreachable chain', () => {
   });
 
   it('falls back to the next RPC endpoint when the first is down', async () => {
-    const twoEndpoints: NetworkConfig = { ...network, rpc: [`http://127.0.0.1:${await closedPort()}`, chain.rpcUrl] };
+    const twoEndpoints: NetworkConfig = { ...network, rpc: [await closedLoopbackUrl(), chain.rpcUrl] };
     const fallbackClient = createChainClient(twoEndpoints);
     const v = new LocalExactEvmVerifier({ client: fallbackClient, clock: systemClock });
     expect(await v.verify(await officialV2(), option)).toMatchObject({ valid: true });

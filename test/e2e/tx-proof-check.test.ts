@@ -18,8 +18,8 @@ import { BASE_USDC, installTestUsdc, mintTestUsdc, TEST_USDC_ABI } from '../../s
 import { InfrastructureError } from '../../src/errors.js';
 import { systemClock, type Clock } from '../../src/payments/ports.js';
 import { TxProofChecker } from '../../src/payments/tx-proof.js';
-import { deadFacilitatorUrl } from '../helpers/facilitator.js';
 import { makeOption } from '../helpers/options.js';
+import { closedLoopbackUrl } from '../helpers/ports.js';
 
 const [DEPLOYER_KEY, PAYER_KEY, PAY_TO_KEY, STRANGER_KEY] = ANVIL_DEV_KEYS;
 const payer = privateKeyToAccount(PAYER_KEY).address;
@@ -133,7 +133,7 @@ describe('TxProofChecker', () => {
 
   it('throws GW_ERR_CHAIN_UNAVAILABLE when the RPC is down', async () => {
     const hash = await transfer(payTo, PRICE);
-    const dead = createPublicClient({ transport: http(await deadFacilitatorUrl(), { retryCount: 0 }) });
+    const dead = createPublicClient({ transport: http(await closedLoopbackUrl(), { retryCount: 0 }) });
     const err = await new TxProofChecker({ client: dead, clock: systemClock }).check(hash, option, CONFIRMATIONS, MAX_AGE).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
     expect(err).toMatchObject({ code: 'GW_ERR_CHAIN_UNAVAILABLE' });

@@ -223,15 +223,6 @@ export async function startFakeFacilitator(handler: FakeHandler = () => ({ statu
   };
 }
 
-/** A URL on which nothing listens: a port the OS handed out and that was closed again. */
-export async function deadFacilitatorUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = portOf(server);
-  await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
-  return `http://127.0.0.1:${port}`;
-}
-
 // ---- shared plumbing ----
 
 type Reply = readonly [status: number, body: unknown, headers?: Readonly<Record<string, string>> | undefined] | undefined;

@@ -5,11 +5,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import type { Receipt } from '../../src/payments/ports.js';
+import { freePorts } from './ports.js';
 
 export interface GatewayProcess {
   readonly child: ChildProcess;
@@ -25,7 +25,7 @@ export async function startGatewayProcess(body: (ports: { port: number; adminPor
   const dir = mkdtempSync(join(tmpdir(), 'x402-process-'));
   const ledgerPath = join(dir, 'ledger.db');
   const configPath = join(dir, 'gateway.yaml');
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port = 0, adminPort = 0] = await freePorts(2);
   writeFileSync(configPath, `${body({ port, adminPort })}\nledger: { path: "${ledgerPath}" }\nlog: { level: warn }\n`);
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'start', '--config', configPath], { stdio: 'ignore' });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -40,16 +40,4 @@ export async function ledgerReceipts(ledgerPath: string): Promise<Receipt[]> {
   } finally {
     await ledger.close();
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }

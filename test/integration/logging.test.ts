@@ -7,6 +7,7 @@ import type { RunningGateway } from '../../src/server.js';
 import { gatewayYamlHead, startGateway, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { waitFor } from '../helpers/wait.js';
 
 const lines: Record<string, unknown>[] = [];
 const sink = new Writable({
@@ -45,7 +46,7 @@ it('writes exactly one summary line per request, with route, price, outcome, sta
   await send(gw.url, 'GET', '/health', { headers: { authorization: 'Bearer CALLER-SECRET' } });
   await send(gw.url, 'GET', '/nowhere');
   await send(gw.url, 'GET', '/weather', { headers: { 'payment-signature': 'PAYMENT-SECRET' } });
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => lines.filter((l) => l['msg'] === 'request').length >= 4);
   const summaries = lines.filter((l) => l['msg'] === 'request');
   expect(summaries.map((l) => [l['route'], l['price'], l['outcome'], l['status']])).toEqual([
     ['GET /weather', '10000 usdc@base', 'challenged', 402],

@@ -9,6 +9,7 @@ import { createPublicClient, type Transport } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { neverReachedNode, nodeRefused } from '../../src/payments/exact-evm/rpc-errors.js';
 import { RpcConnections } from '../../src/payments/rpc-connections.js';
+import { closedLoopbackUrl } from '../helpers/ports.js';
 
 type Handler = (body: { id: number; method: string; params: unknown[] }, req: IncomingMessage, res: ServerResponse) => void;
 
@@ -99,11 +100,7 @@ describe('RpcConnections transport', () => {
   });
 
   it('a closed port: provably never reached the node', async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
-    const err = await failure(client(connections.transport(`http://127.0.0.1:${port}`, 1_000)).getBlockNumber({ cacheTime: 0 }));
+    const err = await failure(client(connections.transport(await closedLoopbackUrl(), 1_000)).getBlockNumber({ cacheTime: 0 }));
     expect(neverReachedNode(err)).toBe(true);
   });
 

@@ -98,7 +98,7 @@ describe('Checkout', () => {
     const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER });
     const auth = await checkout.authorize(payment(), [option], request);
     expect(auth.kind).toBe('authorized');
-    if (auth.kind !== 'authorized') return;
+    if (auth.kind !== 'authorized') throw new Error('not authorized');
     expect(await checkout.settle(auth.authorized)).toEqual({ kind: 'settled', transaction: TX, payer: PAYER });
     expect(ledger.calls).toEqual(['verify', 'reserve', 'keep+record:pending', 'settle', 'record:settled']);
   });

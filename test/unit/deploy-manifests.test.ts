@@ -281,9 +281,11 @@ describe('deploy/kubernetes manifests', () => {
     expect(targets).not.toContain(adminPort);
   });
 
-  it('admit the admin port only from named sources and never the upstream port, if a NetworkPolicy exists', () => {
+  it('ship a NetworkPolicy that admits the admin port only from named sources and never the upstream port', () => {
     const policies = manifests.filter((m) => m.kind === 'NetworkPolicy');
     const upstreamPorts = podPorts.filter((p) => p.container === UPSTREAM_CONTAINER).map((p) => p.number);
+    expect(policies).toHaveLength(1);
+    expect(upstreamPorts).not.toEqual([]);
     for (const policy of policies) {
       expect(podLabels).toMatchObject(mapping(at(policy.body, 'spec.podSelector.matchLabels'), 'podSelector'));
       const rules = list(at(policy.body, 'spec.ingress') ?? [], 'ingress').map((r, i) => mapping(r, `ingress[${i}]`));

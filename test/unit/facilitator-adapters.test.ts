@@ -10,8 +10,9 @@ import { FacilitatorSettler } from '../../src/payments/facilitator-settler.js';
 import { FacilitatorVerifier } from '../../src/payments/facilitator-verifier.js';
 import { requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
-import { deadFacilitatorUrl, startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
+import { startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
 import { makeOption, USDC_ARBITRUM } from '../helpers/options.js';
+import { closedLoopbackUrl } from '../helpers/ports.js';
 
 const PAYER = '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266';
 const PAY_TO = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
@@ -61,7 +62,7 @@ function clients(...urls: string[]): FacilitatorClient[] {
 }
 
 beforeAll(async () => {
-  [a, b, dead] = await Promise.all([startFakeFacilitator(), startFakeFacilitator(), deadFacilitatorUrl()]);
+  [a, b, dead] = await Promise.all([startFakeFacilitator(), startFakeFacilitator(), closedLoopbackUrl()]);
 });
 afterEach(() => {
   a.answer(() => ({ status: 404 }));
@@ -194,7 +195,7 @@ describe('FacilitatorSettler', () => {
   });
 
   it('all refused connections: unexpected_settle_error, certainly not on chain', async () => {
-    const other = await deadFacilitatorUrl();
+    const other = await closedLoopbackUrl();
     const result = await new FacilitatorSettler(clients(dead, other)).settle(payment(2), option);
     expect(result).toMatchObject({ success: false, reason: 'unexpected_settle_error', maybeOnChain: false });
   });

@@ -11,7 +11,8 @@ import {
   createFacilitatorDispatcher,
   type FacilitatorRequestBody,
 } from '../../src/payments/facilitator-client.js';
-import { deadFacilitatorUrl, startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
+import { startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
+import { closedLoopbackUrl } from '../helpers/ports.js';
 
 const TX = `0x${'ab'.repeat(32)}`;
 
@@ -181,7 +182,7 @@ describe('verify', () => {
   });
 
   it('reports a closed port as unreachable and not received', async () => {
-    const url = await deadFacilitatorUrl();
+    const url = await closedLoopbackUrl();
     const outcome = await client({ url }).verify(body);
     expect(outcome.kind === 'unavailable' && outcome.failure).toMatchObject({ kind: 'unreachable', mayHaveReceived: false });
   });

@@ -1,0 +1,30 @@
+/** Loopback ports for tests: free ones to hand to a process, and closed ones to fail against. */
+import { createServer, type Server } from 'node:net';
+
+/** `count` distinct ports that were free a moment ago (all held open until each is known). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', resolve);
+      });
+    }
+    return servers.map((server) => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') throw new Error('no port');
+      return address.port;
+    });
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
+}
+
+/** `http://127.0.0.1:<port>` on which nothing listens: connecting is refused. */
+export async function closedLoopbackUrl(): Promise<string> {
+  const [port] = await freePorts(1);
+  return `http://127.0.0.1:${port}`;
+}
