@@ -20,8 +20,9 @@ import { UPSTREAM_CONSTRAINT } from './routing.js';
 
 /**
  * Request headers that never reach an upstream: payment instruments, a header official clients
- * add by mistake, and method overrides (a request priced as the GET it is must not become the
- * POST an upstream's override middleware would turn it into).
+ * add by mistake, method overrides (a request priced as the GET it is must not become the POST an
+ * upstream's override middleware would turn it into), and path overrides (IIS URL Rewrite and some
+ * frameworks route `/free` with `X-Original-URL: /paid` to the paid handler).
  */
 const STRIPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   'payment-signature',
@@ -31,6 +32,9 @@ const STRIPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   'x-http-method-override',
   'x-http-method',
   'x-method-override',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-forwarded-prefix',
 ]);
 /** Response headers an upstream may not set: receipts and challenges are the gateway's to give. */
 const STRIPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set(['payment-response', 'x-payment-response', 'payment-required']);
@@ -145,6 +149,13 @@ async function onUpstreamResponse(
   if (state?.forwardedAt !== undefined) state.upstreamSeconds = (performance.now() - state.forwardedAt) / 1000;
   if (reply.raw.destroyed) {
     // The caller hung up before the upstream answered: nobody to serve, nothing to charge.
+    discard(stream);
+    return;
+  }
+  if (state?.outcome === 'error') {
+    // reply-from reported this answer as an error first (a status outside 100-599 becomes a 502
+    // through onError) and then still hands it over: onUpstreamError owns the reply and the
+    // payment; serving the body here would serve it unpaid.
     discard(stream);
     return;
   }

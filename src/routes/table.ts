@@ -5,7 +5,7 @@
  */
 
 /**
- * HTTP methods a route may name; `*` is any. Not OPTIONS: the gateway answers CORS preflights
+ * HTTP methods a route may name; `*` is all of them. Not OPTIONS: the gateway answers CORS preflights
  * itself (never charged, never forwarded), so an OPTIONS route could never be served.
  */
 export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -18,8 +18,8 @@ type SegmentMatcher =
 
 export interface CompiledRoute<R> {
   readonly route: R;
-  /** Upper-case methods, or undefined for any. GET implies HEAD. */
-  readonly methods: ReadonlySet<string> | undefined;
+  /** Upper-case methods (`*`: every one of ROUTE_METHODS). GET implies HEAD. */
+  readonly methods: ReadonlySet<string>;
   /** Lower-case host, `*.example.com` for a suffix, or undefined for any host. */
   readonly host: string | undefined;
   readonly segments: readonly SegmentMatcher[];
@@ -62,8 +62,10 @@ export function compileRoute<R>(match: string, host: string | undefined, route: 
       segments.push({ kind: 'literal', lower: part.toLowerCase() });
     }
   }
-  const methods = method === '*' ? undefined : new Set(method === 'GET' ? ['GET', 'HEAD'] : [method]);
-  return { ok: true, compiled: { route, methods, host: host?.toLowerCase(), segments } };
+  // `*` is every method the gateway forwards, not any method: a PROPFIND must not be charged on
+  // a `*` route and then find no proxy route to take it.
+  const methods: ReadonlySet<string> = new Set(method === '*' ? ROUTE_METHODS : method === 'GET' ? ['GET', 'HEAD'] : [method]);
+  return { ok: true, compiled: { route, methods, host: host === undefined ? undefined : canonicalHost(host), segments } };
 }
 
 /** Finds the first route that matches, or undefined. `host` is the Host header (port ignored). */
@@ -73,9 +75,9 @@ export function matchRoute<R>(
   host: string | undefined,
   segments: readonly string[],
 ): RouteMatch<R> | undefined {
-  const hostname = host === undefined ? undefined : stripPort(host).toLowerCase();
+  const hostname = host === undefined ? undefined : canonicalHost(stripPort(host));
   for (const entry of table.entries) {
-    if (entry.methods && !entry.methods.has(method)) continue;
+    if (!entry.methods.has(method)) continue;
     if (entry.host !== undefined && !hostMatches(entry.host, hostname)) continue;
     const params = matchSegments(entry.segments, segments);
     if (params) return { route: entry.route, params };
@@ -116,6 +118,15 @@ function hostMatches(pattern: string, hostname: string | undefined): boolean {
   if (hostname === undefined) return false;
   if (pattern.startsWith('*.')) return hostname.endsWith(pattern.slice(1));
   return hostname === pattern;
+}
+
+/**
+ * Lowercase, without the trailing dot of a fully qualified name: `Paid.Example.com.` is the same
+ * host as `paid.example.com`, and must meet the same routes (else it could skip a priced one).
+ */
+function canonicalHost(host: string): string {
+  const lower = host.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
 function stripPort(host: string): string {

@@ -126,6 +126,21 @@ describe('settlement timing', () => {
     expect(retry).toEqual({ payer: -CENT, payee: CENT });
   });
 
+  it('settlement: after, an upstream status outside HTTP\'s range: 502, its body not served, nothing charged', async () => {
+    const http = v2HttpClient();
+    const challenge = await challengeOf(http, `${gw.url}/after/status/600`);
+    const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
+    const t0 = Date.now();
+    const delta = await world.moved(async () => {
+      const res = await send(gw.url, 'GET', '/after/status/600', { headers: header });
+      expect(res.status).toBe(502);
+      expect(res.text()).not.toContain('"status":600');
+      expect(res.headers['payment-response']).toBeUndefined();
+    });
+    expect(delta).toEqual({ payer: 0n, payee: 0n });
+    expect((await receiptsSince(t0)).map((r) => r.status)).toEqual(['not_charged']);
+  });
+
   it('settlement: before, upstream 500: charged exactly once, and the receipt comes with the 500', async () => {
     const http = v2HttpClient();
     const challenge = await challengeOf(http, `${gw.url}/before/status/500`);

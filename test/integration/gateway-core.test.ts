@@ -223,12 +223,18 @@ describe('proxying', () => {
         authorization: 'Bearer caller',
         host: 'api.example.com',
         'x-http-method-override': 'POST',
+        'x-original-url': '/weather',
+        'x-rewrite-url': '/weather',
+        'x-forwarded-prefix': '/paid',
       },
     });
     expect(res.status).toBe(200);
     const seen = upstream.seen.at(-1);
     expect(seen?.headers['authorization']).toBe('Bearer upstream-secret');
     expect(seen?.headers['x-http-method-override']).toBeUndefined();
+    expect(seen?.headers['x-original-url']).toBeUndefined();
+    expect(seen?.headers['x-rewrite-url']).toBeUndefined();
+    expect(seen?.headers['x-forwarded-prefix']).toBeUndefined();
     expect(seen?.headers['x-payment']).toBeUndefined();
     expect(seen?.headers['payment-signature']).toBeUndefined();
     expect(seen?.headers['x-payment-proof']).toBeUndefined();

@@ -90,6 +90,19 @@ describe('route table', () => {
     expect(match(t, 'GET', '/wild', 'example.com')).toBeUndefined();
   });
 
+  it('treats a fully qualified Host (trailing dot) as the same host, so it cannot skip a host-scoped priced route', () => {
+    expect(match(t, 'GET', '/host-only', 'api.example.com.')?.route).toBe('GET /host-only');
+    expect(match(t, 'GET', '/host-only', 'api.example.com.:8402')?.route).toBe('GET /host-only');
+    expect(match(t, 'GET', '/wild', 'a.example.com.')?.route).toBe('GET /wild');
+    expect(match(table(['GET /x', 'api.example.com.']), 'GET', '/x', 'api.example.com')?.route).toBe('GET /x');
+  });
+
+  it('* means every method the gateway forwards, not methods no proxy route takes', () => {
+    expect(match(t, 'PATCH', '/files/a')?.route).toBe('* /files/**');
+    expect(match(t, 'PROPFIND', '/files/a')).toBeUndefined();
+    expect(match(t, 'OPTIONS', '/files/a')).toBeUndefined();
+  });
+
   it.each(['GET', 'GET weather', 'FETCH /a', 'GET /a/**/b', 'GET /:1x', 'GET /a*b', 'GET /a%20b'])('refuses pattern %j', (p) => {
     expect(compileRoute(p, undefined, p).ok).toBe(false);
   });
