@@ -86,14 +86,17 @@ export function makePaywall(deps: PaywallDeps) {
       state.toSettle = authorized.authorized;
       // A caller who hangs up before the upstream answers is not charged, and the reservation is
       // freed (reply-from never reports an upstream answer for an aborted request).
-      reply.raw.once('close', () => {
+      const releaseIfClosed = () => {
         const pending = state.toSettle;
         if (!pending) return;
         state.toSettle = undefined;
         state.outcome = 'not_charged';
         state.reason = 'client_closed';
         checkout.release(pending, 'client_closed').catch((err: unknown) => request.log.error({ err }, 'could not release the payment of a closed request'));
-      });
+      };
+      reply.raw.once('close', releaseIfClosed);
+      // The caller may have gone while the payment was being verified: 'close' has fired already.
+      if (reply.raw.destroyed || request.raw.socket.destroyed) releaseIfClosed();
       return;
     }
     const settled = await settleTimed(checkout, state, authorized.authorized);

@@ -191,7 +191,7 @@ export class Checkout {
       }
       const claimed = await this.deps.ledger.claimProof(option.asset.network.chainId, txHash);
       const status: ReceiptStatus = claimed ? 'proof_accepted' : 'proof_refused';
-      await this.deps.ledger.record({
+      const recorded = this.deps.ledger.record({
         ...this.base(request),
         amount: result.amount.toString(),
         asset: option.asset.address,
@@ -202,6 +202,9 @@ export class Checkout {
         status,
         reason: claimed ? '' : 'proof_already_used',
       });
+      // Once claimed, the hash is spent for good: the caller must be served even if the receipt
+      // row cannot be written (the ledger wrapper logs and counts that failure), as in settle().
+      await (claimed ? recorded.catch(() => undefined) : recorded);
       return claimed ? { kind: 'accepted', payer: result.payer, option } : { kind: 'refused', reason: 'proof_already_used' };
     }
     await this.deps.ledger.record({

@@ -16,6 +16,7 @@
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { FacilitatorConfig } from '../config/types.js';
 import type { Hex, WireRequirementV1, WireRequirementV2 } from '../protocol/types.js';
+import { NOT_SENT_ERROR_CODES } from './connection-errors.js';
 
 /** Redirect hops followed per call. */
 export const FACILITATOR_MAX_REDIRECTS = 3;
@@ -96,20 +97,6 @@ export interface FacilitatorClientOptions {
   readonly dispatcher?: Dispatcher;
 }
 
-/** Connection errors raised before a request could have been written. */
-const NOT_SENT_ERROR_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
 
 /** The client for one configured facilitator. */
 export class FacilitatorClient {

@@ -61,14 +61,18 @@ export class FacilitatorSettler implements Settler {
         doubt ||= outcome.failure.mayHaveReceived;
         continue;
       }
-      let answer = outcome.answer;
-      if (isRetryablePending(answer)) {
-        const retry = await client.settle(body);
-        if (retry.kind === 'unavailable') return pending(answer.transaction, retry.failure.message);
-        answer = retry.answer;
-        if (isRetryablePending(answer)) return pending(answer.transaction, answer.errorMessage);
-      }
-      return settleResult(answer, payment, option, doubt);
+      const answer = outcome.answer;
+      if (!isRetryablePending(answer)) return settleResult(answer, payment, option, doubt);
+      const first = answer.transaction;
+      const retry = await client.settle(body);
+      if (retry.kind === 'unavailable') return pending(first, retry.failure.message);
+      const second = retry.answer;
+      if (isRetryablePending(second)) return pending(second.transaction, second.errorMessage);
+      // The first attempt broadcast `first`, and that alone can spend the authorization: a retry
+      // refused with `nonce_already_used` (a facilitator that restarted and forgot it) may mean
+      // exactly that. Only a report that `first` itself reverted says nothing moved.
+      const firstReverted = !second.success && second.errorReason === REVERTED_REASON && second.transaction === first;
+      return settleResult({ ...second, transaction: isTxHash(second.transaction) ? second.transaction : first }, payment, option, doubt || !firstReverted);
     }
     return {
       success: false,

@@ -21,6 +21,11 @@ import { custom, HttpRequestError, RpcRequestError, TimeoutError, type Transport
 
 /** Connections kept per RPC origin: settlements and verifications in flight share them. */
 export const RPC_POOL_CONNECTIONS = 16;
+/**
+ * How long a new connection may take. undici's default is 10 s, longer than a call's whole
+ * timeout; a connect timeout is provably "never sent" (connection-errors.ts), so it fails fast.
+ */
+export const RPC_CONNECT_TIMEOUT_MS = 5_000;
 
 /** One pool per RPC origin, shared by every transport built from it. Close it at shutdown. */
 export class RpcConnections {
@@ -85,7 +90,7 @@ export class RpcConnections {
   #pool(origin: string): Pool {
     let pool = this.#pools.get(origin);
     if (!pool) {
-      pool = new Pool(origin, { connections: RPC_POOL_CONNECTIONS });
+      pool = new Pool(origin, { connections: RPC_POOL_CONNECTIONS, connect: { timeout: RPC_CONNECT_TIMEOUT_MS } });
       this.#pools.set(origin, pool);
     }
     return pool;

@@ -5,9 +5,9 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createPublicClient, type Transport } from 'viem';
+import { createPublicClient, parseAbi, type Transport } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { neverReachedNode, nodeRefused } from '../../src/payments/exact-evm/rpc-errors.js';
+import { isContractFailure, neverReachedNode, nodeRefused } from '../../src/payments/exact-evm/rpc-errors.js';
 import { RpcConnections } from '../../src/payments/rpc-connections.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
 
@@ -102,6 +102,23 @@ describe('RpcConnections transport', () => {
   it('a closed port: provably never reached the node', async () => {
     const err = await failure(client(connections.transport(await closedLoopbackUrl(), 1_000)).getBlockNumber({ cacheTime: 0 }));
     expect(neverReachedNode(err)).toBe(true);
+  });
+
+  it('a node\'s -32603 "Internal error" on a contract read is a fault, not a revert; a real revert is a contract failure', async () => {
+    const read = () =>
+      client(connections.transport(base, 1_000)).readContract({
+        address: '0x0000000000000000000000000000000000000004',
+        abi: parseAbi(['function balanceOf(address) view returns (uint256)']),
+        functionName: 'balanceOf',
+        args: ['0x0000000000000000000000000000000000000001'],
+      });
+    handler = (body, _req, res) => json(res, 200, { jsonrpc: '2.0', id: body.id, error: { code: -32603, message: 'Internal error' } });
+    expect(isContractFailure(await failure(read()))).toBe(false);
+    handler = (body, _req, res) => json(res, 200, { jsonrpc: '2.0', id: body.id, error: { code: 3, message: 'execution reverted', data: '0x' } });
+    expect(isContractFailure(await failure(read()))).toBe(true);
+    handler = (body, _req, res) =>
+      json(res, 200, { jsonrpc: '2.0', id: body.id, error: { code: -32603, message: 'execution reverted: FiatToken: paused' } });
+    expect(isContractFailure(await failure(read()))).toBe(true);
   });
 
   it('an answer that is not JSON is a fault, not a result', async () => {

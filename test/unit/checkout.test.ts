@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Checkout, WorkInFlight } from '../../src/payments/checkout.js';
-import type { Ledger, NonceKey, Receipt, SettleResult, Settler, Verifier, VerifyResult } from '../../src/payments/ports.js';
+import type { Ledger, NonceKey, ProofChecker, Receipt, SettleResult, Settler, Verifier, VerifyResult } from '../../src/payments/ports.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
 import { makeOption, makeRoute, PAY_TO } from '../helpers/options.js';
 
@@ -62,7 +62,7 @@ class RecordingLedger implements Ledger {
   async close(): Promise<void> {}
 }
 
-function setup(settle: SettleResult, verdict: VerifyResult = { valid: true, payer: PAYER }, settleWith?: Settler['settle']) {
+function setup(settle: SettleResult, verdict: VerifyResult = { valid: true, payer: PAYER }, settleWith?: Settler['settle'], proof?: ProofChecker) {
   const ledger = new RecordingLedger();
   const verifier: Verifier = {
     verify: async () => {
@@ -82,7 +82,7 @@ function setup(settle: SettleResult, verdict: VerifyResult = { valid: true, paye
   const checkout = new Checkout({
     verifiers: new Map([['base', verifier]]),
     settlers: new Map([['base', settler]]),
-    proofs: new Map(),
+    proofs: new Map(proof ? [['base', proof]] : []),
     ledger,
     clock: { nowSeconds: () => NOW, nowMs: () => Number(NOW) * 1000 },
     work,
@@ -110,6 +110,14 @@ describe('Checkout', () => {
     if (auth.kind !== 'authorized') throw new Error('not authorized');
     expect((await checkout.settle(auth.authorized)).kind).toBe('settled');
     expect(ledger.rows.map((r) => r.status)).toEqual(['pending']);
+  });
+
+  it('serves a proof it has claimed even if the receipt row cannot be written (the hash is spent either way)', async () => {
+    const proof: ProofChecker = { check: async () => ({ ok: true, payer: PAYER, amount: option.amount }) };
+    const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER }, undefined, undefined, proof);
+    ledger.failRecordOf = 'proof_accepted';
+    expect(await checkout.acceptProof(TX, [option], request)).toEqual({ kind: 'accepted', payer: PAYER, option });
+    expect(ledger.calls).toEqual(['record:proof_accepted']);
   });
 
   it('refuses to settle at all if the pending row cannot be written', async () => {

@@ -255,6 +255,36 @@ describe('FacilitatorSettler', () => {
     expect(b.requests.length).toBe(beforeB);
   });
 
+  it('settlement_pending, then a refusal without a hash: maybe on chain (the first broadcast may have spent it), with the first hash', async () => {
+    let n = 0;
+    a.answer(() =>
+      ++n === 1
+        ? { status: 200, body: { success: false, errorReason: 'settlement_pending', transaction: TX } }
+        : { status: 200, body: { success: false, errorReason: 'invalid_exact_evm_nonce_already_used', transaction: '' } },
+    );
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toMatchObject({
+      success: false,
+      reason: 'invalid_exact_evm_nonce_already_used',
+      transaction: TX,
+      maybeOnChain: true,
+    });
+  });
+
+  it('settlement_pending, then that very transaction reverted: nothing moved', async () => {
+    let n = 0;
+    a.answer(() =>
+      ++n === 1
+        ? { status: 200, body: { success: false, errorReason: 'settlement_pending', transaction: TX } }
+        : { status: 200, body: { success: false, errorReason: 'invalid_exact_evm_transaction_failed', transaction: TX } },
+    );
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toMatchObject({
+      success: false,
+      reason: 'invalid_exact_evm_transaction_failed',
+      transaction: TX,
+      maybeOnChain: false,
+    });
+  });
+
   it('settlement_pending, then the facilitator goes away: maybe on chain, with the hash', async () => {
     let n = 0;
     a.answer(() => (++n === 1 ? { status: 200, body: { success: false, errorReason: 'settlement_pending', transaction: TX } } : { status: 503 }));

@@ -19,6 +19,7 @@ import {
   neverReachedNode,
   nodeRefused,
   reasonForTransferFailure,
+  sendRejected,
 } from '../../src/payments/exact-evm/rpc-errors.js';
 import type { NetworkConfig } from '../../src/config/types.js';
 
@@ -90,6 +91,29 @@ describe('error classification', () => {
   it('a revert is the contract answering', () => {
     expect(isContractFailure(new ExecutionRevertedError({ message: 'execution reverted: FiatTokenV2: authorization is expired' }))).toBe(true);
     expect(isContractFailure(new ContractFunctionRevertedError({ abi: [], functionName: 'authorizationState' }))).toBe(true);
+  });
+});
+
+describe('sendRejected: a refused raw transaction provably kept out of the pool', () => {
+  const rpc = (code: number, message: string) => new RpcRequestError({ body: {}, error: { code, message }, url: URL_ });
+  it.each([
+    'nonce too low',
+    'replacement transaction underpriced',
+    'insufficient funds for gas * price + value',
+    'max fee per gas less than block base fee',
+    'intrinsic gas too low',
+  ])('%s: rejected', (message) => {
+    expect(sendRejected(rpc(-32000, message))).toBe(true);
+  });
+  it.each([
+    [-32603, 'Internal error'],
+    [-32000, 'request timed out'],
+    [-32000, 'already known'],
+  ])('%s %s: unclear, it may be in the pool', (code, message) => {
+    expect(sendRejected(rpc(code, message))).toBe(false);
+  });
+  it('a refused connection is not a rejection (neverReachedNode says that)', () => {
+    expect(sendRejected(connectionRefused())).toBe(false);
   });
 });
 

@@ -78,6 +78,16 @@ describe('NonceAllocator', () => {
     expect(node.reads).toEqual([3, 3, 9]);
   });
 
+  it('a periodic refresh never hands out a nonce again that is taken but not yet in the node\'s count', async () => {
+    let now = 0;
+    const nonces = new NonceAllocator(() => now);
+    const node = counting(3);
+    expect(await Promise.all([nonces.take(node.read), nonces.take(node.read)])).toEqual([3, 4]);
+    now += NONCE_REFRESH_MS; // neither send has reached the node yet: it still says 3
+    expect(await nonces.take(node.read)).toBe(5);
+    expect(node.reads).toEqual([3, 3]);
+  });
+
   it('does not keep a failed read', async () => {
     const nonces = new NonceAllocator(() => 0);
     await expect(nonces.take(() => Promise.reject(new Error('rpc down')))).rejects.toThrow('rpc down');

@@ -30,7 +30,12 @@ export class NonceAllocator {
     const now = this.#nowMs();
     let base = this.#base;
     if (base === undefined || now - base.at >= NONCE_REFRESH_MS) {
-      const fresh = { at: now, nonce: readPending() };
+      // A periodic refresh never goes below what was already handed out: a nonce taken but not
+      // yet sent is not in the node's pending count. (After `reset`, there is no floor.)
+      const issued = this.#issued;
+      const floor = base === undefined ? undefined : base.nonce.then((n) => n + issued, () => 0);
+      const read = readPending();
+      const fresh = { at: now, nonce: floor === undefined ? read : Promise.all([read, floor]).then(([a, b]) => Math.max(a, b)) };
       base = fresh;
       this.#base = fresh;
       this.#issued = 0;

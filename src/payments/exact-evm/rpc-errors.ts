@@ -13,6 +13,7 @@ import {
   RpcRequestError,
   TimeoutError,
 } from 'viem';
+import { NOT_SENT_ERROR_CODES } from '../connection-errors.js';
 import { REASON, type ExactEvmReason } from './reasons.js';
 
 /** Every error reachable from `err` through `cause` and `AggregateError.errors`, outermost first. */
@@ -33,9 +34,17 @@ export function errorChain(err: unknown): unknown[] {
 /**
  * The contract itself answered "no": a revert, or no data (no code at the address, or no such
  * function). That is a fact about the chain, not an RPC fault.
+ *
+ * viem also turns a JSON-RPC `-32603 Internal error` with any message into a
+ * `ContractFunctionRevertedError`, and hosted nodes answer transient faults that way. So a -32603
+ * counts as a revert only when the node's own words say "revert" or it sent revert data:
+ * otherwise a blip would become a payment refusal (402) instead of an unavailable chain (503),
+ * and a refused ERC-1271 signature would be cached.
  */
 export function isContractFailure(err: unknown): boolean {
-  return errorChain(err).some(
+  const chain = errorChain(err);
+  if (chain.some(isInternalErrorWithoutRevert)) return false;
+  return chain.some(
     (e) =>
       e instanceof ContractFunctionRevertedError ||
       e instanceof ContractFunctionZeroDataError ||
@@ -44,8 +53,15 @@ export function isContractFailure(err: unknown): boolean {
   );
 }
 
-/** Socket errors that happen before a single byte of the request reaches the node. */
-const NOT_CONNECTED_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL']);
+const INTERNAL_ERROR_CODE = -32603;
+
+function isInternalErrorWithoutRevert(e: unknown): boolean {
+  if (!(e instanceof RpcRequestError) || e.code !== INTERNAL_ERROR_CODE) return false;
+  const data: unknown = e.data;
+  const hasRevertData = typeof data === 'string' ? data.length > 2 : data !== undefined && data !== null;
+  return !hasRevertData && !/revert/i.test(e.details);
+}
+
 
 /**
  * True only when the request provably never reached a node: the connection itself failed, and
@@ -55,12 +71,32 @@ export function neverReachedNode(err: unknown): boolean {
   const chain = errorChain(err);
   if (chain.some((e) => e instanceof TimeoutError)) return false;
   if (chain.some((e) => e instanceof HttpRequestError && e.status !== undefined)) return false;
-  return chain.some((e) => typeof e === 'object' && e !== null && 'code' in e && NOT_CONNECTED_CODES.has(String(e.code)));
+  return chain.some((e) => typeof e === 'object' && e !== null && 'code' in e && NOT_SENT_ERROR_CODES.has(String(e.code)));
 }
 
 /** The node answered with a JSON-RPC error object: it processed the request and refused it. */
 export function nodeRefused(err: unknown): boolean {
   return errorChain(err).some((e) => e instanceof RpcRequestError);
+}
+
+/** A node's words for "this nonce is not the next one": the sender's count was stale. */
+export const NONCE_CONFLICT = /nonce too low|nonce too high|replacement transaction underpriced|nonce.*already.*used|invalid nonce/i;
+
+/** Refusals that mean a raw transaction was judged and kept out of the pool: nonce, fees, gas, funds, sender. */
+const POOL_REJECTION = new RegExp(
+  `${NONCE_CONFLICT.source}|transaction underpriced|insufficient funds|intrinsic gas too low|gas limit|fee cap|max fee per gas|max priority fee|invalid sender|exceeds block gas limit`,
+  'i',
+);
+
+/**
+ * The node refused a raw transaction in words that prove it never entered the pool. Any other
+ * JSON-RPC error to a send (`-32603 Internal error`, a provider's "request timed out") can come
+ * after the node accepted and forwarded it, so it proves nothing; nor does "already known".
+ */
+export function sendRejected(err: unknown): boolean {
+  if (!nodeRefused(err)) return false;
+  const text = failureText(err);
+  return POOL_REJECTION.test(text) && !/already known/i.test(text);
 }
 
 /** The revert reason (`Error(string)`) or the node's own message for the failure, if there is one. */

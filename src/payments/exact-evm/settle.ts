@@ -47,7 +47,7 @@ import { eip3009Abi } from './abi.js';
 import { MinedNonceGate } from './mined-nonce-gate.js';
 import { NonceAllocator } from './nonce-allocator.js';
 import { REASON, type ExactEvmReason } from './reasons.js';
-import { failureText, isContractFailure, neverReachedNode, nodeRefused, reasonForTransferFailure } from './rpc-errors.js';
+import { failureText, isContractFailure, NONCE_CONFLICT, neverReachedNode, reasonForTransferFailure, sendRejected } from './rpc-errors.js';
 import { classifySignature, splitEcdsa } from './signature.js';
 import { createTransactionSigner, type TransactionSigner } from './transaction-signer.js';
 import { checkAuthorizationTerms, checkSchemeAndNetwork } from './verify.js';
@@ -198,9 +198,8 @@ export class LocalExactEvmSettler implements Settler {
         break;
       } catch (err) {
         const text = failureText(err);
-        const definitelyNotSent = neverReachedNode(err) || (nodeRefused(err) && !/already known/i.test(text));
-        if (!definitelyNotSent) {
-          // Timed out, a 5xx, or anything unclear: the node may have it. Look for the receipt.
+        if (!neverReachedNode(err) && !sendRejected(err)) {
+          // Timed out, a 5xx, an internal error, or anything unclear: the node may have it. Look for the receipt.
           ambiguousSend = text;
           break;
         }
@@ -209,7 +208,8 @@ export class LocalExactEvmSettler implements Settler {
         this.#nonces.reset();
         if (neverReachedNode(err)) return refused(REASON.unexpectedSettleError, `chain unavailable: ${text}`);
         if (NONCE_CONFLICT.test(text) && attempt < MAX_SEND_ATTEMPTS) continue;
-        return refused(reasonForTransferFailure(text), text);
+        // The pool refused our transaction (fees, gas, our funds): not the payer's doing.
+        return refused(REASON.unexpectedSettleError, `the node refused the settlement transaction: ${text}`);
       }
     }
     const hash = sent.hash;
@@ -325,8 +325,6 @@ export class LocalExactEvmSettler implements Settler {
   }
 }
 
-/** A node's words for "this nonce is not the next one": ours was stale (see the file comment). */
-const NONCE_CONFLICT = /nonce too low|nonce too high|replacement transaction underpriced|nonce.*already.*used|invalid nonce/i;
 
 /** The overload the reference uses: (v, r, s) for a 65-byte ECDSA signature, `bytes` otherwise. */
 function transferCall(auth: Eip3009Authorization, signature: Hex) {
