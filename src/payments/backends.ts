@@ -21,7 +21,7 @@ import { LocalExactEvmVerifier } from './exact-evm/verify.js';
 import { createFacilitatorDispatcher, FacilitatorClient } from './facilitator-client.js';
 import { expectedFacilitatorKinds } from './facilitator-request.js';
 import { FacilitatorSettler } from './facilitator-settler.js';
-import type { FacilitatorSupportReport } from './facilitator-support.js';
+import { checkFacilitatorSupport, type FacilitatorSupportReport } from './facilitator-support.js';
 import { FacilitatorVerifier } from './facilitator-verifier.js';
 import type { Clock, ProofChecker, Settler, Verifier } from './ports.js';
 import { TxProofChecker } from './tx-proof.js';
@@ -112,16 +112,15 @@ export class PaymentBackendPool {
       network.settle.mode === 'facilitator' ? network.settle.facilitators.map((f) => new FacilitatorClient(f, { dispatcher: this.#dispatcher })) : [];
 
     let verifier: Verifier | undefined;
-    let facilitatorCheck: NetworkBackends['facilitatorCheck'];
     if (network.verify === 'local' && client) {
       const cached = new CachedVerifier(new LocalExactEvmVerifier({ clock, client }), { clock });
       this.#onCache(cached.counters);
       verifier = cached;
     } else if (facilitators.length > 0) {
-      const fv = new FacilitatorVerifier(facilitators);
-      verifier = fv;
-      facilitatorCheck = () => fv.startupCheck(expectedFacilitatorKinds(network));
+      verifier = new FacilitatorVerifier(facilitators);
     }
+    // Whatever they are used for (verifying, settling or both), facilitators are asked at start-up.
+    const facilitatorCheck = facilitators.length > 0 ? () => checkFacilitatorSupport(facilitators, expectedFacilitatorKinds(network)) : undefined;
 
     let settler: Settler | undefined;
     if (network.settle.mode === 'local' && client) {

@@ -29,7 +29,7 @@ import { LRUCache } from 'lru-cache';
 import type { PaymentOption } from '../config/types.js';
 import type { DecodedPayment } from '../protocol/types.js';
 import type { Clock, PaymentContext, Verifier, VerifyResult } from './ports.js';
-import { REASON } from './exact-evm/reasons.js';
+import { REASON } from '../protocol/reasons.js';
 
 /** How long an insufficient-balance answer is reused; a payer who tops up waits at most this. */
 export const DEFAULT_BALANCE_TTL_MS = 2_000;

@@ -15,6 +15,7 @@
  */
 import { minimumAfterTimeout } from '../config/schema.js';
 import type { PaymentOption, RouteConfig } from '../config/types.js';
+import { REASON } from '../protocol/reasons.js';
 import { selectRequirement } from '../protocol/select-requirement.js';
 import type { DecodedPayment, Hex } from '../protocol/types.js';
 import type { Clock, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, Verifier } from './ports.js';
@@ -67,11 +68,6 @@ export type ProofOutcome =
   | { readonly kind: 'accepted'; readonly payer: Hex; readonly option: PaymentOption }
   | { readonly kind: 'refused'; readonly reason: string };
 
-/** The protocol's reason for an authorization that expires too soon. */
-const VALID_BEFORE_TOO_SOON = 'invalid_exact_evm_payload_authorization_valid_before';
-
-/** The reason a second use of one authorization is refused with. */
-export const NONCE_ALREADY_USED = 'nonce_already_used';
 
 /**
  * Counts settlements and releases under way, across config reloads, so a drain can wait for the
@@ -113,8 +109,8 @@ export class Checkout {
     // authorization that could expire in between, before any work is done on its strength.
     const auth = payment.payload.authorization;
     if (request.route.settlement === 'after' && auth.validBefore < this.deps.clock.nowSeconds() + BigInt(minimumAfterTimeout(request.route.upstream))) {
-      await this.refuse(request, payment, option, VALID_BEFORE_TOO_SOON);
-      return { kind: 'refused', reason: VALID_BEFORE_TOO_SOON };
+      await this.refuse(request, payment, option, REASON.validBefore);
+      return { kind: 'refused', reason: REASON.validBefore };
     }
     const verifier = this.deps.verifiers.get(option.asset.network.name);
     if (!verifier) {
@@ -130,8 +126,10 @@ export class Checkout {
     // Kept until the authorization can no longer be used on chain; validBefore fits a JS number.
     const reserved = await this.deps.ledger.reserveNonce(nonceKey, Number(auth.validBefore));
     if (!reserved) {
-      await this.refuse(request, payment, option, NONCE_ALREADY_USED);
-      return { kind: 'refused', reason: NONCE_ALREADY_USED };
+      // Reserved already (a concurrent or earlier use of the same authorization): the protocol's
+      // reason for a used nonce, as the chain would give once it is settled.
+      await this.refuse(request, payment, option, REASON.nonceUsed);
+      return { kind: 'refused', reason: REASON.nonceUsed };
     }
     return { kind: 'authorized', authorized: { payment, option, payer: verdict.payer, nonceKey, request } };
   }

@@ -18,21 +18,20 @@ import {
   isTxHash,
   type FacilitatorClient,
   type FacilitatorFailure,
-  type FacilitatorKind,
   type FacilitatorSettleAnswer,
 } from './facilitator-client.js';
 import { facilitatorRequestBody, type FacilitatorRequestContext } from './facilitator-request.js';
-import { checkFacilitatorSupport, type FacilitatorSupportReport } from './facilitator-support.js';
+import { REASON } from '../protocol/reasons.js';
 import type { SettleResult, Settler } from './ports.js';
 
-export const SETTLEMENT_PENDING_REASON = 'settlement_pending';
-export const UNEXPECTED_SETTLE_ERROR = 'unexpected_settle_error';
+const SETTLEMENT_PENDING_REASON = REASON.settlementPending;
+const UNEXPECTED_SETTLE_ERROR = REASON.unexpectedSettleError;
 
 /** Failures reported after the transfer transaction was mined successfully: the authorization is spent. */
-const MINED_FAILURE_REASONS: ReadonlySet<string> = new Set(['invalid_exact_evm_transfer_event_mismatch']);
+const MINED_FAILURE_REASONS: ReadonlySet<string> = new Set([REASON.transferEventMismatch]);
 
 /** The transfer was mined and reverted: certainly nothing moved. */
-const REVERTED_REASON = 'invalid_exact_evm_transaction_failed';
+const REVERTED_REASON = REASON.transactionFailed;
 
 /** Protocol reasons are snake_case; anything else is an exception message passed through as a reason. */
 const PROTOCOL_REASON = /^[a-z0-9_]+$/;
@@ -80,11 +79,6 @@ export class FacilitatorSettler implements Settler {
       message: `no facilitator could settle the payment: ${failures.map((f) => f.message).join('; ')}`,
       maybeOnChain: doubt,
     };
-  }
-
-  /** Asks each facilitator which of `expected` it supports; see `checkFacilitatorSupport`. */
-  startupCheck(expected: readonly FacilitatorKind[]): Promise<FacilitatorSupportReport[]> {
-    return checkFacilitatorSupport(this.#clients, expected);
   }
 }
 

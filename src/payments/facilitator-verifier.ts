@@ -9,9 +9,8 @@
 import type { PaymentOption } from '../config/types.js';
 import { InfrastructureError } from '../errors.js';
 import type { DecodedPayment } from '../protocol/types.js';
-import type { FacilitatorClient, FacilitatorFailure, FacilitatorKind } from './facilitator-client.js';
+import type { FacilitatorClient, FacilitatorFailure } from './facilitator-client.js';
 import { facilitatorRequestBody, type FacilitatorRequestContext } from './facilitator-request.js';
-import { checkFacilitatorSupport, type FacilitatorSupportReport } from './facilitator-support.js';
 import type { Verifier, VerifyResult } from './ports.js';
 
 export class FacilitatorVerifier implements Verifier {
@@ -49,11 +48,6 @@ export class FacilitatorVerifier implements Verifier {
       };
     }
     throw unavailableError('verify', failures);
-  }
-
-  /** Asks each facilitator which of `expected` it supports; see `checkFacilitatorSupport`. */
-  startupCheck(expected: readonly FacilitatorKind[]): Promise<FacilitatorSupportReport[]> {
-    return checkFacilitatorSupport(this.#clients, expected);
   }
 }
 

@@ -22,6 +22,7 @@ import type { DecodedPayment } from '../../src/protocol/types.js';
 import { MULTICALL3_ADDRESS, startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';
 import { makeOption, makeRoute } from '../helpers/options.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
+import { checkFacilitatorSupport } from '../../src/payments/facilitator-support.js';
 
 const [DEPLOYER_KEY, PAYER_KEY, FACILITATOR_KEY, PAY_TO_KEY, SECOND_FACILITATOR_KEY, BROKE_KEY, PENDING_FACILITATOR_KEY] = ANVIL_DEV_KEYS;
 const payer = privateKeyToAccount(PAYER_KEY).address;
@@ -197,13 +198,13 @@ describe('the official facilitator behind FacilitatorVerifier / FacilitatorSettl
     });
   });
 
-  it('startupCheck: lists what /supported lacks', async () => {
-    const [report] = await new FacilitatorVerifier(clients(first.url)).startupCheck(expectedFacilitatorKinds(option.asset.network));
+  it('checkFacilitatorSupport: lists what /supported lacks', async () => {
+    const [report] = await checkFacilitatorSupport(clients(first.url), expectedFacilitatorKinds(option.asset.network));
     expect(report).toMatchObject({ reachable: true, missing: [] });
     // v2 is registered for the one chain given; v1 for every EVM network name @x402/evm knows,
     // although the signer is connected to this chain only.
     const sepolia = { ...option.asset.network, caip2: 'eip155:84532' as const, chainId: 84532, v1Name: 'base-sepolia' };
-    const [other] = await new FacilitatorVerifier(clients(first.url)).startupCheck(expectedFacilitatorKinds(sepolia));
+    const [other] = await checkFacilitatorSupport(clients(first.url), expectedFacilitatorKinds(sepolia));
     expect(other).toMatchObject({ reachable: true, missing: [{ x402Version: 2, scheme: 'exact', network: 'eip155:84532' }] });
   });
 });

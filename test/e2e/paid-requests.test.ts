@@ -257,7 +257,7 @@ describe('replay', () => {
       const all = await Promise.all(Array.from({ length: 5 }, () => send(gw.url, 'GET', '/weather?city=Rome', { headers: header })));
       statuses = all.map((r) => r.status).sort();
       for (const r of all.filter((x) => x.status === 402)) {
-        expect((decodeHeader(r.headers['payment-required']) as { error: string }).error).toBe('nonce_already_used');
+        expect((decodeHeader(r.headers['payment-required']) as { error: string }).error).toBe('invalid_exact_evm_nonce_already_used');
       }
     });
     expect(statuses).toEqual([200, 402, 402, 402, 402]);

@@ -147,8 +147,8 @@ describe('Checkout', () => {
   it('refuses a second reservation of one nonce, and records the refusal', async () => {
     const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER });
     expect((await checkout.authorize(payment(), [option], request)).kind).toBe('authorized');
-    expect(await checkout.authorize(payment(), [option], request)).toEqual({ kind: 'refused', reason: 'nonce_already_used' });
-    expect(ledger.rows.at(-1)).toMatchObject({ status: 'refused', reason: 'nonce_already_used', payer: PAYER });
+    expect(await checkout.authorize(payment(), [option], request)).toEqual({ kind: 'refused', reason: 'invalid_exact_evm_nonce_already_used' });
+    expect(ledger.rows.at(-1)).toMatchObject({ status: 'refused', reason: 'invalid_exact_evm_nonce_already_used', payer: PAYER });
   });
 
   it('refuses, before verifying, an authorization that would expire before an after-settlement', async () => {

@@ -13,6 +13,10 @@ import type { DecodedPayment } from '../../src/protocol/types.js';
 import { startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
 import { makeOption, USDC_ARBITRUM } from '../helpers/options.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
+import { checkFacilitatorSupport } from '../../src/payments/facilitator-support.js';
+import { PaymentBackendPool } from '../../src/payments/backends.js';
+import { systemClock } from '../../src/payments/ports.js';
+import { gatewayYamlHead, parseTestConfig } from '../helpers/gateway.js';
 
 const PAYER = '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266';
 const PAY_TO = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
@@ -336,7 +340,7 @@ describe('FacilitatorSettler', () => {
   });
 });
 
-describe('startupCheck', () => {
+describe('checkFacilitatorSupport', () => {
   it('reports missing kinds per facilitator, and unreachable ones', async () => {
     a.answer(() => ({ status: 200, body: { kinds: [{ x402Version: 2, scheme: 'exact', network: 'eip155:8453' }] } }));
     b.answer(() => ({
@@ -348,11 +352,33 @@ describe('startupCheck', () => {
         ],
       },
     }));
-    const reports = await new FacilitatorVerifier(clients(a.url, b.url, dead)).startupCheck(expectedFacilitatorKinds(option.asset.network));
+    const reports = await checkFacilitatorSupport(clients(a.url, b.url, dead), expectedFacilitatorKinds(option.asset.network));
     expect(reports).toEqual([
       { url: a.url, reachable: true, missing: [{ x402Version: 1, scheme: 'exact', network: 'base' }], kinds: expect.any(Array) },
       { url: b.url, reachable: true, missing: [], kinds: expect.any(Array) },
       { url: dead, reachable: false, message: expect.stringContaining('ECONNREFUSED') },
     ]);
+  });
+
+  it('asks a facilitator that only settles (verification local) too', async () => {
+    a.answer(() => ({ status: 200, body: { kinds: [{ x402Version: 2, scheme: 'exact', network: 'eip155:8453' }] } }));
+    const config = parseTestConfig(`${gatewayYamlHead({
+      payTo: PAY_TO,
+      network: `base: { network: "eip155:8453", rpc: "http://127.0.0.1:8545", verify: local, settle: { mode: facilitator, url: "${a.url}" } }`,
+    })}
+upstreams:
+  api: { url: "http://127.0.0.1:8080" }
+routes:
+  - { match: "GET /x", price: "$0.01" }
+`);
+    const pool = new PaymentBackendPool(systemClock);
+    try {
+      const from = a.requests.length;
+      const [checked] = await pool.checkFacilitators(config);
+      expect(checked).toMatchObject({ network: 'base', reports: [{ url: a.url, reachable: true }] });
+      expect(calls(a, from, '/supported')).toBe(1);
+    } finally {
+      await pool.close();
+    }
   });
 });

@@ -14,7 +14,7 @@ import {
   TimeoutError,
 } from 'viem';
 import { NOT_SENT_ERROR_CODES } from '../connection-errors.js';
-import { REASON, type ExactEvmReason } from './reasons.js';
+import { REASON, type ExactEvmReason } from '../../protocol/reasons.js';
 
 /** Every error reachable from `err` through `cause` and `AggregateError.errors`, outermost first. */
 export function errorChain(err: unknown): unknown[] {

@@ -46,7 +46,7 @@ import type { Clock, SettleResult, Settler } from '../ports.js';
 import { eip3009Abi } from './abi.js';
 import { MinedNonceGate } from './mined-nonce-gate.js';
 import { NonceAllocator } from './nonce-allocator.js';
-import { REASON, type ExactEvmReason } from './reasons.js';
+import { REASON, type ExactEvmReason } from '../../protocol/reasons.js';
 import { failureText, isContractFailure, NONCE_CONFLICT, neverReachedNode, reasonForTransferFailure, sendRejected } from './rpc-errors.js';
 import { classifySignature, splitEcdsa } from './signature.js';
 import { createTransactionSigner, type TransactionSigner } from './transaction-signer.js';

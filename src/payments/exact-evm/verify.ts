@@ -24,7 +24,7 @@ import type { DecodedPayment, Hex, X402Version } from '../../protocol/types.js';
 import type { ChainClient } from '../chain-client.js';
 import type { Clock, Verifier, VerifyResult } from '../ports.js';
 import { createViemChainReader, type ExactEvmChainReader } from './chain-reader.js';
-import { REASON, type ExactEvmReason } from './reasons.js';
+import { REASON, type ExactEvmReason } from '../../protocol/reasons.js';
 import { classifySignature, recoverEcdsaSigner, type SignatureShape } from './signature.js';
 import { transferWithAuthorizationDigest } from './typed-data.js';
 
