@@ -6,6 +6,7 @@
  * counters are float64, exact up to 2^53 atomic units (9 billion USDC), far beyond a process's life.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CachedVerifierCounters } from './payments/cached-verifier.js';
 
 /** Seconds; from a fast upstream on the same host to a slow chain confirmation. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -87,7 +88,7 @@ export class GatewayMetrics {
   });
 
   /** Verification-cache counts are read from the verifiers when scraped. */
-  readonly #cacheSources: (() => { hits: number; misses: number; collapsed: number })[] = [];
+  readonly #cacheSources: Readonly<CachedVerifierCounters>[] = [];
 
   constructor() {
     const sources = this.#cacheSources;
@@ -98,8 +99,7 @@ export class GatewayMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const read of sources) {
-          const c = read();
+        for (const c of sources) {
           this.inc({ result: 'hit' }, c.hits);
           this.inc({ result: 'miss' }, c.misses);
           this.inc({ result: 'collapsed' }, c.collapsed);
@@ -113,8 +113,8 @@ export class GatewayMetrics {
    * Adds a verification cache to the scraped totals. Sources are never removed: a verifier
    * replaced by a reload keeps its final counts, so the totals never go down.
    */
-  addCacheSource(read: () => { hits: number; misses: number; collapsed: number }): void {
-    this.#cacheSources.push(read);
+  addCacheSource(counters: Readonly<CachedVerifierCounters>): void {
+    this.#cacheSources.push(counters);
   }
 
   /** Marks `hash` as the active config. */

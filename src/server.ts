@@ -70,7 +70,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const clock = options.clock ?? systemClock;
   const metrics = new GatewayMetrics();
   const ledger = observeLedger(options.ledger ?? new SqliteLedger(initial.ledger.path), metrics, logger);
-  const pool = new PaymentBackendPool(clock, (counters) => metrics.addCacheSource(() => counters));
+  const pool = new PaymentBackendPool(clock, (counters) => metrics.addCacheSource(counters));
   const work = new WorkInFlight();
   /** Every app not yet closed: the live one and retired ones still finishing requests. */
   const apps = new Set<LiveApp>();

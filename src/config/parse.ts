@@ -87,19 +87,20 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       problems.push(upstreamName === undefined ? `${at('upstream')}: required (there is no defaults.upstream)` : `${at('upstream')}: unknown upstream "${upstreamName}"`);
       return;
     }
+    const maxTimeoutSeconds = r.maxTimeoutSeconds ?? raw.defaults.maxTimeoutSeconds;
     const price = compilePrice(r, index, {
       assets,
       accepts: r.accepts ?? defaultAccepts,
       payTo: r.payTo === undefined ? payTo : getAddress(r.payTo),
-      maxTimeoutSeconds: r.maxTimeoutSeconds ?? raw.defaults.maxTimeoutSeconds,
+      maxTimeoutSeconds,
       problems,
     });
     const settlement = r.settlement ?? raw.defaults.settlement;
-    const maxTimeoutSeconds = r.maxTimeoutSeconds ?? raw.defaults.maxTimeoutSeconds;
-    if (settlement === 'after' && price.kind === 'priced' && maxTimeoutSeconds < minimumAfterTimeout(upstream)) {
+    const minValiditySeconds = settlement === 'after' ? minimumAfterTimeout(upstream) : 0;
+    if (price.kind === 'priced' && maxTimeoutSeconds < minValiditySeconds) {
       problems.push(
         `${r.maxTimeoutSeconds === undefined ? 'defaults' : `routes[${index}]`}.maxTimeoutSeconds: ${maxTimeoutSeconds} is too short for ` +
-          `settlement: after in front of upstream "${upstream.name}" (timeoutMs ${upstream.timeoutMs}); it must be at least ${minimumAfterTimeout(upstream)}`,
+          `settlement: after in front of upstream "${upstream.name}" (timeoutMs ${upstream.timeoutMs}); it must be at least ${minValiditySeconds}`,
       );
     }
     const route: RouteConfig = {
@@ -110,6 +111,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       description: r.description,
       mimeType: r.mimeType,
       settlement,
+      minValiditySeconds,
       mode: r.mode ?? raw.defaults.mode,
       allow: r.allow === undefined ? defaultAllow : compileAllowlist(r.allow, ['routes', index, 'allow'], problems),
     };

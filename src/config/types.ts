@@ -112,6 +112,12 @@ export interface RouteConfig {
   readonly description: string;
   readonly mimeType: string;
   readonly settlement: SettlementTiming;
+  /**
+   * Seconds an authorization must stay valid for this route to accept it: under `settlement:
+   * after`, the upstream's timeout plus a margin to settle in (see `minimumAfterTimeout`); 0 under
+   * `before`, where the verifier's own grace applies.
+   */
+  readonly minValiditySeconds: number;
   readonly mode: RouteMode;
   readonly allow: Allowlist | undefined;
 }

@@ -82,7 +82,7 @@ log: { level: info }
  * A double-quoted YAML scalar. JSON strings are valid YAML double-quoted scalars; `${` is escaped
  * as `$${` because the config loader expands `${VAR}` in every string.
  */
-export function yamlString(value: string): string {
+function yamlString(value: string): string {
   // A function replacement: in a replacement string, `$$` would itself mean a single `$`.
   return JSON.stringify(value.replaceAll('${', () => '$${'));
 }

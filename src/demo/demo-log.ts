@@ -18,7 +18,7 @@ export function demoLogDestination(write: (line: string) => void): DestinationSt
 }
 
 /** One JSON log line as `HH:MM:SS [LEVEL] msg key=value ...`; anything not JSON passes through. */
-export function formatLogLine(line: string): string {
+function formatLogLine(line: string): string {
   let entry: unknown;
   try {
     entry = JSON.parse(line);

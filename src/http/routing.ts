@@ -39,7 +39,7 @@ function isDiscovery(segments: readonly string[], method: string | undefined): b
 }
 
 /** Names the upstream a request is routed to, or NO_UPSTREAM. */
-export function upstreamOf(config: Config, states: RequestStates, req: IncomingMessage): string {
+function upstreamOf(config: Config, states: RequestStates, req: IncomingMessage): string {
   const state = states.get(req);
   if (!state || !state.target.ok || state.special) return NO_UPSTREAM;
   if (state.match) return state.match.route.upstream.name;

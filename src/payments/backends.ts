@@ -12,8 +12,7 @@ import { privateKeyToAddress } from 'viem/accounts';
 import type { Config, NetworkConfig } from '../config/types.js';
 import { CachedVerifier, type CachedVerifierCounters } from './cached-verifier.js';
 import { checkAssetMetadata } from './asset-check.js';
-import { createChainClient, rpcTransport, type ChainClient } from './chain-client.js';
-import { neverReachedNode } from './exact-evm/rpc-errors.js';
+import { createChainClient, sendTransport, type ChainClient } from './chain-client.js';
 import { NonceAllocator } from './exact-evm/nonce-allocator.js';
 import { RpcConnections } from './rpc-connections.js';
 import { LocalExactEvmSettler } from './exact-evm/settle.js';
@@ -63,12 +62,17 @@ export class PaymentBackendPool {
     const verifiers = new Map<string, Verifier>();
     const settlers = new Map<string, Settler>();
     const proofs = new Map<string, ProofChecker>();
+    const current = new Set<string>();
     for (const network of config.networks.values()) {
+      current.add(configKey(network));
       const b = this.#network(network);
       if (b.verifier) verifiers.set(network.name, b.verifier);
       if (b.settler) settlers.set(network.name, b.settler);
       if (b.proof) proofs.set(network.name, b.proof);
     }
+    // Backends of networks the config no longer has are not kept for later reloads (their
+    // caches would pile up); an app still draining holds its own references until it is done.
+    for (const key of this.#byConfig.keys()) if (!current.has(key)) this.#byConfig.delete(key);
     return { verifiers, settlers, proofs };
   }
 
@@ -95,7 +99,7 @@ export class PaymentBackendPool {
   }
 
   #network(network: NetworkConfig): NetworkBackends {
-    const key = JSON.stringify(network);
+    const key = configKey(network);
     let b = this.#byConfig.get(key);
     if (!b) {
       b = this.#build(network);
@@ -137,8 +141,7 @@ export class PaymentBackendPool {
         clock,
         receiptTimeoutMs: network.settle.receiptTimeoutMs,
         nonces,
-        // Raw transactions move to the next endpoint only when the last provably never got them.
-        sendTransport: rpcTransport(network, { retryCount: 0, shouldThrow: (error) => !neverReachedNode(error), connections: this.#rpc }),
+        sendTransport: sendTransport(network, this.#rpc),
       });
     } else if (facilitators.length > 0) {
       settler = new FacilitatorSettler(facilitators);
@@ -146,4 +149,9 @@ export class PaymentBackendPool {
 
     return { verifier, settler, proof: client ? new TxProofChecker({ client, clock }) : undefined, facilitatorCheck };
   }
+}
+
+/** A network's whole config as a key: a changed RPC, key or facilitator list builds anew. */
+function configKey(network: NetworkConfig): string {
+  return JSON.stringify(network);
 }

@@ -6,6 +6,7 @@
  */
 import { createPublicClient, defineChain, fallback, type Chain, type PublicClient, type Transport } from 'viem';
 import type { NetworkConfig } from '../config/types.js';
+import { neverReachedNode } from './exact-evm/rpc-errors.js';
 import { RpcConnections } from './rpc-connections.js';
 
 /** How long one JSON-RPC request may take before the next endpoint (or a retry) is tried. */
@@ -77,6 +78,15 @@ export function rpcTransport(network: NetworkConfig, options: RpcTransportOption
   );
 }
 
+/**
+ * Where a settler's raw transactions go: the network's endpoints in order, moving to the next one
+ * only when the last provably never got the transaction (so one is never sent to two nodes after
+ * the first may have accepted it), and no retries.
+ */
+export function sendTransport(network: NetworkConfig, connections?: RpcConnections): Transport {
+  return rpcTransport(network, { retryCount: 0, shouldThrow: (error) => !neverReachedNode(error), ...(connections ? { connections } : {}) });
+}
+
 /** A public client for one network. Call once per network and share it. */
 export function createChainClient(network: NetworkConfig, options: ChainClientOptions = {}): ChainClient {
   return createPublicClient({
@@ -89,16 +99,4 @@ export function createChainClient(network: NetworkConfig, options: ChainClientOp
     pollingInterval: options.pollingIntervalMs ?? DEFAULT_POLLING_INTERVAL_MS,
     batch: { multicall: false },
   });
-}
-
-/** One client per network that has RPC endpoints, keyed by the network's config name. */
-export function createChainClients(
-  networks: ReadonlyMap<string, NetworkConfig>,
-  options: ChainClientOptions = {},
-): ReadonlyMap<string, ChainClient> {
-  const clients = new Map<string, ChainClient>();
-  for (const [name, network] of networks) {
-    if (network.rpc.length > 0) clients.set(name, createChainClient(network, options));
-  }
-  return clients;
 }

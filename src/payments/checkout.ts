@@ -13,7 +13,6 @@
  * after. A crash in between leaves the pending row, with payer and nonce, to reconcile against
  * the chain: no money moves without a row.
  */
-import { minimumAfterTimeout } from '../config/schema.js';
 import type { PaymentOption, RouteConfig } from '../config/types.js';
 import { REASON } from '../protocol/reasons.js';
 import { selectRequirement } from '../protocol/select-requirement.js';
@@ -108,7 +107,8 @@ export class Checkout {
     // Under `settlement: after` the money moves only after the upstream answered: refuse an
     // authorization that could expire in between, before any work is done on its strength.
     const auth = payment.payload.authorization;
-    if (request.route.settlement === 'after' && auth.validBefore < this.deps.clock.nowSeconds() + BigInt(minimumAfterTimeout(request.route.upstream))) {
+    const minValidity = request.route.minValiditySeconds;
+    if (minValidity > 0 && auth.validBefore < this.deps.clock.nowSeconds() + BigInt(minValidity)) {
       await this.refuse(request, payment, option, REASON.validBefore);
       return { kind: 'refused', reason: REASON.validBefore };
     }

@@ -78,7 +78,7 @@ export function normaliseUrl(rawUrl: string): NormalisedPath {
  * RFC 3986 path-segment encoding: everything but unreserved characters, the sub-delims but `;`
  * (refused before this), `:` and `@` is percent-encoded.
  */
-export function encodeSegment(segment: string): string {
+function encodeSegment(segment: string): string {
   return encodeURIComponent(segment).replace(/%(?:3A|40|21|24|26|27|28|29|2A|2B|2C|3D)/g, (e) =>
     String.fromCharCode(Number.parseInt(e.slice(1), 16)),
   );

@@ -5,6 +5,7 @@
 import type { PaymentRequirements } from '@x402/core/types';
 import { ExactEvmScheme } from '@x402/evm/exact/client';
 import type { PrivateKeyAccount } from 'viem';
+import { minimumAfterTimeout } from '../../src/config/schema.js';
 import type { Address, AssetConfig, NetworkConfig, PaymentOption, RouteConfig, UpstreamConfig } from '../../src/config/types.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
@@ -70,6 +71,7 @@ export function makeRoute(options: readonly PaymentOption[], overrides: Partial<
     description: 'Current weather',
     mimeType: 'application/json',
     settlement: 'after',
+    minValiditySeconds: minimumAfterTimeout(UPSTREAM),
     ...overrides,
   });
 }

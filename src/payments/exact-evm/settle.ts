@@ -41,7 +41,7 @@ import {
 } from 'viem';
 import type { Address, NetworkConfig, PaymentOption } from '../../config/types.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../protocol/types.js';
-import { rpcTransport, type ChainClient } from '../chain-client.js';
+import { sendTransport, type ChainClient } from '../chain-client.js';
 import type { Clock, SettleResult, Settler } from '../ports.js';
 import { eip3009Abi } from './abi.js';
 import { MinedNonceGate } from './mined-nonce-gate.js';
@@ -121,7 +121,7 @@ export class LocalExactEvmSettler implements Settler {
       chain: options.client.chain,
       transport:
         options.sendTransport ??
-        rpcTransport(options.network, { retryCount: 0, shouldThrow: (error) => !neverReachedNode(error) }),
+        sendTransport(options.network),
     });
     const settle = options.network.settle;
     this.#receiptTimeoutMs =
@@ -173,9 +173,9 @@ export class LocalExactEvmSettler implements Settler {
     let gas: bigint;
     let fees: Fees;
     try {
-      const estimate = await this.#client.estimateGas({ account: this.#signer.address, to: asset, data });
+      const [estimate, estimatedFees] = await Promise.all([this.#client.estimateGas({ account: this.#signer.address, to: asset, data }), this.#fees()]);
       gas = estimate + (estimate * GAS_HEADROOM_PERCENT) / 100n;
-      fees = await this.#fees();
+      fees = estimatedFees;
     } catch (err) {
       if (isContractFailure(err)) return refused(reasonForTransferFailure(failureText(err)), failureText(err));
       return refused(REASON.unexpectedSettleError, `chain unavailable before sending: ${describe(err)}`);
