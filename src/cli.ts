@@ -7,7 +7,7 @@ import { loadConfigFile } from './config/load.js';
 import type { Config } from './config/types.js';
 import { SqliteLedger } from './ledger/sqlite-ledger.js';
 import type { Receipt } from './payments/ports.js';
-import { runGateway } from './server.js';
+import { runGateway, type RunningGateway } from './server.js';
 
 export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -104,7 +104,14 @@ async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv
     case 'receipts':
       return printReceipts(loaded.config, values, io);
     case 'start': {
-      const gateway = await runGateway(loaded.config, { configPath: path, env: io.env });
+      let gateway: RunningGateway;
+      try {
+        gateway = await runGateway(loaded.config, { configPath: path, env: io.env });
+      } catch (err) {
+        // A port in use, an unwritable ledger path: a one-line reason and exit 1, not a stack trace.
+        io.err(`x402-gateway: could not start: ${err instanceof Error ? err.message : String(err)}`);
+        return 1;
+      }
       const stop = () => void gateway.close();
       io.onSignal('SIGTERM', stop);
       io.onSignal('SIGINT', stop);

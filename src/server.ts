@@ -156,20 +156,20 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
 
   const admin = buildAdmin({ logger, metrics, isReady: () => ready && !draining, configHash: () => live.gateway.config.hash, reload });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(initial.listen.port, initial.listen.host, () => resolve());
-  });
-  const url = addressUrl(server.address() as AddressInfo);
   let adminUrl: string;
   try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(initial.listen.port, initial.listen.host, () => resolve());
+    });
     adminUrl = await admin.listen({ host: initial.admin.host, port: initial.admin.port });
   } catch (err) {
-    // Do not leave the public listener open behind a failed start.
+    // A failed start (a port in use) leaves nothing open behind it: listener, apps, pools, ledger.
     server.close();
-    await live.gateway.app.close();
+    await Promise.allSettled([live.gateway.app.close(), admin.close(), pool.close(), ledger.close()]);
     throw err;
   }
+  const url = addressUrl(server.address() as AddressInfo);
   const watcher = options.configPath && initial.reload.watch ? watchConfig(options.configPath, initial.reload.debounceMs, reload, logger) : undefined;
   ready = true;
   void pool.checkFacilitators(initial).then(

@@ -4,10 +4,12 @@
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliIo } from '../../src/cli.js';
 import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+import { gatewayYamlHead, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
 
 function io(env: Record<string, string> = {}): CliIo & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -85,6 +87,32 @@ describe('x402-gateway validate', () => {
 });
 
 describe('x402-gateway receipts', () => {
+  it('start: a port in use is a one-line reason and exit 1, not a crash', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const port = (busy.address() as AddressInfo).port;
+    const path = join(dir, 'busy.yaml');
+    writeFileSync(
+      path,
+      `${gatewayYamlHead({ payTo: '0x1111111111111111111111111111111111111111', network: UNREACHABLE_FACILITATOR_BASE, port })}
+upstreams:
+  api: { url: "http://127.0.0.1:8080" }
+routes:
+  - { match: "GET /weather", price: "$0.01" }
+ledger: { path: "${join(dir, 'busy.db')}" }
+log: { level: error }
+reload: { watch: false }
+`,
+    );
+    const out = io();
+    try {
+      expect(await runCli(['start', '--config', path], out)).toBe(1);
+    } finally {
+      busy.close();
+    }
+    expect(out.stderr).toEqual([expect.stringMatching(/^x402-gateway: could not start: .*EADDRINUSE/)]);
+  });
+
   it('lists receipts as a table, JSON or CSV', async () => {
     const ledger = new SqliteLedger(ledgerPath);
     const row = {
