@@ -77,7 +77,7 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
   // Callback style, not async: one promise fewer on every request.
   app.addHook('onResponse', (request, reply, done) => {
     const state = states.get(request.raw);
-    if (state) observe(deps.metrics, state);
+    if (state) observe(deps.metrics, state, reply.statusCode);
     accessLog(state?.match?.route).info(
       {
         reqId: request.id,
@@ -156,11 +156,19 @@ function trustProxyOption(trust: Config['trustProxy']): NonNullable<FastifyServe
   return typeof trust === 'object' ? [...trust] : trust;
 }
 
+/**
+ * A reason as a metric label. Protocol reasons are short snake_case words; a facilitator can send
+ * any text as its reason, and every distinct label value is a new time series.
+ */
+function reasonLabel(reason: string): string {
+  return /^[a-z0-9_]{1,64}$/.test(reason) ? reason : 'other';
+}
+
 /** Counts one finished request in the metrics. */
-function observe(metrics: GatewayMetrics, state: RequestState): void {
+function observe(metrics: GatewayMetrics, state: RequestState, status: number): void {
   const route = state.match?.route.match ?? (state.special ? 'discovery' : 'unmatched');
   metrics.requests.inc({ route, outcome: state.outcome });
-  if (state.outcome === 'refused' && state.reason && !state.settlement) metrics.verificationFailures.inc({ reason: state.reason });
+  if (state.outcome === 'refused' && state.reason && !state.settlement) metrics.verificationFailures.inc({ reason: reasonLabel(state.reason) });
   if (state.settlement) {
     metrics.settlements.inc({ outcome: state.settlement.outcome, mode: state.settlement.mode });
     if (state.settlement.mode !== 'proof') metrics.settlementSeconds.observe({ mode: state.settlement.mode }, state.settlement.seconds);
@@ -169,7 +177,8 @@ function observe(metrics: GatewayMetrics, state: RequestState): void {
     const o = state.charged;
     metrics.revenue.inc({ route, asset: o.asset.id, network: o.asset.network.caip2 }, Number(o.amount));
   }
-  if (state.wouldCharge) {
+  // What enforcing would have earned: under `settlement: after` an upstream failure is not charged.
+  if (state.wouldCharge && (status < 400 || state.match?.route.settlement === 'before')) {
     const o = state.wouldCharge;
     metrics.shadowRevenue.inc({ route, asset: o.asset.id, network: o.asset.network.caip2 }, Number(o.amount));
   }

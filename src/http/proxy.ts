@@ -15,7 +15,7 @@ import type { Config } from '../config/types.js';
 import type { Checkout } from '../payments/checkout.js';
 import { applySettlement, failureReceipt, settleTimed } from './settlement.js';
 import { resourceUrl, sendChallenge, sendError } from './replies.js';
-import type { RequestState, RequestStates } from './request-state.js';
+import type { RequestStates } from './request-state.js';
 import { UPSTREAM_CONSTRAINT } from './routing.js';
 
 /**
@@ -46,6 +46,12 @@ export interface ProxyDeps {
 }
 
 export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): Promise<void> {
+  // Allowlist key headers are the gateway's credentials, never the upstream's: stripped from every
+  // forwarded request, whichever route it matched (or none, under `unmatched: free`).
+  const stripped: ReadonlySet<string> = new Set([
+    ...STRIPPED_REQUEST_HEADERS,
+    ...deps.config.routes.flatMap((route) => (route.allow ? [route.allow.apiKeyHeader] : [])),
+  ]);
   for (const upstream of deps.config.upstreams.values()) {
     const { origin, pathname } = new URL(upstream.url);
     const credentials = Object.entries(upstream.headers).map(([name, value]) => [name.toLowerCase(), value] as const);
@@ -64,19 +70,13 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
         rewriteRequestHeaders: (request, headers) => {
           const state = deps.states.get(request.raw as IncomingMessage);
           if (state) state.forwardedAt = performance.now();
-          return upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, credentials, state?.match?.route.allow?.apiKeyHeader);
+          return upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, stripped, credentials);
         },
-        rewriteHeaders: (headers, request) => {
-          const out = upstreamResponseHeaders(headers as IncomingHttpHeaders);
-          // Remembered so an answer of the gateway's own can drop exactly these, and keep its CORS headers.
-          const state = request ? deps.states.get(request.raw as IncomingMessage) : undefined;
-          if (state) state.upstreamHeaderNames = Object.keys(out);
-          return out;
-        },
+        rewriteHeaders: (headers) => upstreamResponseHeaders(headers as IncomingHttpHeaders),
         onResponse: (request, reply, res) => {
           onUpstreamResponse(deps, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream).catch((err: unknown) => {
             discard(res.stream);
-            dropUpstreamHeaders(http1Reply(reply), deps.states.get(request.raw as IncomingMessage));
+            dropUpstreamHeaders(http1Reply(reply));
             reply.send(err);
           });
         },
@@ -103,18 +103,18 @@ function http1Reply(reply: FastifyReply<RouteGenericInterface, RawServerBase>): 
  * The headers sent upstream. Copied name by name rather than spread and `delete`d: deleting
  * turns an object into a slow dictionary, and this runs for every request.
  *
- * `apiKeyHeader`: the route's allowlist key header, the gateway's credential, not the upstream's.
- * `credentials`: the upstream's configured headers, lowercased; they win over the caller's.
+ * `stripped`: lowercase names never forwarded. `credentials`: the upstream's configured headers,
+ * lowercased; they win over the caller's.
  */
 function upstreamRequestHeaders(
   request: FastifyRequest,
   headers: IncomingHttpHeaders,
+  stripped: ReadonlySet<string>,
   credentials: readonly (readonly [string, string])[],
-  apiKeyHeader: string | undefined,
 ): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
   for (const name in headers) {
-    if (!STRIPPED_REQUEST_HEADERS.has(name) && name !== apiKeyHeader) out[name] = headers[name];
+    if (!stripped.has(name)) out[name] = headers[name];
   }
   const priorFor = request.headers['x-forwarded-for'];
   out['x-forwarded-for'] = priorFor ? `${String(priorFor)}, ${request.ip}` : request.ip;
@@ -170,7 +170,7 @@ async function onUpstreamResponse(
       const outcome = await settleTimed(deps.checkout, state, pending);
       if (!applySettlement(state, pending, outcome)) {
         discard(stream);
-        dropUpstreamHeaders(reply, state);
+        dropUpstreamHeaders(reply);
         const route = pending.request.route;
         if (route.price.kind !== 'priced') throw new Error('settled a free route');
         const url = state.target.ok ? resourceUrl(deps.config, request, state.target.path, state.target.search) : '';
@@ -202,6 +202,8 @@ async function onUpstreamError(deps: ProxyDeps, request: FastifyRequest, reply: 
     }
   }
   request.log.warn({ err: error }, 'upstream failed');
+  // reply-from may have copied an upstream's headers already (an answer with an invalid status).
+  dropUpstreamHeaders(reply);
   // settlement: before, and the upstream failed after the money moved: the caller keeps its receipt.
   if (state?.receipt) reply.header(state.receipt.name, state.receipt.value);
   sendError(reply, timedOut ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_UNAVAILABLE');
@@ -216,7 +218,14 @@ function discard(stream: NodeJS.ReadableStream & { destroy(): void }): void {
   stream.destroy();
 }
 
-/** Removes the headers reply-from copied from the upstream, before the gateway answers itself. */
-function dropUpstreamHeaders(reply: FastifyReply, state: RequestState | undefined): void {
-  for (const name of state?.upstreamHeaderNames ?? []) reply.removeHeader(name);
+/**
+ * Before the gateway answers itself in place of the upstream: removes every header reply-from
+ * copied from the upstream, keeping only the gateway's own CORS headers (a browser must be able to
+ * read why it was refused) and `connection` (reply-from's `close` when the request body was not
+ * consumed). Nothing else is set on the reply before the upstream answers.
+ */
+function dropUpstreamHeaders(reply: FastifyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) {
+    if (!name.startsWith('access-control-') && name !== 'connection') reply.removeHeader(name);
+  }
 }

@@ -50,8 +50,6 @@ export interface RequestState {
   forwardedAt: number | undefined;
   /** Seconds from forwarding to the upstream's response headers. */
   upstreamSeconds: number | undefined;
-  /** Response headers copied from the upstream, so a gateway answer can drop them. */
-  upstreamHeaderNames: readonly string[];
 }
 
 /**
@@ -87,6 +85,5 @@ export function newRequestState(target: NormalisedPath, match: RouteMatch<RouteC
     settlement: undefined,
     forwardedAt: undefined,
     upstreamSeconds: undefined,
-    upstreamHeaderNames: [],
   };
 }

@@ -135,6 +135,7 @@ describe('settlement timing', () => {
       const res = await send(gw.url, 'GET', '/after/status/600', { headers: header });
       expect(res.status).toBe(502);
       expect(res.text()).not.toContain('"status":600');
+      expect(res.json()).toMatchObject({ code: 'GW_ERR_UPSTREAM_UNAVAILABLE' });
       expect(res.headers['payment-response']).toBeUndefined();
     });
     expect(delta).toEqual({ payer: 0n, payee: 0n });

@@ -201,9 +201,11 @@ describe('shadow mode, allowlists and metrics', () => {
     gw = await startFromFile(path);
     const before = upstream.seen.length;
     for (let i = 0; i < 3; i++) expect((await send(gw.url, 'GET', '/beta/report')).status).toBe(200);
-    expect(upstream.seen.length - before).toBe(3);
+    // An upstream failure would not have been charged (settlement: after): not counted as revenue.
+    expect((await send(gw.url, 'GET', '/beta/status/500')).status).toBe(500);
+    expect(upstream.seen.length - before).toBe(4);
     expect(await metric(gw.adminUrl, 'x402_gateway_shadow_revenue_atomic_total', { route: 'GET /beta/**', asset: 'usdc@base', network: 'eip155:8453' })).toBe(750_000);
-    expect(await metric(gw.adminUrl, 'x402_gateway_requests_total', { route: 'GET /beta/**', outcome: 'shadow' })).toBe(3);
+    expect(await metric(gw.adminUrl, 'x402_gateway_requests_total', { route: 'GET /beta/**', outcome: 'shadow' })).toBe(4);
   });
 
   it('lets allowlisted callers pass free (API key or CIDR), strips the key, and counts them apart', async () => {
@@ -215,6 +217,9 @@ describe('shadow mode, allowlists and metrics', () => {
     expect(withKey.status).toBe(200);
     // A priced route's answer stays out of shared caches, whoever got it free.
     expect(withKey.headers['cache-control']).toBe('max-age=60, private');
+    expect(upstream.seen.at(-1)?.headers['x-api-key']).toBeUndefined();
+    // Stripped on every route, not only the one whose allowlist it belongs to.
+    expect((await send(gw.url, 'GET', '/beta/report', { headers: { 'x-api-key': PARTNER_KEY } })).status).toBe(200);
     expect(upstream.seen.at(-1)?.headers['x-api-key']).toBeUndefined();
     expect((await send(gw.url, 'GET', '/partner/data', { headers: { 'x-api-key': 'wrong' } })).status).toBe(402);
     expect((await send(gw.url, 'GET', '/partner/data')).status).toBe(402);
