@@ -5,7 +5,7 @@
 import { authorizationTypes } from '@x402/evm';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { PaymentPayload, PaymentRequirements } from '@x402/core/types';
-import type { Hex } from 'viem';
+import { testActions, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE_USDC } from '../../src/devchain/token.js';
@@ -13,6 +13,7 @@ import type { Receipt } from '../../src/payments/ports.js';
 import type { RunningGateway } from '../../src/server.js';
 import { challengeOf, localSettlementBase, PAYEE, PAYER, PAYER_KEY, startChainWorld, UNFUNDED_KEY, v1Fetch, v2Fetch, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
 import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
+import { closedLoopbackUrl } from '../helpers/ports.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -220,6 +221,108 @@ describe('settlement timing', () => {
     expect(await world.balance(unfunded)).toBe(0n);
     expect(await world.balance(PAYEE)).toBe(payeeBefore);
     expect((await receiptsSince(t0)).map((r) => r.status)).toEqual(['settle_failed']);
+  });
+});
+
+describe('an upstream that is down or too slow', () => {
+  let other: RunningGateway;
+  beforeAll(async () => {
+    other = await startGateway(`${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(world.chain.rpcUrl) })}
+upstreams:
+  api: { url: "${upstream.url}" }
+  dead: { url: "${await closedLoopbackUrl()}" }
+  sluggish: { url: "${upstream.url}", timeoutMs: 300 }
+routes:
+  - { match: "GET /weather", price: "$0.01", upstream: api }
+  - { match: "GET /dead/after", price: "$0.01", upstream: dead }
+  - { match: "GET /dead/before", price: "$0.01", upstream: dead, settlement: before }
+  - { match: "GET /slow", price: "$0.01", upstream: sluggish }
+`);
+  });
+  afterAll(async () => {
+    await other?.close();
+  });
+
+  async function paymentFor(path: string): Promise<Record<string, string>> {
+    const http = v2HttpClient();
+    return http.encodePaymentSignatureHeader(await http.createPaymentPayload(await challengeOf(http, `${other.url}${path}`)));
+  }
+
+  it('settlement: after, upstream unreachable: 502, nothing charged, and the authorization pays for a retry', async () => {
+    const header = await paymentFor('/dead/after');
+    const t0 = Date.now();
+    const delta = await world.moved(async () => {
+      const res = await send(other.url, 'GET', '/dead/after', { headers: header });
+      expect(res.status).toBe(502);
+      expect(res.json()).toMatchObject({ code: 'GW_ERR_UPSTREAM_UNAVAILABLE' });
+      expect(res.headers['payment-response']).toBeUndefined();
+    });
+    expect(delta).toEqual({ payer: 0n, payee: 0n });
+    const rows = (await other.ledger.receipts({ since: t0 })).reverse();
+    expect(rows.map((r) => [r.status, r.reason])).toEqual([['not_charged', 'upstream_unavailable']]);
+    const retry = await world.moved(async () => {
+      expect((await send(other.url, 'GET', '/weather', { headers: header })).status).toBe(200);
+    });
+    expect(retry).toEqual({ payer: -CENT, payee: CENT });
+  });
+
+  it('settlement: after, upstream too slow: 504, nothing charged', async () => {
+    const header = await paymentFor('/slow');
+    const t0 = Date.now();
+    const delta = await world.moved(async () => {
+      const res = await send(other.url, 'GET', '/slow', { headers: header });
+      expect(res.status).toBe(504);
+      expect(res.json()).toMatchObject({ code: 'GW_ERR_UPSTREAM_TIMEOUT' });
+    });
+    expect(delta).toEqual({ payer: 0n, payee: 0n });
+    const rows = (await other.ledger.receipts({ since: t0 })).reverse();
+    expect(rows.map((r) => [r.status, r.reason])).toEqual([['not_charged', 'upstream_timeout']]);
+  });
+
+  it('settlement: before, upstream unreachable: 502, charged once, and the caller keeps its receipt', async () => {
+    const header = await paymentFor('/dead/before');
+    const delta = await world.moved(async () => {
+      const res = await send(other.url, 'GET', '/dead/before', { headers: header });
+      expect(res.status).toBe(502);
+      expect(decodeHeader(res.headers['payment-response'])).toMatchObject({ success: true, payer: PAYER });
+    });
+    expect(delta).toEqual({ payer: -CENT, payee: CENT });
+  });
+});
+
+describe('a settlement still unconfirmed when its receipt wait ends', () => {
+  it('answers 402 settlement_pending, serves nothing, keeps the nonce, and the money moves once when mined', async () => {
+    const waiting = await startGateway(`${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(world.chain.rpcUrl, ', receiptTimeoutMs: 300') })}
+upstreams:
+  api: { url: "${upstream.url}" }
+routes:
+  - { match: "GET /weather", price: "$0.01" }
+`);
+    const test = testActions({ mode: 'anvil' })(world.admin);
+    try {
+      const http = v2HttpClient();
+      const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(await challengeOf(http, `${waiting.url}/weather`)));
+      const before = await world.balances();
+      await test.setAutomine(false);
+      const res = await send(waiting.url, 'GET', '/weather', { headers: header });
+      expect(res.status).toBe(402);
+      expect(res.text()).not.toContain('"method":"GET"'); // the upstream's answer is not served
+      const receipt = decodeHeader(res.headers['payment-response']) as { success: boolean; errorReason: string; transaction: string };
+      expect(receipt).toMatchObject({ success: false, errorReason: 'settlement_pending' });
+      expect(receipt.transaction).toMatch(/^0x[0-9a-f]{64}$/);
+      expect((await waiting.ledger.receipts({})).map((r) => r.status)).toEqual(['pending']);
+      // The same authorization again: its nonce is kept, the transaction may still land.
+      const replay = await send(waiting.url, 'GET', '/weather', { headers: header });
+      expect(replay.status).toBe(402);
+      expect((decodeHeader(replay.headers['payment-required']) as { error: string }).error).toBe('invalid_exact_evm_nonce_already_used');
+      await test.mine({ blocks: 1 });
+      await test.setAutomine(true);
+      const after = await world.balances();
+      expect({ payer: after.payer - before.payer, payee: after.payee - before.payee }).toEqual({ payer: -CENT, payee: CENT });
+    } finally {
+      await test.setAutomine(true);
+      await waiting.close();
+    }
   });
 });
 
