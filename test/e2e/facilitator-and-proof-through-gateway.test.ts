@@ -137,9 +137,13 @@ routes:
   });
 
   it('refuses a settlement transaction as proof: one payment never buys two requests', async () => {
-    const paid = await v2Fetch()(`${gw.url}/report`);
-    expect(paid.status).toBe(200);
-    const settlement = (decodeHeader(paid.headers.get('payment-response') ?? undefined) as { transaction: string }).transaction;
+    let settlement = '';
+    const paidOnce = await world.moved(async () => {
+      const paid = await v2Fetch()(`${gw.url}/report`);
+      expect(paid.status).toBe(200);
+      settlement = (decodeHeader(paid.headers.get('payment-response') ?? undefined) as { transaction: string }).transaction;
+    });
+    expect(paidOnce).toEqual({ payer: -5n * CENT, payee: 5n * CENT });
     const before = upstream.seen.length;
     const reuse = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': settlement } });
     expect(reuse.status).toBe(402);

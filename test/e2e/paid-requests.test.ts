@@ -169,8 +169,12 @@ describe('settlement timing', () => {
   });
 
   it('settles before the first body byte without buffering: a paid event stream arrives with its receipt, as events', async () => {
+    const before = await world.balances();
     const res = await v2Fetch()(`${gw.url}/sse`);
     expect(res.status).toBe(200);
+    // Charged by the time the headers arrive.
+    const after = await world.balances();
+    expect({ payer: after.payer - before.payer, payee: after.payee - before.payee }).toEqual({ payer: -CENT, payee: CENT });
     expect(res.headers.get('content-type')).toBe('text/event-stream');
     // Headers (with the receipt) are written with the first byte: settlement came first.
     expect(receiptOf(res, 'payment-response')).toMatchObject({ success: true });
