@@ -282,20 +282,24 @@ describe('settle on anvil', () => {
   });
 
   it('re-checks the pure terms before sending anything (a payment that skipped verification)', async () => {
+    const before = await balances(PAY_TO, UNFUNDED.address);
     expect(await settler.settle(await officialV2(), { ...option, payTo: UNFUNDED.address })).toEqual({
       success: false,
       reason: 'invalid_exact_evm_recipient_mismatch',
       maybeOnChain: false,
     });
+    expect(await balances(PAY_TO, UNFUNDED.address)).toEqual(before);
   });
 
   it('refuses an expired authorization before sending anything', async () => {
     const late = new LocalExactEvmSettler({ network, client, privateKey: SETTLER_KEY, clock: offsetClock(295) });
+    const before = await balances(PAY_TO);
     expect(await late.settle(await officialV2(), option)).toEqual({
       success: false,
       reason: 'invalid_exact_evm_payload_authorization_valid_before',
       maybeOnChain: false,
     });
+    expect(await balances(PAY_TO)).toEqual(before);
   });
 
   it('maps an unfunded payer to insufficient_balance without sending', async () => {
@@ -391,7 +395,9 @@ describe('an unreachable chain', () => {
     const v = new LocalExactEvmVerifier({ client: fallbackClient, clock: systemClock });
     expect(await v.verify(await officialV2(), option)).toMatchObject({ valid: true });
     const s = new LocalExactEvmSettler({ network: twoEndpoints, client: fallbackClient, privateKey: ANVIL_DEV_KEYS[6], clock: systemClock });
+    const [before = 0n] = await balances(PAY_TO);
     expect(await s.settle(await officialV2(), option)).toMatchObject({ success: true });
+    expect(await balances(PAY_TO)).toEqual([before + PRICE]);
   });
 
   it('a send that never reached a node sends nothing and leaves no nonce gap', async () => {
