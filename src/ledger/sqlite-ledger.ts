@@ -17,7 +17,7 @@
  */
 import Database from 'better-sqlite3';
 import type { Hex } from '../protocol/types.js';
-import { MONEY_STATUSES, type Ledger, type NonceKey, type Receipt, type ReceiptQuery, type ReceiptStatus } from '../payments/ports.js';
+import { MONEY_STATUSES, nonceKeyString, type Ledger, type NonceKey, type Receipt, type ReceiptQuery, type ReceiptStatus } from '../payments/ports.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS nonces (
@@ -83,10 +83,6 @@ function receiptRow(r: Receipt): ReceiptRow {
   };
 }
 
-/** The replay key as one string: chain, asset, payer and nonce, case-folded. */
-export function nonceKeyString(key: NonceKey): string {
-  return `${key.chainId}:${key.asset.toLowerCase()}:${key.payer.toLowerCase()}:${key.nonce.toLowerCase()}`;
-}
 
 export class SqliteLedger implements Ledger {
   private readonly db: Database.Database;

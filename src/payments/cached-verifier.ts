@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { PaymentOption } from '../config/types.js';
 import type { DecodedPayment } from '../protocol/types.js';
-import type { Clock, PaymentContext, Verifier, VerifyResult } from './ports.js';
+import { nonceKeyString, type Clock, type PaymentContext, type Verifier, type VerifyResult } from './ports.js';
 import { REASON } from '../protocol/reasons.js';
 
 /** How long an insufficient-balance answer is reused; a payer who tops up waits at most this. */
@@ -136,10 +136,10 @@ const digest = (text: string): string => createHash('sha256').update(text).diges
 /** Hex is case-insensitive; names and versions are not, so only hex fields are folded. */
 const lower = (hex: string): string => hex.toLowerCase();
 
-/** The replay identity of an authorization: EIP-3009 nonces are per token and payer. */
+/** The replay identity of an authorization (EIP-3009 nonces are per token and payer), as the ledger keys it. */
 function nonceKey(payment: DecodedPayment, option: PaymentOption): string {
   const { from, nonce } = payment.payload.authorization;
-  return digest(`${option.asset.network.chainId}|${lower(option.asset.address)}|${lower(from)}|${lower(nonce)}`);
+  return nonceKeyString({ chainId: option.asset.network.chainId, asset: option.asset.address, payer: from, nonce });
 }
 
 /**

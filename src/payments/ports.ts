@@ -66,6 +66,11 @@ export interface NonceKey {
   readonly nonce: Hex;
 }
 
+/** The replay key as one string: chain, asset, payer and nonce, case-folded. */
+export function nonceKeyString(key: NonceKey): string {
+  return `${key.chainId}:${key.asset.toLowerCase()}:${key.payer.toLowerCase()}:${key.nonce.toLowerCase()}`;
+}
+
 export type ReceiptStatus =
   | 'settled' // money moved, tx confirmed
   | 'pending' // tx sent, outcome unknown: reconcile from the chain

@@ -62,16 +62,15 @@ const TRANSFER_WITH_AUTHORIZATION_TYPEHASH = keccak256(
   'bytes',
 );
 
-/** Domain separators by domain; a gateway has a handful of assets, so this stays tiny. */
-const domainSeparators = new Map<string, Uint8Array>();
-/** A bound for callers that hash under many made-up domains (tests); cleared, not evicted, past it. */
-const MAX_CACHED_DOMAINS = 256;
+/**
+ * Domain separators by asset. Assets are frozen config objects, so the separator is a pure
+ * function of the key and goes when a reload drops the asset.
+ */
+const domainSeparators = new WeakMap<AssetConfig, Uint8Array>();
 
-/** `hashStruct(EIP712Domain)` of the asset's domain, computed once per distinct domain. */
+/** `hashStruct(EIP712Domain)` of the asset's domain, computed once per asset. */
 export function eip3009DomainSeparator(asset: AssetConfig): Uint8Array {
-  // JSON: a token name may contain any separator character.
-  const key = JSON.stringify([asset.eip712Name, asset.eip712Version, asset.network.chainId, asset.address.toLowerCase()]);
-  const cached = domainSeparators.get(key);
+  const cached = domainSeparators.get(asset);
   if (cached !== undefined) return cached;
   const encoded = new Uint8Array(5 * 32);
   encoded.set(EIP712_DOMAIN_TYPEHASH, 0);
@@ -80,8 +79,7 @@ export function eip3009DomainSeparator(asset: AssetConfig): Uint8Array {
   putUint256(encoded, 96, BigInt(asset.network.chainId));
   putHex(encoded, 128 + 12, asset.address, 20);
   const separator = keccak256(encoded, 'bytes');
-  if (domainSeparators.size >= MAX_CACHED_DOMAINS) domainSeparators.clear();
-  domainSeparators.set(key, separator);
+  domainSeparators.set(asset, separator);
   return separator;
 }
 
