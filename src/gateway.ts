@@ -5,7 +5,7 @@
  * requests in flight finish on the app (and config) they started with.
  */
 import cors from '@fastify/cors';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -74,24 +74,43 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
   await app.register(cors, { origin: '*', exposedHeaders: EXPOSED_HEADERS, maxAge: 600 });
   app.addHook('onRequest', makePaywall({ config, states, checkout }));
   const accessLog = summaryLoggers(deps.logger);
-  // Callback style, not async: one promise fewer on every request.
-  app.addHook('onResponse', (request, reply, done) => {
+  /** Exactly one summary line and one count per request, however it ended. */
+  const summarise = (request: FastifyRequest, status: number, ms: number | undefined): void => {
     const state = states.get(request.raw);
-    if (state) observe(deps.metrics, state, reply.statusCode);
+    if (state) {
+      if (state.summarised) return;
+      state.summarised = true;
+      observe(deps.metrics, state, status);
+    }
     accessLog(state?.match?.route).info(
       {
         reqId: request.id,
         method: request.method,
         path: state?.target.ok ? state.target.path : request.url,
-        status: reply.statusCode,
+        status,
         outcome: state?.outcome,
         payer: state?.payer,
         tx: state?.transaction,
         reason: state?.reason,
-        ms: Math.round(reply.elapsedTime),
+        ms: ms === undefined ? undefined : Math.round(ms),
       },
       'request',
     );
+  };
+  // Callback style, not async: one promise fewer on every request.
+  app.addHook('onResponse', (request, reply, done) => {
+    summarise(request, reply.statusCode, reply.elapsedTime);
+    done();
+  });
+  // A caller that hangs up before its answer gets no onResponse; it is summarised here. A payment
+  // still waiting to settle is released (not charged) by the paywall's own close listener.
+  app.addHook('onRequestAbort', (request, done) => {
+    const state = states.get(request.raw);
+    if (state?.toSettle) {
+      state.outcome = 'not_charged';
+      state.reason = 'client_closed';
+    }
+    summarise(request, CLIENT_CLOSED_REQUEST, undefined);
     done();
   });
 
@@ -149,6 +168,9 @@ function summaryLoggers(logger: Logger): (route: RouteConfig | undefined) => Log
     return log;
   };
 }
+
+/** The status logged for a request whose caller closed the connection first (nginx's convention). */
+const CLIENT_CLOSED_REQUEST = 499;
 
 /** fastify's trustProxy; a hop count N trusts the N nearest proxies (as proxy-addr counts them). */
 function trustProxyOption(trust: Config['trustProxy']): NonNullable<FastifyServerOptions['trustProxy']> {

@@ -50,6 +50,8 @@ export interface RequestState {
   forwardedAt: number | undefined;
   /** Seconds from forwarding to the upstream's response headers. */
   upstreamSeconds: number | undefined;
+  /** Set once the request's summary line and metrics are written (see gateway.ts). */
+  summarised: boolean;
 }
 
 /**
@@ -85,5 +87,6 @@ export function newRequestState(target: NormalisedPath, match: RouteMatch<RouteC
     settlement: undefined,
     forwardedAt: undefined,
     upstreamSeconds: undefined,
+    summarised: false,
   };
 }

@@ -30,6 +30,7 @@ routes:
   - { match: "GET /weather", price: "$0.01" }
   - { match: "GET /health", price: free }
   - { match: "GET /down", price: free }
+  - { match: "GET /slow", price: free }
 `,
     { logger: pino(loggerOptions('info'), sink) },
   );
@@ -65,4 +66,21 @@ it('redacts payment and credential headers wherever a request is logged', () => 
   log.info({ req: { headers: { 'payment-signature': 'p', 'x-payment': 'x', authorization: 'a', 'x-api-key': 'k', accept: 'json' } } }, 'r');
   const logged = JSON.parse(out[0] ?? '{}') as { req: { headers: Record<string, string> } };
   expect(logged.req.headers).toEqual({ 'payment-signature': '[redacted]', 'x-payment': '[redacted]', authorization: '[redacted]', 'x-api-key': '[redacted]', accept: 'json' });
+});
+
+it('summarises a request whose caller hangs up before the answer too: status 499, counted once', async () => {
+  lines.length = 0;
+  const counted = async () => (await gw.metrics.requests.get()).values.find((v) => v.labels['route'] === 'GET /slow' && v.labels['outcome'] === 'free')?.value ?? 0;
+  const before = await counted();
+  const controller = new AbortController();
+  const pending = fetch(`${gw.url}/slow`, { signal: controller.signal }).catch(() => undefined);
+  await waitFor(() => upstream.seen.some((r) => r.url === '/slow'));
+  controller.abort();
+  await pending;
+  await waitFor(() => lines.some((l) => l['msg'] === 'request' && l['path'] === '/slow'));
+  // The upstream answers later; nothing more is written for this request.
+  await new Promise((r) => setTimeout(r, 2_200));
+  const summaries = lines.filter((l) => l['msg'] === 'request' && l['path'] === '/slow');
+  expect(summaries.map((l) => [l['route'], l['status'], l['outcome']])).toEqual([['GET /slow', 499, 'free']]);
+  expect(await counted()).toBe(before + 1);
 });
