@@ -8,6 +8,10 @@ import { decodePaymentResponseHeader, wrapFetchWithPayment } from '@x402/fetch';
 import { parseArgs } from 'node:util';
 import { privateKeyToAccount } from 'viem/accounts';
 import type { CliIo } from './cli.js';
+import { dollarsToAtomic } from './pricing.js';
+
+/** The official client pays in USDC; `--max` must be a price USDC can express. */
+const USDC_DECIMALS = 6;
 
 /** The most `pay` spends on one request unless told otherwise: the legacy client's own cap. */
 export const DEFAULT_MAX_PRICE = '$0.10';
@@ -53,7 +57,7 @@ export async function runPayCommand(argv: readonly string[], io: CliIo): Promise
     io.err('A payer key is needed: --key 0x<64 hex> or X402_PAYER_KEY.');
     return 2;
   }
-  if (!/^\$(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(values.max)) {
+  if (!dollarsToAtomic(values.max, USDC_DECIMALS).ok) {
     io.err(`--max must be a dollar price like '$0.05', not ${JSON.stringify(values.max)}`);
     return 2;
   }

@@ -26,10 +26,11 @@ import { demoConfigYaml } from './demo-config.js';
 import { demoLogDestination } from './demo-log.js';
 import { runSelfTest } from './demo-self-test.js';
 import { startDemoUpstream } from './demo-upstream.js';
+import { DEFAULT_ADMIN, DEFAULT_LISTEN } from '../config/schema.js';
 
 /** The gateway's and admin listener's usual ports, so the demo looks like a default install. */
-export const DEMO_DEFAULT_PORT = 8402;
-export const DEMO_DEFAULT_ADMIN_PORT = 9402;
+const DEMO_DEFAULT_PORT = DEFAULT_LISTEN.port;
+const DEMO_DEFAULT_ADMIN_PORT = DEFAULT_ADMIN.port;
 /** Loopback only: the demo hands out a funded key and must not be reachable from elsewhere. */
 export const DEMO_HOST = '127.0.0.1';
 /** More receipts than a demo run makes; the stop summary reads at most this many. */

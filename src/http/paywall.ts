@@ -14,12 +14,11 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { Allowlist, Config, PaymentOption } from '../config/types.js';
 import type { Checkout, PaymentRequestInfo } from '../payments/checkout.js';
 import { decodePaymentHeader } from '../protocol/decode-payment.js';
-import type { Hex } from '../protocol/types.js';
+import { isTxHash } from '../protocol/types.js';
 import { PAYMENT_REQUIRED_MESSAGE, resourceUrl, sendChallenge, sendError } from './replies.js';
 import type { RequestState, RequestStates } from './request-state.js';
 import { applySettlement, failureReceipt, settleTimed } from './settlement.js';
 
-const TX_HASH = /^0x[0-9a-fA-F]{64}$/;
 
 export interface PaywallDeps {
   readonly config: Config;
@@ -113,11 +112,11 @@ export function makePaywall(deps: PaywallDeps) {
     reply: FastifyReply,
     challenge: (error: string) => FastifyReply,
   ): Promise<FastifyReply | undefined> {
-    if (!TX_HASH.test(proof)) {
+    if (!isTxHash(proof)) {
       state.outcome = 'refused';
       return sendError(reply, 'GW_ERR_PROOF_MALFORMED');
     }
-    const outcome = await checkout.acceptProof(proof as Hex, options, info);
+    const outcome = await checkout.acceptProof(proof, options, info);
     if (outcome.kind === 'refused') return challenge(outcome.reason);
     state.outcome = 'paid';
     state.payer = outcome.payer;

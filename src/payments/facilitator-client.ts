@@ -15,7 +15,7 @@
  */
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { FacilitatorConfig } from '../config/types.js';
-import type { Hex, WireRequirementV1, WireRequirementV2 } from '../protocol/types.js';
+import { isTxHash, type WireRequirementV1, type WireRequirementV2 } from '../protocol/types.js';
 import { NOT_SENT_ERROR_CODES } from './connection-errors.js';
 
 /** Redirect hops followed per call. */
@@ -242,10 +242,6 @@ function optionalString(record: Readonly<Record<string, unknown>>, key: string, 
   return value.length > max ? value.slice(0, max) : value;
 }
 
-/** A 32-byte transaction hash, 0x + 64 hex digits. */
-export function isTxHash(value: string): value is Hex {
-  return /^0x[0-9a-fA-F]{64}$/.test(value);
-}
 
 function readVerifyAnswer(status: number, json: unknown): FacilitatorVerifyAnswer | undefined {
   if (!isRecord(json) || typeof json['isValid'] !== 'boolean') return undefined;

@@ -13,9 +13,8 @@
  * remembers instead of broadcasting again. Still pending after that: `maybeOnChain`.
  */
 import type { PaymentOption } from '../config/types.js';
-import type { DecodedPayment, Hex } from '../protocol/types.js';
+import { isTxHash, type DecodedPayment, type Hex } from '../protocol/types.js';
 import {
-  isTxHash,
   type FacilitatorClient,
   type FacilitatorFailure,
   type FacilitatorSettleAnswer,

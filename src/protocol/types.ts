@@ -7,6 +7,11 @@ import type { Address } from '../config/types.js';
 /** 0x-prefixed hex of any even length. */
 export type Hex = `0x${string}`;
 
+/** A transaction hash: 0x and 32 bytes of hex. */
+export function isTxHash(value: string): value is Hex {
+  return /^0x[0-9a-fA-F]{64}$/.test(value);
+}
+
 export type X402Version = 1 | 2;
 
 /** Which request header carried the payment; the receipt header answers in kind. */
