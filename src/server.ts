@@ -29,6 +29,7 @@ import { SqliteLedger } from './ledger/sqlite-ledger.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import { PaymentBackendPool } from './payments/backends.js';
+import { secp256k1Backend } from './payments/exact-evm/secp256k1-native.js';
 import { WorkInFlight } from './payments/checkout.js';
 import { systemClock, type Clock, type Ledger } from './payments/ports.js';
 
@@ -172,6 +173,8 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const url = addressUrl(server.address() as AddressInfo);
   const watcher = options.configPath && initial.reload.watch ? watchConfig(options.configPath, initial.reload.debounceMs, reload, logger) : undefined;
   ready = true;
+  const curve = secp256k1Backend();
+  if (curve.kind === 'viem') logger.warn({ reason: curve.reason }, 'native secp256k1 unavailable: signatures are recovered and signed with viem (slower)');
   void pool.checkFacilitators(initial).then(
     (checks) => {
       for (const { network, reports } of checks) {

@@ -76,10 +76,11 @@ export function matchRoute<R>(
   segments: readonly string[],
 ): RouteMatch<R> | undefined {
   const hostname = host === undefined ? undefined : canonicalHost(stripPort(host));
+  const lowered = segments.map((s) => s.toLowerCase());
   for (const entry of table.entries) {
     if (!entry.methods.has(method)) continue;
     if (entry.host !== undefined && !hostMatches(entry.host, hostname)) continue;
-    const params = matchSegments(entry.segments, segments);
+    const params = matchSegments(entry.segments, segments, lowered);
     if (params) return { route: entry.route, params };
   }
   return undefined;
@@ -91,10 +92,12 @@ export function matchRoute<R>(
  * Host: many upstreams serve every method on a path, and none sees the gateway's Host.
  */
 export function pathMatchesAny<R>(table: RouteTable<R>, segments: readonly string[], predicate: (route: R) => boolean): boolean {
-  return table.entries.some((entry) => predicate(entry.route) && matchSegments(entry.segments, segments) !== undefined);
+  const lowered = segments.map((s) => s.toLowerCase());
+  return table.entries.some((entry) => predicate(entry.route) && matchSegments(entry.segments, segments, lowered) !== undefined);
 }
 
-function matchSegments(pattern: readonly SegmentMatcher[], segments: readonly string[]): Record<string, string> | undefined {
+/** `lowered`: the same segments lowercased once, for the case-insensitive literal comparisons. */
+function matchSegments(pattern: readonly SegmentMatcher[], segments: readonly string[], lowered: readonly string[]): Record<string, string> | undefined {
   const params: Record<string, string> = {};
   for (const [i, p] of pattern.entries()) {
     if (p.kind === 'rest') return params;
@@ -102,7 +105,7 @@ function matchSegments(pattern: readonly SegmentMatcher[], segments: readonly st
     if (s === undefined) return undefined;
     switch (p.kind) {
       case 'literal':
-        if (s.toLowerCase() !== p.lower) return undefined;
+        if (lowered[i] !== p.lower) return undefined;
         break;
       case 'param':
         params[p.name] = s;
