@@ -112,6 +112,36 @@ routes:
     ]);
   });
 
+  it.each([
+    ['a chain id too large', MINIMAL.replace('"eip155:8453"', '"eip155:99999999999999999999"'), /^networks\.base\.network: /],
+    [
+      'verify: facilitator without facilitator settlement',
+      MINIMAL.replace('settle: { mode: local', 'verify: facilitator, settle: { mode: local'),
+      /^networks\.base\.verify: "facilitator" needs settle\.mode: facilitator$/,
+    ],
+    [
+      'an asset on an unknown network',
+      MINIMAL.replace('upstreams:', 'assets:\n  - { id: usdc@nowhere, network: nowhere, address: "0x2222222222222222222222222222222222222222", name: "T", version: "1", decimals: 6 }\nupstreams:'),
+      /^assets\[0\]\.network: unknown network "nowhere"/,
+    ],
+    [
+      'an asset id that does not name its network',
+      MINIMAL.replace('upstreams:', 'assets:\n  - { id: usdt@eth, network: base, address: "0x2222222222222222222222222222222222222222", name: "T", version: "1", decimals: 6 }\nupstreams:'),
+      /^assets\[0\]\.id: "usdt@eth" must end with "@base"$/,
+    ],
+    ['a dollar price on a chain without a known USDC', MINIMAL.replace('"eip155:8453"', '"eip155:424242"'), /^routes\[0\]\.price: no asset to charge in/],
+    ['an unknown default upstream', MINIMAL.replace('routes:', 'defaults: { upstream: nope }\nroutes:'), /^defaults\.upstream: unknown upstream "nope"$/],
+    [
+      'a route without an upstream when several exist',
+      MINIMAL.replace('upstreams:\n  api: { url: "http://127.0.0.1:8080" }', 'upstreams:\n  a: { url: "http://127.0.0.1:8080" }\n  b: { url: "http://127.0.0.1:8081" }'),
+      /^routes\[0\]\.upstream: required \(there is no defaults\.upstream\)$/,
+    ],
+    ['a malformed private key', MINIMAL, /^networks\.base\.settle\.privateKey: /, { KEY: '0x1234' }],
+  ] as [string, string, RegExp, Record<string, string>?][])('refuses %s, naming where', (_what, yaml, problem, env) => {
+    const problems = problemsOf(yaml, env ?? { KEY });
+    expect(problems.some((p) => problem.test(p)), problems.join('\n')).toBe(true);
+  });
+
   it('refuses YAML syntax errors and duplicate keys', () => {
     expect(problemsOf('payTo: [')[0]).toMatch(/^YAML: /);
     expect(problemsOf('payTo: a\npayTo: b\n')[0]).toMatch(/^YAML: .*[Uu]nique|duplicate/i);
