@@ -246,6 +246,8 @@ function listenerChanges(current: Config, next: Config): string[] {
   if (JSON.stringify(current.listen) !== JSON.stringify(next.listen)) changes.push('listen');
   if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) changes.push('admin');
   if (current.ledger.path !== next.ledger.path) changes.push('ledger.path');
+  if (current.logLevel !== next.logLevel) changes.push('log.level');
+  if (JSON.stringify(current.reload) !== JSON.stringify(next.reload)) changes.push('reload');
   return changes;
 }
 
