@@ -5,6 +5,8 @@
 import { authorizationTypes } from '@x402/evm';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { PaymentPayload, PaymentRequirements } from '@x402/core/types';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { testActions, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +16,7 @@ import type { RunningGateway } from '../../src/server.js';
 import { challengeOf, localSettlementBase, PAYEE, PAYER, PAYER_KEY, startChainWorld, UNFUNDED_KEY, v1Fetch, v2Fetch, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
 import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -331,6 +334,57 @@ routes:
 });
 
 describe('a caller that hangs up', () => {
+  it('while its payment is still being verified is not charged, and its authorization stays usable', async () => {
+    // The gateway's chain reads go through a forwarder that holds eth_call for 400 ms, so the
+    // caller can hang up while verification is under way.
+    const slowRpc = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        const delay = body.includes('"eth_call"') ? 400 : 0;
+        setTimeout(() => {
+          void fetch(world.chain.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+            .then(async (answer) => {
+              res.writeHead(answer.status, { 'content-type': 'application/json' });
+              res.end(await answer.text());
+            })
+            .catch(() => res.destroy());
+        }, delay);
+      });
+    });
+    await new Promise<void>((resolve) => slowRpc.listen(0, '127.0.0.1', resolve));
+    const slowUrl = `http://127.0.0.1:${(slowRpc.address() as AddressInfo).port}`;
+    const slow = await startGateway(`${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(slowUrl) })}
+upstreams:
+  api: { url: "${upstream.url}" }
+routes:
+  - { match: "GET /weather", price: "$0.01" }
+`);
+    try {
+      const http = v2HttpClient();
+      const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(await challengeOf(http, `${slow.url}/weather`)));
+      const t0 = Date.now();
+      const hungUp = await world.moved(async () => {
+        const controller = new AbortController();
+        const pending = fetch(`${slow.url}/weather`, { headers: header, signal: controller.signal }).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 150));
+        controller.abort();
+        await pending;
+        await waitFor(async () => (await slow.ledger.receipts({ since: t0 })).length > 0);
+      });
+      expect(hungUp).toEqual({ payer: 0n, payee: 0n });
+      expect((await slow.ledger.receipts({ since: t0 })).map((r) => [r.status, r.reason])).toEqual([['not_charged', 'client_closed']]);
+      const retry = await world.moved(async () => {
+        expect((await send(slow.url, 'GET', '/weather', { headers: header })).status).toBe(200);
+      });
+      expect(retry).toEqual({ payer: -CENT, payee: CENT });
+    } finally {
+      await slow.close();
+      slowRpc.closeAllConnections();
+      await new Promise((r) => slowRpc.close(r));
+    }
+  });
+
   it('before the upstream answers is not charged, and its authorization stays usable', async () => {
     const http = v2HttpClient();
     const challenge = await challengeOf(http, `${gw.url}/slow`);
