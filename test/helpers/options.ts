@@ -7,6 +7,7 @@ import { ExactEvmScheme } from '@x402/evm/exact/client';
 import type { PrivateKeyAccount } from 'viem';
 import { minimumAfterTimeout } from '../../src/config/schema.js';
 import type { Address, AssetConfig, NetworkConfig, PaymentOption, RouteConfig, UpstreamConfig } from '../../src/config/types.js';
+import { requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
 
@@ -81,15 +82,8 @@ export function makeRoute(options: readonly PaymentOption[], overrides: Partial<
  * through the gateway's own header decoder. It carries real time: verify it on the real clock.
  */
 export async function officialPayment(signer: PrivateKeyAccount): Promise<DecodedPayment> {
-  const accepted: PaymentRequirements = {
-    scheme: 'exact',
-    network: 'eip155:8453',
-    amount: '10000',
-    asset: BASE_USDC,
-    payTo: PAY_TO,
-    maxTimeoutSeconds: 300,
-    extra: { name: 'USD Coin', version: '2' },
-  };
+  // The gateway's own v2 wire form of the option; protocol-compat.test.ts proves @x402/core reads it.
+  const accepted = requirementV2(makeOption()) as PaymentRequirements;
   const result = await new ExactEvmScheme(signer).createPaymentPayload(2, accepted);
   const header = Buffer.from(JSON.stringify({ x402Version: 2, accepted, payload: result.payload })).toString('base64');
   const decoded = decodePaymentHeader({ paymentSignature: header });
