@@ -14,8 +14,13 @@ export interface ErrorSpec {
 export const ERROR_CODES = {
   GW_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'No route matches this request' },
   GW_ERR_PATH_INVALID: { status: 400, message: 'The request path is not a valid URL path' },
+  GW_ERR_HOST_INVALID: { status: 400, message: 'The Host header must name one host, with an optional port' },
+  GW_ERR_METHOD_OVERRIDE: { status: 400, message: 'A method override (_method) is not accepted: send the request with the method it means' },
+  GW_ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
+  GW_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests; try again later' },
   GW_ERR_PAYMENT_MALFORMED: { status: 400, message: 'The payment header could not be decoded' },
   GW_ERR_PROOF_MALFORMED: { status: 400, message: 'X-Payment-Proof must be a 32-byte transaction hash' },
+  GW_ERR_PROOF_SIGNATURE_MALFORMED: { status: 400, message: 'X-Payment-Proof-Signature must be a 65-byte signature in 0x hex' },
   GW_ERR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'The upstream service could not be reached' },
   GW_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream service did not answer in time' },
   GW_ERR_CHAIN_UNAVAILABLE: { status: 503, message: 'The payment network cannot be reached; try again later' },
@@ -48,6 +53,8 @@ export function errorBody(err: GatewayError): { statusCode: number; code: ErrorC
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   404: 'Not Found',
+  413: 'Payload Too Large',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',

@@ -19,11 +19,12 @@ import { makeRewriteUrl, UPSTREAM_CONSTRAINT, upstreamConstraint } from './http/
 import type { GatewayMetrics } from './metrics.js';
 import { Checkout, type CheckoutDeps } from './payments/checkout.js';
 import { buildDiscovery } from './protocol/discovery.js';
+import type { TokenBuckets } from './limits/token-buckets.js';
 
 /** Seconds a client should wait before retrying after a chain or ledger fault. */
 export const RETRY_AFTER_SECONDS = 5;
 
-/** Headers browsers may read from our answers: the challenge, the receipts, the seed's info headers. */
+/** Headers browsers may read from our answers: the challenge, the receipts, the seed's info headers, a proof route's message to sign. */
 const EXPOSED_HEADERS = [
   'PAYMENT-REQUIRED',
   'PAYMENT-RESPONSE',
@@ -32,11 +33,14 @@ const EXPOSED_HEADERS = [
   'X-Payment-Amount',
   'X-Payment-Currency',
   'X-Payment-Chain',
+  'X-Payment-Proof-Message',
 ];
 
 export interface GatewayDeps extends CheckoutDeps {
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
+  /** Per payer, paid requests forwarded and not charged; kept across reloads (server.ts). */
+  readonly unchargedForwards: TokenBuckets;
 }
 
 export interface GatewayApp {
@@ -72,7 +76,13 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
   // CORS first, so preflights are answered before the paywall and are never charged. Request
   // headers a preflight asks for are reflected (payment headers included).
   await app.register(cors, { origin: '*', exposedHeaders: EXPOSED_HEADERS, maxAge: 600 });
-  app.addHook('onRequest', makePaywall({ config, states, checkout }));
+  const unchargedLimit = config.limits.unchargedForwards;
+  app.addHook('onRequest', makePaywall({
+    config,
+    states,
+    checkout,
+    unchargedWaitSeconds: (payer) => deps.unchargedForwards.waitSeconds(payer.toLowerCase(), unchargedLimit, deps.clock.nowMs()),
+  }));
   const accessLog = summaryLoggers(deps.logger);
   /** Exactly one summary line and one count per request, however it ended. */
   const summarise = (request: FastifyRequest, status: number, ms: number | undefined): void => {
@@ -103,10 +113,12 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
     done();
   });
   // A caller that hangs up before its answer gets no onResponse; it is summarised here. A payment
-  // still waiting to settle is released (not charged) by the paywall's own close listener.
+  // still waiting to settle is released (not charged) by the paywall's own close listener, unless
+  // the request was forwarded: then the upstream's answer decides, and the proxy summarises it.
   app.addHook('onRequestAbort', (request, done) => {
     const state = states.get(request.raw);
     if (state?.toSettle) {
+      if (state.forwardedAt !== undefined) return done();
       state.outcome = 'not_charged';
       state.reason = 'client_closed';
     }
@@ -119,6 +131,10 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
     if (state?.special === 'discovery' && state.target.ok) {
       const base = resourceUrl(config, request, '', '');
       return reply.header('cache-control', 'no-cache').send(buildDiscovery(config.routes, base, config.hash));
+    }
+    if (state?.invalidHost) {
+      state.outcome = 'invalid';
+      return sendError(reply, 'GW_ERR_HOST_INVALID');
     }
     if (state && !state.target.ok) {
       state.outcome = 'invalid';
@@ -144,7 +160,13 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
     return sendError(reply, 'GW_ERR_GATEWAY_INTERNAL');
   });
 
-  await registerUpstreams(app, { config, states, checkout });
+  await registerUpstreams(app, {
+    config,
+    states,
+    checkout,
+    countUnchargedForward: (payer) => deps.unchargedForwards.take(payer.toLowerCase(), unchargedLimit, deps.clock.nowMs()),
+    summariseLate: (request) => summarise(request, CLIENT_CLOSED_REQUEST, undefined),
+  });
   await app.ready();
   if (!handle) throw new Error('fastify did not hand over its request handler');
   return { config, app, handle };

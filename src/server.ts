@@ -26,6 +26,7 @@ import { buildGateway, type GatewayApp } from './gateway.js';
 import { buildAdmin, type ReloadResult } from './http/admin.js';
 import { observeLedger } from './ledger/observed-ledger.js';
 import { SqliteLedger } from './ledger/sqlite-ledger.js';
+import { TokenBuckets } from './limits/token-buckets.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import { PaymentBackendPool } from './payments/backends.js';
@@ -73,10 +74,11 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const ledger = observeLedger(options.ledger ?? new SqliteLedger(initial.ledger.path), metrics, logger);
   const pool = new PaymentBackendPool(clock, (counters) => metrics.addCacheSource(counters));
   const work = new WorkInFlight();
+  const unchargedForwards = new TokenBuckets();
   /** Every app not yet closed: the live one and retired ones still finishing requests. */
   const apps = new Set<LiveApp>();
   const build = async (config: Config): Promise<LiveApp> => {
-    const app: LiveApp = { gateway: await buildGateway(config, { ...pool.backendsFor(config), ledger, clock, logger, metrics, work }), inFlight: 0, retired: false };
+    const app: LiveApp = { gateway: await buildGateway(config, { ...pool.backendsFor(config), ledger, clock, logger, metrics, work, unchargedForwards }), inFlight: 0, retired: false };
     apps.add(app);
     return app;
   };

@@ -57,7 +57,17 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
   const networks = compileNetworks(raw, problems);
   const assets = compileAssets(raw, networks, problems);
   const upstreams = new Map<string, UpstreamConfig>(
-    Object.entries(raw.upstreams).map(([name, u]) => [name, { name, url: u.url.replace(/\/+$/, ''), timeoutMs: u.timeoutMs, headers: u.headers }]),
+    Object.entries(raw.upstreams).map(([name, u]) => [
+      name,
+      {
+        name,
+        url: u.url.replace(/\/+$/, ''),
+        timeoutMs: u.timeoutMs,
+        idleTimeoutMs: u.idleTimeoutMs ?? u.timeoutMs,
+        sseIdleTimeoutMs: u.sseIdleTimeoutMs,
+        headers: u.headers,
+      },
+    ]),
   );
   const payTo = getAddress(raw.payTo);
   const defaultAccepts = raw.defaults.accepts ?? [...assets.keys()].filter((id) => id.startsWith('usdc@'));
@@ -70,7 +80,9 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
   } else if (upstreams.size === 1) {
     defaultUpstream = [...upstreams.values()][0];
   }
-  if (raw.defaults.unmatched === 'free' && !defaultUpstream) {
+  const unmatched = raw.defaults.unmatched === 'deny' ? 'deny' : 'free';
+  const protectPrefixes = typeof raw.defaults.unmatched === 'object' && raw.defaults.unmatched.protectPrefixes;
+  if (unmatched === 'free' && !defaultUpstream) {
     problems.push('defaults.upstream: unmatched: free needs an upstream to send unmatched requests to');
   }
 
@@ -113,6 +125,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       settlement,
       minValiditySeconds,
       mode: r.mode ?? raw.defaults.mode,
+      proof: r.proof ?? raw.defaults.proof,
       allow: r.allow === undefined ? defaultAllow : compileAllowlist(r.allow, ['routes', index, 'allow'], problems),
     };
     if (!compiled.ok) return;
@@ -137,7 +150,10 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
     upstreams,
     routes,
     table: { entries },
-    unmatched: raw.defaults.unmatched,
+    unmatched,
+    protectPrefixes,
+    limits: raw.limits,
+    warnings: unmatched === 'free' && !protectPrefixes ? prefixWarnings(routes) : [],
     defaultUpstream,
     ledger: raw.ledger,
     logLevel: raw.log.level,
@@ -166,7 +182,13 @@ function compileNetworks(raw: RawConfig, problems: string[]): Map<string, Networ
     }
     const settle: SettleConfig =
       n.settle.mode === 'local'
-        ? { mode: 'local', privateKey: n.settle.privateKey as `0x${string}`, receiptTimeoutMs: n.settle.receiptTimeoutMs }
+        ? {
+            mode: 'local',
+            privateKey: n.settle.privateKey as `0x${string}`,
+            receiptTimeoutMs: n.settle.receiptTimeoutMs,
+            maxGas: n.settle.maxGas,
+            revertPenaltySeconds: n.settle.revertPenaltySeconds,
+          }
         : {
             mode: 'facilitator',
             facilitators: [{ url: n.settle.url, headers: n.settle.headers, timeoutMs: n.settle.timeoutMs }, ...n.settle.fallbacks],
@@ -310,4 +332,18 @@ function deepFreeze<T>(value: T): T {
     else for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
+}
+
+/**
+ * `unmatched: free` passes `/v1/report/anything` free beside a priced `GET /v1/report`, and many
+ * upstreams serve such a path from the handler of its prefix. Said for each priced route whose
+ * path can be extended (one that ends in `**` covers its extensions already).
+ */
+function prefixWarnings(routes: readonly RouteConfig[]): string[] {
+  return routes
+    .filter((r) => r.price.kind === 'priced' && !/\*\*$/.test(r.match.trim()))
+    .map(
+      (r) =>
+        `routes[${r.index}]: with unmatched: free, paths under "${r.match}" (e.g. its path + "/x") pass free; an upstream that serves them from the same handler gives away the priced answer. Set defaults.unmatched: { free: true, protectPrefixes: true } to refuse them`,
+    );
 }

@@ -11,16 +11,51 @@ export const DEFAULT_ADMIN = { host: '127.0.0.1', port: 9402 } as const;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 export const DEFAULT_FACILITATOR_TIMEOUT_MS = 10_000;
 export const DEFAULT_SETTLE_RECEIPT_TIMEOUT_MS = 30_000;
+/**
+ * The most gas, in gas units, one local settlement may use: its transaction's gas limit, and the
+ * bound of the ERC-1271 check at verification. A USDC `transferWithAuthorization` from an EOA
+ * takes about 90k (75k to 90k measured on the test token); the rest is room for a smart wallet's
+ * signature check. A payer with code decides what that check costs, so without a cap it decides
+ * the settler's gas bill.
+ */
+export const DEFAULT_SETTLE_MAX_GAS = 150_000;
+/** Below this no EIP-3009 transfer fits: a typo, refused at load rather than at every settlement. */
+export const MIN_SETTLE_MAX_GAS = 50_000;
+/** A block's gas on the chains x402 pays on is of this order; a cap above it caps nothing. */
+export const MAX_SETTLE_MAX_GAS = 30_000_000;
+/**
+ * Seconds a payer is refused after one of its settlements was mined and reverted: the revert cost
+ * the settler gas and moved nothing, and a payer whose wallet behaves in simulation and not on
+ * chain could otherwise repeat it with every fresh authorization. 0 turns the refusal off (the
+ * reverted authorization itself stays spent either way).
+ */
+export const DEFAULT_REVERT_PENALTY_SECONDS = 3_600;
 /** The v2 servers' default; leaves room for slow upstreams before `validBefore` runs out. */
 export const DEFAULT_MAX_TIMEOUT_SECONDS = 300;
 export const DEFAULT_PROOF_CONFIRMATIONS = 1;
-export const DEFAULT_PROOF_MAX_AGE_SECONDS = 86_400;
+/**
+ * How old, in seconds, an X-Payment-Proof transfer may be. Short: the hash is public from the
+ * moment it is broadcast, and the window is how long a payer's transfer stays claimable.
+ */
+export const DEFAULT_PROOF_MAX_AGE_SECONDS = 900;
+/**
+ * The X-Payment-Proof flow is off unless a route (or `defaults`) turns it on: a plain transfer is
+ * not bound to a request the way an EIP-3009 authorization is, so it is an opt-in.
+ */
+export const DEFAULT_PROOF_ENABLED = false;
 export const DEFAULT_LEDGER_PATH = './x402-gateway.db';
 /** How long a SIGTERM drain may take before the gateway exits anyway. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
 /** Quiet time after a config file change before it is reloaded (editors write in several steps). */
 export const DEFAULT_RELOAD_DEBOUNCE_MS = 200;
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
+/**
+ * Paid requests a payer may have forwarded and not charged (the upstream failed, timed out, or
+ * the payer hung up on a failing call), per minute, per replica. One authorization can be
+ * re-presented after each such outcome, so without a bound one signature buys unlimited
+ * uncharged upstream work.
+ */
+export const DEFAULT_UNCHARGED_FORWARDS = { max: 10, perSeconds: 60 } as const;
 /**
  * Under `settlement: after`, an authorization must outlive the upstream's answer by this much:
  * the settlement is sent after the upstream answers and must be mined before `validBefore`
@@ -59,6 +94,8 @@ const settle = z.discriminatedUnion('mode', [
     mode: z.literal('local'),
     privateKey,
     receiptTimeoutMs: timeoutMs(DEFAULT_SETTLE_RECEIPT_TIMEOUT_MS),
+    maxGas: z.number().int().min(MIN_SETTLE_MAX_GAS).max(MAX_SETTLE_MAX_GAS).default(DEFAULT_SETTLE_MAX_GAS),
+    revertPenaltySeconds: z.number().int().min(0).max(30 * 86_400).default(DEFAULT_REVERT_PENALTY_SECONDS),
   }),
   z.strictObject({
     mode: z.literal('facilitator'),
@@ -95,11 +132,23 @@ const asset = z.strictObject({
 
 const upstream = z.strictObject({
   url: httpUrl,
+  /** Until the upstream's status line and headers. */
   timeoutMs: timeoutMs(DEFAULT_UPSTREAM_TIMEOUT_MS),
+  /** Longest silence between two body bytes; `timeoutMs` when absent. */
+  idleTimeoutMs: z.number().int().positive().max(3_600_000).optional(),
+  /** The same for `text/event-stream` answers, which may be quiet for long; none when absent. */
+  sseIdleTimeoutMs: z.number().int().positive().max(86_400_000).optional(),
   headers,
 });
 
 const settlement = z.enum(['before', 'after']);
+
+/** A token bucket: `max` at once, refilled `max` per `perSeconds`. */
+const rateLimit = (fallback: { max: number; perSeconds: number }) =>
+  z.strictObject({
+    max: z.number().int().positive().max(1_000_000).default(fallback.max),
+    perSeconds: z.number().int().positive().max(86_400).default(fallback.perSeconds),
+  });
 /** `enforce` charges; `shadow` computes the charge, counts and logs it, and lets the request pass free. */
 const mode = z.enum(['enforce', 'shadow']);
 
@@ -129,6 +178,8 @@ const route = z.strictObject({
   mode: mode.optional(),
   allow: allow.optional(),
   maxTimeoutSeconds: z.number().int().min(10).max(86_400).optional(),
+  /** Accept X-Payment-Proof (a signed plain transfer) on this route; default `defaults.proof`. */
+  proof: z.boolean().optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -147,10 +198,19 @@ export const configSchema = z.strictObject({
       settlement: settlement.default('after'),
       mode: mode.default('enforce'),
       allow: allow.optional(),
-      unmatched: z.enum(['deny', 'free']).default('deny'),
+      unmatched: z
+        .union([z.enum(['deny', 'free']), z.strictObject({ free: z.literal(true), protectPrefixes: z.boolean().default(false) })])
+        .default('deny'),
+      proof: z.boolean().default(DEFAULT_PROOF_ENABLED),
     })
-    .default({ maxTimeoutSeconds: DEFAULT_MAX_TIMEOUT_SECONDS, settlement: 'after', mode: 'enforce', unmatched: 'deny' }),
+    .default({ maxTimeoutSeconds: DEFAULT_MAX_TIMEOUT_SECONDS, settlement: 'after', mode: 'enforce', unmatched: 'deny', proof: DEFAULT_PROOF_ENABLED }),
   routes: z.array(route).min(1),
+  limits: z
+    .strictObject({
+      /** Per payer: paid requests forwarded and then not charged (upstream >= 400, timeout, hang-up). */
+      unchargedForwards: rateLimit(DEFAULT_UNCHARGED_FORWARDS).default(DEFAULT_UNCHARGED_FORWARDS),
+    })
+    .default({ unchargedForwards: DEFAULT_UNCHARGED_FORWARDS }),
   ledger: z.strictObject({ path: z.string().min(1).default(DEFAULT_LEDGER_PATH) }).default({ path: DEFAULT_LEDGER_PATH }),
   /** Trust X-Forwarded-For from a proxy in front (for client IPs in allowlists and logs): fastify's trustProxy. */
   trustProxy: z.union([z.boolean(), z.number().int().min(1), z.array(z.string())]).default(false),

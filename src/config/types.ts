@@ -6,6 +6,7 @@
  * edge never re-checks any of it.
  */
 import type { BlockList } from 'node:net';
+import type { RateLimit } from '../limits/token-buckets.js';
 import type { RouteTable } from '../routes/table.js';
 
 /** A 0x-prefixed, 40-hex-digit EVM address, checksummed. */
@@ -38,7 +39,18 @@ export interface ListenConfig {
 }
 
 export type SettleConfig =
-  | { readonly mode: 'local'; readonly privateKey: `0x${string}`; readonly receiptTimeoutMs: number }
+  | {
+      readonly mode: 'local';
+      readonly privateKey: `0x${string}`;
+      readonly receiptTimeoutMs: number;
+      /**
+       * Gas units: the most gas a settlement transaction may be given, and the ERC-1271 check's
+       * bound. A number (a gas amount, not money): the config is keyed by its JSON in backends.ts.
+       */
+      readonly maxGas: number;
+      /** How long a payer is refused after one of its settlements was mined and reverted; 0: never. */
+      readonly revertPenaltySeconds: number;
+    }
   | { readonly mode: 'facilitator'; readonly facilitators: readonly FacilitatorConfig[] };
 
 export interface FacilitatorConfig {
@@ -63,7 +75,7 @@ export interface NetworkConfig {
   readonly settle: SettleConfig;
   /** Confirmations a tx-proof transfer needs before it counts. */
   readonly proofConfirmations: number;
-  /** How old a tx-proof transfer may be, in seconds. */
+  /** How old a tx-proof transfer may be, in seconds, by the gateway's clock against its block's timestamp. */
   readonly proofMaxAgeSeconds: number;
 }
 
@@ -85,7 +97,12 @@ export interface UpstreamConfig {
   readonly name: string;
   /** Origin plus an optional base path that forwarded paths are appended to. */
   readonly url: string;
+  /** Until the upstream's status line and headers arrive. */
   readonly timeoutMs: number;
+  /** Longest silence between two body bytes of an answer. */
+  readonly idleTimeoutMs: number;
+  /** The same for a `text/event-stream` answer; undefined: no limit (streams may idle for long). */
+  readonly sseIdleTimeoutMs: number | undefined;
   /** Headers the gateway adds to every forwarded request (upstream secrets). */
   readonly headers: Readonly<Record<string, string>>;
 }
@@ -120,6 +137,16 @@ export interface RouteConfig {
   readonly minValiditySeconds: number;
   readonly mode: RouteMode;
   readonly allow: Allowlist | undefined;
+  /**
+   * Whether `X-Payment-Proof` (a plain transfer, with the sender's signature naming the hash and
+   * this resource) is accepted here. Off by default: without it the header is refused unread.
+   */
+  readonly proof: boolean;
+}
+
+export interface LimitsConfig {
+  /** Per payer, per replica: paid requests forwarded and then not charged. */
+  readonly unchargedForwards: RateLimit;
 }
 
 export interface LedgerConfig {
@@ -140,6 +167,14 @@ export interface Config {
   /** The compiled route table, in config order. */
   readonly table: RouteTable<RouteConfig>;
   readonly unmatched: UnmatchedPolicy;
+  /**
+   * Under `unmatched: free`, refuse (404) a path that extends a priced route's path
+   * (`/v1/report/x` beside a priced `GET /v1/report`): upstreams often mount a handler on a prefix.
+   */
+  readonly protectPrefixes: boolean;
+  readonly limits: LimitsConfig;
+  /** What `validate` and start-up point out without refusing the file. */
+  readonly warnings: readonly string[];
   /** The upstream unmatched requests go to when `unmatched: free`. */
   readonly defaultUpstream: UpstreamConfig | undefined;
   readonly ledger: LedgerConfig;

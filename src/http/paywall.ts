@@ -14,7 +14,9 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { Allowlist, Config, PaymentOption } from '../config/types.js';
 import type { Checkout, PaymentRequestInfo } from '../payments/checkout.js';
 import { decodePaymentHeader } from '../protocol/decode-payment.js';
+import { isProofSignature, PROOF_REASON, PROOF_SIGNATURE_HEADER } from '../protocol/proof-message.js';
 import { isTxHash } from '../protocol/types.js';
+import { queryOverridesMethod } from './method-override.js';
 import { PAYMENT_REQUIRED_MESSAGE, resourceUrl, sendChallenge, sendError } from './replies.js';
 import type { RequestState, RequestStates } from './request-state.js';
 import { applySettlement, failureReceipt, settleTimed } from './settlement.js';
@@ -24,6 +26,8 @@ export interface PaywallDeps {
   readonly config: Config;
   readonly states: RequestStates;
   readonly checkout: Checkout;
+  /** Seconds until `payer` may have another paid request forwarded uncharged (0: now). */
+  readonly unchargedWaitSeconds: (payer: string) => number;
 }
 
 /** A header's single value; a repeated header is refused by the decoders it reaches. */
@@ -36,6 +40,10 @@ export function makePaywall(deps: PaywallDeps) {
 
   return async function paywall(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const state = states.get(request.raw);
+    if (state?.target.ok && queryOverridesMethod(state.target.search)) {
+      state.outcome = 'invalid';
+      return sendError(reply, 'GW_ERR_METHOD_OVERRIDE');
+    }
     // No state, bad path or no route: the 404 handler answers (this request reaches no upstream).
     if (!state || !state.target.ok || !state.match) return;
     const route = state.match.route;
@@ -67,7 +75,7 @@ export function makePaywall(deps: PaywallDeps) {
       case 'none': {
         const proof = headerValue(request.headers['x-payment-proof']);
         if (proof === undefined) return challenge(PAYMENT_REQUIRED_MESSAGE);
-        return acceptProof(proof, options, state, info, reply, challenge);
+        return acceptProof(proof, headerValue(request.headers[PROOF_SIGNATURE_HEADER]), options, state, info, reply, challenge);
       }
       case 'malformed':
         await checkout.refuse(info, undefined, undefined, decoded.reason);
@@ -78,16 +86,25 @@ export function makePaywall(deps: PaywallDeps) {
         break;
     }
 
+    // A payer whose paid requests keep failing upstream (each one releases its authorization for
+    // another try) waits, before anything is verified or forwarded. Keyed by the claimed payer:
+    // only verified, forwarded requests spend from a payer's bucket, so a forger cannot drain it.
+    const wait = deps.unchargedWaitSeconds(decoded.payment.payload.authorization.from);
+    if (wait > 0) {
+      state.outcome = 'refused';
+      state.reason = 'uncharged_forwards_exceeded';
+      return sendError(reply.header('retry-after', String(wait)), 'GW_ERR_RATE_LIMITED');
+    }
     const authorized = await checkout.authorize(decoded.payment, options, info);
     if (authorized.kind === 'refused') return challenge(authorized.reason);
     state.payer = authorized.authorized.payer;
     if (route.settlement === 'after') {
       state.toSettle = authorized.authorized;
-      // A caller who hangs up before the upstream answers is not charged, and the reservation is
-      // freed (reply-from never reports an upstream answer for an aborted request).
+      // A caller who hangs up before the request is forwarded is not charged, and the reservation
+      // is freed. Once forwarded, the upstream's answer decides (proxy.ts), caller or not.
       const releaseIfClosed = () => {
         const pending = state.toSettle;
-        if (!pending) return;
+        if (!pending || state.forwardedAt !== undefined) return;
         state.toSettle = undefined;
         state.outcome = 'not_charged';
         state.reason = 'client_closed';
@@ -104,19 +121,32 @@ export function makePaywall(deps: PaywallDeps) {
     }
   };
 
+  /**
+   * The proof flow, only where the route turns it on: elsewhere the header is not even read (no
+   * chain read, no row), the caller gets the ordinary challenge with the reason. Malformed headers
+   * are 400s, as malformed payment headers are; a missing signature is a 402, whose challenge
+   * shows the message to sign (see replies.ts).
+   */
   async function acceptProof(
     proof: string,
+    signature: string | undefined,
     options: readonly PaymentOption[],
     state: RequestState,
     info: PaymentRequestInfo,
     reply: FastifyReply,
     challenge: (error: string) => FastifyReply,
   ): Promise<FastifyReply | undefined> {
+    if (!info.route.proof) return challenge(PROOF_REASON.notEnabled);
     if (!isTxHash(proof)) {
       state.outcome = 'refused';
       return sendError(reply, 'GW_ERR_PROOF_MALFORMED');
     }
-    const outcome = await checkout.acceptProof(proof, options, info);
+    if (signature === undefined) return challenge(PROOF_REASON.signatureRequired);
+    if (!isProofSignature(signature)) {
+      state.outcome = 'refused';
+      return sendError(reply, 'GW_ERR_PROOF_SIGNATURE_MALFORMED');
+    }
+    const outcome = await checkout.acceptProof({ txHash: proof, signature, resourceUrl: info.resourceUrl }, options, info);
     if (outcome.kind === 'refused') return challenge(outcome.reason);
     state.outcome = 'paid';
     state.payer = outcome.payer;

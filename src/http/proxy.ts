@@ -7,15 +7,25 @@
  * settlement runs there: below 400 it settles and only then hands the upstream stream to
  * `reply.send`; on failure the stream is destroyed unread and the caller gets a 402. The body is
  * never buffered, so large bodies and server-sent events stay streams. A test pins this.
+ *
+ * Once a paid request has been forwarded, the upstream's status line decides, whether or not the
+ * caller is still there: below 400 it is settled (the work was done), else released. A caller who
+ * hangs up after forwarding therefore cannot have a side-effecting call run again and again on
+ * one authorization. reply-from skips `onResponse` for a request whose caller is gone, so that
+ * case is caught where reply-from reports every upstream answer: its `retryDelay` callback (which
+ * also turns its retries off: a retried request may have done its work already).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import httpProxy from '@fastify/http-proxy';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { Config } from '../config/types.js';
-import type { Checkout } from '../payments/checkout.js';
+import type { Config, UpstreamConfig } from '../config/types.js';
+import type { AuthorizedPayment, Checkout } from '../payments/checkout.js';
+import type { Readable } from 'node:stream';
+import { watchIdle } from './idle-timeout.js';
+import { formKind, formOverridesMethod, MAX_INSPECTED_FORM_BYTES, overrideCouldReachPricedRoute, readBounded } from './method-override.js';
 import { applySettlement, failureReceipt, settleTimed } from './settlement.js';
 import { resourceUrl, sendChallenge, sendError } from './replies.js';
-import type { RequestStates } from './request-state.js';
+import type { RequestState, RequestStates } from './request-state.js';
 import { UPSTREAM_CONSTRAINT } from './routing.js';
 
 /**
@@ -28,6 +38,7 @@ const STRIPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   'payment-signature',
   'x-payment',
   'x-payment-proof',
+  'x-payment-proof-signature',
   'access-control-expose-headers',
   'x-http-method-override',
   'x-http-method',
@@ -38,11 +49,31 @@ const STRIPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
 ]);
 /** Response headers an upstream may not set: receipts and challenges are the gateway's to give. */
 const STRIPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set(['payment-response', 'x-payment-response', 'payment-required']);
+/**
+ * Cache directives for shared caches only (RFC 9213 `CDN-Cache-Control`, Fastly's and Akamai's
+ * `Surrogate-Control`, vendor `*-CDN-Cache-Control`): a CDN obeys them over `Cache-Control:
+ * private`, and would serve a paid body to everyone. Dropped from answers of priced routes.
+ */
+const SHARED_CACHE_HEADER = /^(?:surrogate-control|(?:[a-z0-9-]+-)?cdn-cache-control)$/;
 
 export interface ProxyDeps {
   readonly config: Config;
   readonly states: RequestStates;
   readonly checkout: Checkout;
+  /** Counts a paid request that was forwarded and then not charged against its payer's limit. */
+  readonly countUnchargedForward: (payer: string) => void;
+  /** The summary of a request whose caller left before its payment was decided, once it is. */
+  readonly summariseLate: (request: FastifyRequest) => void;
+}
+
+/**
+ * What reply-from really hands `retryDelay` (its typings say otherwise): the options of the
+ * upstream request, whose `headers` is the object `rewriteRequestHeaders` returned, and the
+ * upstream's answer, if there was one.
+ */
+interface UpstreamAttempt {
+  readonly req: { readonly headers: IncomingHttpHeaders };
+  readonly res?: { readonly statusCode: number };
 }
 
 export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): Promise<void> {
@@ -52,6 +83,8 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
     ...STRIPPED_REQUEST_HEADERS,
     ...deps.config.routes.flatMap((route) => (route.allow ? [route.allow.apiKeyHeader] : [])),
   ]);
+  /** The request each forwarded header set belongs to, for `retryDelay` (see UpstreamAttempt). */
+  const forwarded = new WeakMap<IncomingHttpHeaders, FastifyRequest>();
   for (const upstream of deps.config.upstreams.values()) {
     const { origin, pathname } = new URL(upstream.url);
     const credentials = Object.entries(upstream.headers).map(([name, value]) => [name.toLowerCase(), value] as const);
@@ -63,18 +96,39 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
       constraints: { [UPSTREAM_CONSTRAINT]: upstream.name },
       // The gateway logs one summary line per request itself.
       disableRequestLogging: true,
-      // The paywall hook has already answered every request that may not pass.
+      // Timeouts live on the pool, not per request: reply-from's per-request `timeout` is also
+      // undici's bodyTimeout, which cut a quiet event stream after it had been paid for. The
+      // silence between body bytes is watched per answer instead (idle-timeout.ts).
+      undici: { headersTimeout: upstream.timeoutMs, bodyTimeout: 0 },
+      // The last check before a request leaves: the paywall has answered every request that may
+      // not pass, and this makes sure no such request goes on if that answer is still on its way.
+      preHandler: (request, reply, done) => {
+        const req = http1(request);
+        const res = http1Reply(reply);
+        if (!mayForward(deps, req, res)) return;
+        // Only a form POST where an override could matter waits for its body to be read.
+        const kind = formKind(req.method, req.headers['content-type']);
+        if (kind === undefined) return done();
+        refuseFormOverride(deps, req, res, kind).then((refused) => refused || done(), done);
+      },
       replyOptions: {
-        timeout: upstream.timeoutMs,
+        retryDelay: (details) => {
+          const attempt = details as unknown as UpstreamAttempt;
+          const request = forwarded.get(attempt.req.headers);
+          if (request && attempt.res) onStatusLineWithoutCaller(deps, request, attempt.res.statusCode);
+          return null;
+        },
         // Called as the request leaves for the upstream: the upstream latency is timed from here.
         rewriteRequestHeaders: (request, headers) => {
           const state = deps.states.get(request.raw as IncomingMessage);
           if (state) state.forwardedAt = performance.now();
-          return upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, stripped, credentials);
+          const out = upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, stripped, credentials);
+          forwarded.set(out, http1(request));
+          return out;
         },
         rewriteHeaders: (headers) => upstreamResponseHeaders(headers as IncomingHttpHeaders),
         onResponse: (request, reply, res) => {
-          onUpstreamResponse(deps, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream).catch((err: unknown) => {
+          onUpstreamResponse(deps, upstream, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream).catch((err: unknown) => {
             discard(res.stream);
             dropUpstreamHeaders(http1Reply(reply));
             reply.send(err);
@@ -119,7 +173,10 @@ function upstreamRequestHeaders(
   const priorFor = request.headers['x-forwarded-for'];
   out['x-forwarded-for'] = priorFor ? `${String(priorFor)}, ${request.ip}` : request.ip;
   out['x-forwarded-proto'] = request.protocol;
-  out['x-forwarded-host'] = request.host;
+  // The host that was routed on (routing.ts checked it is one host), never a caller's own
+  // X-Forwarded-Host: an upstream that picks a tenant from it must see the host that was priced.
+  // (undefined for an HTTP/1.0 request without Host: undici sends no such header).
+  out['x-forwarded-host'] = request.raw.headers.host;
   for (const [name, value] of credentials) out[name] = value;
   return out;
 }
@@ -140,6 +197,7 @@ function privateCacheControl(existing: unknown): string {
 
 async function onUpstreamResponse(
   deps: ProxyDeps,
+  upstream: UpstreamConfig,
   request: FastifyRequest,
   reply: FastifyReply,
   status: number,
@@ -147,11 +205,6 @@ async function onUpstreamResponse(
 ): Promise<void> {
   const state = deps.states.get(request.raw);
   if (state?.forwardedAt !== undefined) state.upstreamSeconds = (performance.now() - state.forwardedAt) / 1000;
-  if (reply.raw.destroyed) {
-    // The caller hung up before the upstream answered: nobody to serve, nothing to charge.
-    discard(stream);
-    return;
-  }
   if (state?.outcome === 'error') {
     // reply-from reported this answer as an error first (a status outside 100-599 becomes a 502
     // through onError) and then still hands it over: onUpstreamError owns the reply and the
@@ -159,13 +212,19 @@ async function onUpstreamResponse(
     discard(stream);
     return;
   }
+  if (reply.raw.destroyed) {
+    // The caller hung up after the request was forwarded: nobody to serve, but the upstream's
+    // answer still decides the payment.
+    discard(stream);
+    if (state) await decideWithoutCaller(deps, request, state, status);
+    return;
+  }
   const pending = state?.toSettle;
   if (state && pending) {
     state.toSettle = undefined;
     if (status >= 400) {
       // settlement: after, and the upstream failed: nothing is charged.
-      await deps.checkout.release(pending, `upstream_status_${status}`);
-      state.outcome = 'not_charged';
+      await releaseForwarded(deps, state, pending, `upstream_status_${status}`);
     } else {
       const outcome = await settleTimed(deps.checkout, state, pending);
       if (!applySettlement(state, pending, outcome)) {
@@ -185,8 +244,97 @@ async function onUpstreamResponse(
   const route = state?.match?.route;
   if (route?.price.kind === 'priced' && route.mode === 'enforce') {
     reply.header('cache-control', privateCacheControl(reply.getHeader('cache-control')));
+    for (const name of Object.keys(reply.getHeaders())) if (SHARED_CACHE_HEADER.test(name)) reply.removeHeader(name);
   }
-  reply.send(stream);
+  const eventStream = String(reply.getHeader('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
+  const idleMs = eventStream ? upstream.sseIdleTimeoutMs : upstream.idleTimeoutMs;
+  reply.send(idleMs === undefined ? stream : watchIdle(stream, idleMs));
+}
+
+/**
+ * reply-from's `retryDelay` saw the upstream's status line. When the caller has gone (reply-from
+ * then skips `onResponse`, the condition below is its own), the payment is decided here.
+ */
+function onStatusLineWithoutCaller(deps: ProxyDeps, request: FastifyRequest, status: number): void {
+  if (!request.raw.aborted) return;
+  const state = deps.states.get(request.raw);
+  if (!state) return;
+  decideWithoutCaller(deps, request, state, status).catch((err: unknown) => request.log.error({ err }, 'could not settle the payment of a request whose caller left'));
+}
+
+/**
+ * The caller left after its paid request was forwarded. Below 400 the upstream did the work, so
+ * the payment is settled (the receipt row says the answer was not delivered); else released.
+ */
+async function decideWithoutCaller(deps: ProxyDeps, request: FastifyRequest, state: RequestState, status: number): Promise<void> {
+  const pending = state.toSettle;
+  if (!pending) return;
+  state.toSettle = undefined;
+  if (status >= 400) {
+    await releaseForwarded(deps, state, pending, `upstream_status_${status}`);
+  } else {
+    applySettlement(state, pending, await settleTimed(deps.checkout, state, pending, 'client_closed'));
+    if (state.outcome === 'paid') state.reason = 'client_closed';
+  }
+  deps.summariseLate(request);
+}
+
+/** A forwarded paid request that is not charged: released, and counted against its payer. */
+async function releaseForwarded(deps: ProxyDeps, state: RequestState, pending: AuthorizedPayment, reason: string): Promise<void> {
+  deps.countUnchargedForward(pending.payer);
+  state.outcome = state.outcome === 'error' ? 'error' : 'not_charged';
+  await deps.checkout.release(pending, reason);
+}
+
+/**
+ * Whether the request may leave for the upstream. A priced, enforced route passes only with a
+ * payment settled (`before`, a proof) or reserved (`after`), or as allowlisted; anything else
+ * means the paywall's answer has not stopped the request, and it is refused here instead. A
+ * reserved payment whose caller left before forwarding is released: no work, no charge.
+ */
+function mayForward(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply): boolean {
+  const state = deps.states.get(request.raw);
+  const route = state?.match?.route;
+  if (!state || !route || route.price.kind === 'free' || route.mode === 'shadow') return true;
+  if (state.outcome === 'paid' || state.outcome === 'allowlisted') return true;
+  const pending = state.toSettle;
+  if (pending && !(reply.raw.destroyed || request.raw.aborted)) return true;
+  if (pending) {
+    state.toSettle = undefined;
+    state.outcome = 'not_charged';
+    state.reason = 'client_closed';
+    deps.checkout.release(pending, 'client_closed').catch((err: unknown) => request.log.error({ err }, 'could not release the payment of a closed request'));
+    return false;
+  }
+  if (!reply.sent) {
+    request.log.error({ outcome: state.outcome }, 'a priced request reached the proxy without a payment');
+    sendError(reply, 'GW_ERR_GATEWAY_INTERNAL');
+  }
+  return false;
+}
+
+/**
+ * A method override in a form body (method-override.ts), which only now, after the paywall, can be
+ * read; true when the request was refused. A refused request's reservation is released; a
+ * `before` payment already settled keeps its receipt, as after an upstream failure.
+ */
+async function refuseFormOverride(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply, kind: 'urlencoded' | 'multipart'): Promise<boolean> {
+  const state = deps.states.get(request.raw);
+  if (!state?.target.ok) return false;
+  if (!overrideCouldReachPricedRoute(deps.config.table, request.method, request.raw.headers.host, state.target.segments)) return false;
+  const read = await readBounded(request.body as Readable, MAX_INSPECTED_FORM_BYTES);
+  if (read.ok && !formOverridesMethod(kind, read.body)) {
+    request.body = read.body;
+    return false;
+  }
+  const pending = state.toSettle;
+  state.toSettle = undefined;
+  state.outcome = 'invalid';
+  state.reason = read.ok ? 'method_override' : 'form_too_large';
+  if (pending) await deps.checkout.release(pending, state.reason);
+  if (state.receipt) reply.header(state.receipt.name, state.receipt.value);
+  sendError(reply, read.ok ? 'GW_ERR_METHOD_OVERRIDE' : 'GW_ERR_BODY_TOO_LARGE');
+  return true;
 }
 
 async function onUpstreamError(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply, error: Error): Promise<void> {
@@ -195,10 +343,11 @@ async function onUpstreamError(deps: ProxyDeps, request: FastifyRequest, reply: 
   if (state) {
     state.outcome = 'error';
     state.reason = timedOut ? 'upstream_timeout' : 'upstream_unavailable';
-    if (state.toSettle) {
-      const pending = state.toSettle;
+    const pending = state.toSettle;
+    if (pending) {
       state.toSettle = undefined;
-      await deps.checkout.release(pending, state.reason);
+      await releaseForwarded(deps, state, pending, state.reason);
+      if (reply.raw.destroyed || request.raw.aborted) deps.summariseLate(request);
     }
   }
   request.log.warn({ err: error }, 'upstream failed');

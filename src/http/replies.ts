@@ -7,6 +7,7 @@ import type { Config, PaymentOption, RouteConfig } from '../config/types.js';
 import { errorBody, GatewayError, type ErrorCode } from '../errors.js';
 import { buildChallenge, PAYMENT_REQUIRED_HEADER } from '../protocol/challenge.js';
 import { renderPaywallPage } from '../protocol/paywall-page.js';
+import { PROOF_MESSAGE_HEADER, proofMessageTemplate } from '../protocol/proof-message.js';
 
 /** `error` of a challenge to a request that carried no payment (the v2 servers' wording). */
 export const PAYMENT_REQUIRED_MESSAGE = 'Payment required';
@@ -29,7 +30,9 @@ function wantsHtml(request: FastifyRequest): boolean {
 /**
  * Sends a 402: the v2 `PAYMENT-REQUIRED` header, the v1 JSON body (or a paywall page for a
  * browser), the informational `X-Payment-*` headers, and `Cache-Control: no-store`.
- * `extraHeaders` carries a failed settlement's receipt.
+ * `extraHeaders` carries a failed settlement's receipt. On a route that accepts proofs, also the
+ * message a payer signs (`X-Payment-Proof-Message`); it stays out of the v1 body and the v2
+ * header, whose requirements clients echo back and must find unchanged.
  */
 export function sendChallenge(
   request: FastifyRequest,
@@ -39,6 +42,8 @@ export function sendChallenge(
 ): FastifyReply {
   const challenge = buildChallenge({ route: input.route, resourceUrl: input.url, error: input.error, options: input.options });
   reply.code(402).header(PAYMENT_REQUIRED_HEADER, challenge.v2Header).header('cache-control', 'no-store').headers(challenge.infoHeaders).headers(extraHeaders);
+  const proofMessage = input.route.proof ? proofMessageTemplate(input.url) : undefined;
+  if (proofMessage !== undefined) reply.header(PROOF_MESSAGE_HEADER, proofMessage);
   if (wantsHtml(request)) {
     return reply.type('text/html; charset=utf-8').send(renderPaywallPage({ route: input.route, resourceUrl: input.url, options: input.options }));
   }

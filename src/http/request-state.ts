@@ -33,6 +33,8 @@ export interface RequestState {
   readonly match: RouteMatch<RouteConfig> | undefined;
   /** The gateway's own endpoint this request is for (`/.well-known/x402`), if any. */
   readonly special: 'discovery' | undefined;
+  /** The Host header is not one host (see routing.ts): the request is refused with 400. */
+  readonly invalidHost: boolean;
   outcome: RequestOutcome;
   /** A verified, reserved payment still to be settled when the upstream answers (`settlement: after`). */
   toSettle: AuthorizedPayment | undefined;
@@ -71,11 +73,17 @@ export class RequestStates {
   }
 }
 
-export function newRequestState(target: NormalisedPath, match: RouteMatch<RouteConfig> | undefined, special?: 'discovery'): RequestState {
+export function newRequestState(
+  target: NormalisedPath,
+  match: RouteMatch<RouteConfig> | undefined,
+  special?: 'discovery',
+  invalidHost = false,
+): RequestState {
   return {
     target,
     match,
     special,
+    invalidHost,
     outcome: 'free',
     toSettle: undefined,
     receipt: undefined,

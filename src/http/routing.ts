@@ -10,26 +10,44 @@
  */
 import type { FastifyServerOptions } from 'fastify';
 import type { IncomingMessage } from 'node:http';
-import type { Config } from '../config/types.js';
+import { isIPv6 } from 'node:net';
+import type { Config, RouteConfig } from '../config/types.js';
 import { normaliseUrl } from '../routes/normalise.js';
-import { matchRoute, pathMatchesAny } from '../routes/table.js';
+import { matchRoute, pathExtendsAny, pathMatchesAny } from '../routes/table.js';
 import { newRequestState, type RequestStates } from './request-state.js';
 
 export const UPSTREAM_CONSTRAINT = 'x402upstream';
 /** Constraint value of requests that must not reach any upstream. */
 const NO_UPSTREAM = '';
 
+/**
+ * One host as RFC 9110 allows it in `Host`: a DNS-style name or IPv4 address, or a bracketed IPv6
+ * address, with an optional numeric port. Anything else (`a.example, b.example`, `a:443:1`, `%`
+ * escapes) is refused: the gateway routes on this header, and an upstream that picks a tenant
+ * from it must not read another host out of it than the gateway did.
+ */
+const HOST = /^(?:[A-Za-z0-9._~-]+|\[([0-9A-Fa-f:.]+)\])(?::[0-9]{1,5})?$/;
+
+/** True for a Host header value the gateway routes on; absent (HTTP/1.0) is fine. */
+export function isValidHost(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const m = HOST.exec(host);
+  return m !== null && (m[1] === undefined || isIPv6(m[1]));
+}
+
 /** Builds the `rewriteUrl` server option. */
 export function makeRewriteUrl(config: Config, states: RequestStates): (req: IncomingMessage) => string {
   return (req) => {
     const target = normaliseUrl(req.url ?? '/');
-    if (target.ok && isDiscovery(target.segments, req.method)) {
+    if (!isValidHost(req.headers.host)) {
+      states.set(req, newRequestState(target, undefined, undefined, true));
+    } else if (target.ok && isDiscovery(target.segments, req.method)) {
       states.set(req, newRequestState(target, undefined, 'discovery'));
     } else {
       const match = target.ok ? matchRoute(config.table, req.method ?? 'GET', req.headers.host, target.segments) : undefined;
       states.set(req, newRequestState(target, match));
     }
-    return target.ok ? target.path + target.search : '/';
+    return target.ok ? target.forward + target.search : '/';
   };
 }
 
@@ -41,11 +59,13 @@ function isDiscovery(segments: readonly string[], method: string | undefined): b
 /** Names the upstream a request is routed to, or NO_UPSTREAM. */
 function upstreamOf(config: Config, states: RequestStates, req: IncomingMessage): string {
   const state = states.get(req);
-  if (!state || !state.target.ok || state.special) return NO_UPSTREAM;
+  if (!state || !state.target.ok || state.special || state.invalidHost) return NO_UPSTREAM;
   if (state.match) return state.match.route.upstream.name;
   if (config.unmatched !== 'free' || !config.defaultUpstream) return NO_UPSTREAM;
   // Free passage is for paths nobody prices, not for a priced path under another method or Host.
-  if (pathMatchesAny(config.table, state.target.segments, (route) => route.price.kind === 'priced')) return NO_UPSTREAM;
+  const priced = (route: RouteConfig) => route.price.kind === 'priced';
+  if (pathMatchesAny(config.table, state.target.segments, priced)) return NO_UPSTREAM;
+  if (config.protectPrefixes && pathExtendsAny(config.table, state.target.segments, priced)) return NO_UPSTREAM;
   return config.defaultUpstream.name;
 }
 

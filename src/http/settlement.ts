@@ -7,10 +7,13 @@ import type { AuthorizedPayment, Checkout, SettleOutcome } from '../payments/che
 import { encodeReceiptHeader, receiptHeaderName } from '../protocol/receipt.js';
 import type { RequestState } from './request-state.js';
 
-/** Settles, recording how long it took and how it ended for the metrics. */
-export async function settleTimed(checkout: Checkout, state: RequestState, a: AuthorizedPayment): Promise<SettleOutcome> {
+/**
+ * Settles, recording how long it took and how it ended for the metrics. `note` is kept in the
+ * settled receipt row (`client_closed`: charged, the answer not delivered).
+ */
+export async function settleTimed(checkout: Checkout, state: RequestState, a: AuthorizedPayment, note = ''): Promise<SettleOutcome> {
   const started = performance.now();
-  const outcome = await checkout.settle(a);
+  const outcome = await checkout.settle(a, note);
   state.settlement = {
     outcome: outcome.kind === 'settled' ? 'settled' : outcome.pending ? 'pending' : 'failed',
     mode: a.option.asset.network.settle.mode,

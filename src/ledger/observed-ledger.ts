@@ -26,6 +26,8 @@ export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Lo
     releaseNonce: wrap('releaseNonce', (key) => inner.releaseNonce(key)),
     beginSettlement: wrap('beginSettlement', (key, pending) => inner.beginSettlement(key, pending)),
     claimProof: wrap('claimProof', (chainId, hash) => inner.claimProof(chainId, hash)),
+    penalisePayer: wrap('penalisePayer', (chainId, payer, until) => inner.penalisePayer(chainId, payer, until)),
+    payerPenalty: wrap('payerPenalty', (chainId, payer) => inner.payerPenalty(chainId, payer)),
     record: wrap('record', (receipt) => inner.record(receipt)),
     receipts: wrap('receipts', (query) => inner.receipts(query)),
     close: () => inner.close(),

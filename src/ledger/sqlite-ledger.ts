@@ -1,6 +1,6 @@
 /**
- * The embedded ledger: one SQLite file, no server to run. Nonce reservations, spent tx proofs and
- * one receipt row per payment outcome.
+ * The embedded ledger: one SQLite file, no server to run. Nonce reservations, spent tx proofs,
+ * one receipt row per payment outcome, and the payers refused after a reverted settlement.
  *
  * Durability (the `Ledger` contract): WAL journal; a write that records money is committed with
  * `synchronous = FULL`, so it has reached the disk when its promise resolves, and a receipt
@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS receipts (
   reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS receipts_time ON receipts (time);
+CREATE TABLE IF NOT EXISTS payer_penalties (
+  chain_id INTEGER NOT NULL,
+  payer TEXT NOT NULL,
+  until INTEGER NOT NULL,
+  PRIMARY KEY (chain_id, payer)
+);
 `;
 
 interface ReceiptRow {
@@ -116,6 +122,13 @@ export class SqliteLedger implements Ledger {
            tx_hash = excluded.tx_hash, payer = excluded.payer`,
       ),
       list: this.db.prepare(`SELECT * FROM receipts WHERE time >= ? ORDER BY time DESC, rowid DESC LIMIT ?`),
+      penalise: this.db.prepare(
+        `INSERT INTO payer_penalties (chain_id, payer, until) VALUES (?, ?, ?)
+         ON CONFLICT (chain_id, payer) DO UPDATE SET until = max(until, excluded.until)`,
+      ),
+      // Expired refusals are dropped whenever one is added, so the table holds only live ones.
+      prunePenalties: this.db.prepare(`DELETE FROM payer_penalties WHERE until <= ?`),
+      penalty: this.db.prepare(`SELECT until FROM payer_penalties WHERE chain_id = ? AND payer = ? AND until > ?`),
     };
     // Inside the batch's transaction a nested better-sqlite3 transaction is a savepoint: one
     // write's statements roll back together, and alone.
@@ -151,6 +164,18 @@ export class SqliteLedger implements Ledger {
 
   claimProof(chainId: number, txHash: Hex): Promise<boolean> {
     return this.write(true, () => this.stmts.claim.run(chainId, txHash.toLowerCase(), this.nowSeconds()).changes === 1);
+  }
+
+  penalisePayer(chainId: number, payer: Hex, untilSeconds: number): Promise<void> {
+    return this.write(false, () => {
+      this.stmts.prunePenalties.run(this.nowSeconds());
+      this.stmts.penalise.run(chainId, payer.toLowerCase(), untilSeconds);
+    });
+  }
+
+  async payerPenalty(chainId: number, payer: Hex): Promise<number | undefined> {
+    const row = this.stmts.penalty.get(chainId, payer.toLowerCase(), this.nowSeconds()) as { until: number } | undefined;
+    return row?.until;
   }
 
   record(r: Receipt): Promise<void> {

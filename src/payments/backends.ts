@@ -115,18 +115,11 @@ export class PaymentBackendPool {
     const facilitators =
       network.settle.mode === 'facilitator' ? network.settle.facilitators.map((f) => new FacilitatorClient(f, { dispatcher: this.#dispatcher })) : [];
 
-    let verifier: Verifier | undefined;
-    if (network.verify === 'local' && client) {
-      const cached = new CachedVerifier(new LocalExactEvmVerifier({ clock, client }), { clock });
-      this.#onCache(cached.counters);
-      verifier = cached;
-    } else if (facilitators.length > 0) {
-      verifier = new FacilitatorVerifier(facilitators);
-    }
     // Whatever they are used for (verifying, settling or both), facilitators are asked at start-up.
     const facilitatorCheck = facilitators.length > 0 ? () => checkFacilitatorSupport(facilitators, expectedFacilitatorKinds(network)) : undefined;
 
     let settler: Settler | undefined;
+    let local: LocalExactEvmSettler | undefined;
     if (network.settle.mode === 'local' && client) {
       const key = `${network.chainId}:${privateKeyToAddress(network.settle.privateKey)}`;
       let nonces = this.#nonces.get(key);
@@ -134,17 +127,34 @@ export class PaymentBackendPool {
         nonces = new NonceAllocator(() => clock.nowMs());
         this.#nonces.set(key, nonces);
       }
-      settler = new LocalExactEvmSettler({
+      local = new LocalExactEvmSettler({
         network,
         client,
         privateKey: network.settle.privateKey,
         clock,
         receiptTimeoutMs: network.settle.receiptTimeoutMs,
+        maxGas: BigInt(network.settle.maxGas),
         nonces,
         sendTransport: sendTransport(network, this.#rpc),
       });
+      settler = local;
     } else if (facilitators.length > 0) {
       settler = new FacilitatorSettler(facilitators);
+    }
+
+    let verifier: Verifier | undefined;
+    if (network.verify === 'local' && client) {
+      // Settling locally, the gateway pays the gas: a contract payer's settlement is estimated
+      // at verification against the cap, and its ERC-1271 check may use no more than the cap.
+      const gasBound =
+        local === undefined || network.settle.mode !== 'local'
+          ? {}
+          : { erc1271GasLimit: BigInt(network.settle.maxGas), settlementGas: local.checkGas.bind(local) };
+      const cached = new CachedVerifier(new LocalExactEvmVerifier({ clock, client, ...gasBound }), { clock });
+      this.#onCache(cached.counters);
+      verifier = cached;
+    } else if (facilitators.length > 0) {
+      verifier = new FacilitatorVerifier(facilitators);
     }
 
     return { verifier, settler, proof: client ? new TxProofChecker({ client, clock }) : undefined, facilitatorCheck };

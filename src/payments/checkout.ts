@@ -9,6 +9,12 @@
  * released when nothing was charged (the caller may retry the same authorization) and kept for
  * good once a transaction may have reached the chain.
  *
+ * Reverts: a settlement mined and reverted moved nothing but cost the settler its gas (at most
+ * `settle.maxGas`), and it got past the simulation, so the same authorization would revert again:
+ * its nonce is kept, never released, and the payer is refused for `settle.revertPenaltySeconds`
+ * (in the ledger, so every replica refuses it), before its next payment is even verified. One
+ * authorization thus buys at most one capped attempt, and a payer at most one per penalty period.
+ *
  * Receipts: a `pending` row is written before a settlement is sent, and replaced by its outcome
  * after. A crash in between leaves the pending row, with payer and nonce, to reconcile against
  * the chain: no money moves without a row.
@@ -17,7 +23,7 @@ import type { PaymentOption, RouteConfig } from '../config/types.js';
 import { REASON } from '../protocol/reasons.js';
 import { selectRequirement } from '../protocol/select-requirement.js';
 import type { DecodedPayment, Hex } from '../protocol/types.js';
-import type { Clock, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, Verifier } from './ports.js';
+import type { Clock, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, TxProof, Verifier } from './ports.js';
 
 export interface CheckoutDeps {
   /** Keyed by network name. */
@@ -112,6 +118,13 @@ export class Checkout {
       await this.refuse(request, payment, option, REASON.validBefore);
       return { kind: 'refused', reason: REASON.validBefore };
     }
+    const suspendedUntil = await this.deps.ledger.payerPenalty(option.asset.network.chainId, auth.from);
+    if (suspendedUntil !== undefined) {
+      // Before verification: the claimed payer is unproven here, but a payment naming it could
+      // only ever pay as it, and its verification (ERC-1271, an estimate) is what it made costly.
+      await this.refuse(request, payment, option, REASON.payerSuspended);
+      return { kind: 'refused', reason: REASON.payerSuspended, message: `a settlement of this payer's reverted on chain; refused until ${suspendedUntil} (unix seconds)` };
+    }
     const verifier = this.deps.verifiers.get(option.asset.network.name);
     if (!verifier) {
       await this.refuse(request, payment, option, 'invalid_network');
@@ -135,7 +148,8 @@ export class Checkout {
   }
 
   /** Moves the money. Never throws for a refused settlement; the outcome says what happened. */
-  async settle(a: AuthorizedPayment): Promise<SettleOutcome> {
+  /** `note`: kept in the settled row's reason (`client_closed`: the answer was not delivered). */
+  async settle(a: AuthorizedPayment, note = ''): Promise<SettleOutcome> {
     return this.work.run(async () => {
       const settler = this.deps.settlers.get(a.option.asset.network.name);
       if (!settler) {
@@ -151,11 +165,15 @@ export class Checkout {
         // The money moved: a ledger fault now must not cost the caller the answer it paid for.
         // The pending row already names the payment for reconciliation, and the ledger wrapper
         // logs and counts the fault.
-        await this.record(a, 'settled', '', result.transaction).catch(() => undefined);
+        await this.record(a, 'settled', note, result.transaction).catch(() => undefined);
         return { kind: 'settled', transaction: result.transaction, payer: result.payer };
       }
       if (result.maybeOnChain) {
         await this.record(a, 'pending', result.reason, result.transaction ?? '');
+      } else if (result.reverted === true) {
+        // The nonce stays kept (beginSettlement kept it): see "Reverts" above.
+        await this.penalise(a);
+        await this.record(a, 'settle_failed', result.reason, result.transaction ?? '');
       } else {
         await this.deps.ledger.releaseNonce(a.nonceKey);
         await this.record(a, 'settle_failed', result.reason, result.transaction ?? '');
@@ -173,18 +191,22 @@ export class Checkout {
   }
 
   /**
-   * The seed's proof flow: `X-Payment-Proof: <tx hash>` of a plain transfer. The first option
-   * whose network's chain shows a matching transfer wins, and the hash is then spent forever, so
-   * one transfer buys one request.
+   * The seed's proof flow: `X-Payment-Proof: <tx hash>` of a plain transfer, signed by its sender
+   * for this resource. The first option whose network's chain shows a matching transfer wins, and
+   * the hash is then spent forever, so one transfer buys one request. A refused proof spends
+   * nothing: a caller with someone else's hash does not take it from the payer who sent it.
    */
-  async acceptProof(txHash: Hex, options: readonly PaymentOption[], request: PaymentRequestInfo): Promise<ProofOutcome> {
+  async acceptProof(proof: TxProof, options: readonly PaymentOption[], request: PaymentRequestInfo): Promise<ProofOutcome> {
+    const txHash = proof.txHash;
     let reason = 'proof_not_supported';
+    let signer = '';
     for (const option of options) {
       const checker = this.deps.proofs.get(option.asset.network.name);
       if (!checker) continue;
-      const result = await checker.check(txHash, option);
+      const result = await checker.check(proof, option);
       if (!result.ok) {
         reason = result.reason;
+        signer = result.signer ?? '';
         continue;
       }
       const claimed = await this.deps.ledger.claimProof(option.asset.network.chainId, txHash);
@@ -210,13 +232,23 @@ export class Checkout {
       amount: options[0]?.amount.toString() ?? '',
       asset: options[0]?.asset.address ?? '',
       network: options[0]?.asset.network.caip2 ?? '',
-      payer: '',
+      // Who asked, when it was not the sender: the row of an attempt on someone else's transfer.
+      payer: signer,
       nonce: '',
       transaction: txHash,
       status: 'proof_refused',
       reason,
     });
     return { kind: 'refused', reason };
+  }
+
+  /** Refuses the payer of `a` for its network's `settle.revertPenaltySeconds`, when that is not 0. */
+  private async penalise(a: AuthorizedPayment): Promise<void> {
+    const network = a.option.asset.network;
+    // Only the gateway's own settler pays for a revert; a facilitator's gas is its own business.
+    const seconds = network.settle.mode === 'local' ? network.settle.revertPenaltySeconds : 0;
+    if (seconds === 0) return;
+    await this.deps.ledger.penalisePayer(network.chainId, a.payer, Number(this.deps.clock.nowSeconds()) + seconds);
   }
 
   /** Records a refusal of a payment that never got as far as a reservation. */

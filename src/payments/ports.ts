@@ -42,6 +42,10 @@ export interface Verifier {
 /**
  * `maybeOnChain`: the transaction may have reached the chain (sent, receipt not seen), so the
  * nonce must stay reserved and the receipt row says `pending`.
+ *
+ * `reverted`: the settler's transaction was mined and reverted. Nothing moved (`maybeOnChain` is
+ * false), but the settler paid its gas, and whatever made it revert survived the simulation, so
+ * trying the same authorization again would only pay for it again: the nonce stays spent.
  */
 export type SettleResult =
   | { readonly success: true; readonly transaction: Hex; readonly payer: Address }
@@ -51,6 +55,7 @@ export type SettleResult =
       readonly message?: string;
       readonly transaction?: Hex;
       readonly maybeOnChain: boolean;
+      readonly reverted?: boolean;
     };
 
 export interface Settler {
@@ -135,18 +140,42 @@ export interface Ledger {
   beginSettlement(key: NonceKey, pending: Receipt): Promise<void>;
   /** Records a tx hash as spent, once. False when it was spent before. */
   claimProof(chainId: number, txHash: Hex): Promise<boolean>;
+  /**
+   * Refuses `payer` on chain `chainId` until the unix second `untilSeconds` (a settlement of its
+   * was mined and reverted). A later expiry replaces an earlier one, never the reverse. Need not
+   * be on disk when it resolves: a power loss can cost at most one more capped revert.
+   */
+  penalisePayer(chainId: number, payer: Address, untilSeconds: number): Promise<void>;
+  /** The unix second `payer`'s refusal on `chainId` ends, while it is in force (by the store's clock); else undefined. */
+  payerPenalty(chainId: number, payer: Address): Promise<number | undefined>;
   /** Writes a receipt before it resolves: on disk when its status is one of MONEY_STATUSES. */
   record(receipt: Receipt): Promise<void>;
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
   close(): Promise<void>;
 }
 
-/** The seed's proof flow: a plain on-chain transfer, named by its transaction hash. */
+/**
+ * The seed's proof flow: a plain on-chain transfer, named by its transaction hash, and the
+ * transaction sender's signature over that hash and the resource (`proofMessage` in
+ * protocol/proof-message.ts). The hash alone is public, so it proves nothing about the caller.
+ */
+export interface TxProof {
+  readonly txHash: Hex;
+  /** 65 bytes, 0x hex: the EIP-191 (`personal_sign`) signature of `proofMessage(txHash, resourceUrl)`. */
+  readonly signature: Hex;
+  /** The absolute URL the challenge named for this request; the signature must name the same. */
+  readonly resourceUrl: string;
+}
+
 export type ProofResult =
   | { readonly ok: true; readonly payer: Address; readonly amount: bigint }
-  | { readonly ok: false; readonly reason: string };
+  /** `signer`: who signed, when that is not the transaction's sender (for the receipt row). */
+  | { readonly ok: false; readonly reason: string; readonly signer?: Address };
 
 export interface ProofChecker {
-  /** Checks that `txHash` paid `option` (asset, payTo, amount, confirmations, age). Throws only on infrastructure faults. */
-  check(txHash: Hex, option: PaymentOption): Promise<ProofResult>;
+  /**
+   * Checks that the signer of `proof` sent a transaction that paid `option` (asset, payTo, amount,
+   * confirmations, age). Throws only on infrastructure faults.
+   */
+  check(proof: TxProof, option: PaymentOption): Promise<ProofResult>;
 }

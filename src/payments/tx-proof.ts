@@ -1,14 +1,21 @@
 /**
  * The seed's proof flow: a caller paid with an ordinary ERC-20 transfer and sends
- * `X-Payment-Proof: <tx hash>`; the gateway accepts it when the chain shows a successful
- * transaction with a `Transfer` of the option's token to `payTo`, for at least the price, with
- * enough confirmations and not older than the configured age.
+ * `X-Payment-Proof: <tx hash>` with `X-Payment-Proof-Signature`; the gateway accepts it when the
+ * signature is the transaction sender's over the hash and the resource, and the chain shows a
+ * successful transaction with a `Transfer` of the option's token to `payTo`, for at least the
+ * price, with enough confirmations and not older than the configured age.
+ *
+ * The signature is what makes the proof the caller's: a hash is public from the moment it is
+ * broadcast, so without it whoever presented a payer's hash first was served, and an unrelated
+ * transfer to `payTo` bought requests for anyone. A transaction's sender is an account with a key
+ * (a contract cannot send one), so an ECDSA signature is the only kind to accept.
  *
  * This only reads the chain. Spending the hash (so one transfer buys one request) is the ledger's
  * `claimProof`, done by the caller after an `ok`.
  */
 import {
   erc20Abi,
+  hashMessage,
   isAddressEqual,
   parseEventLogs,
   TransactionReceiptNotFoundError,
@@ -16,10 +23,13 @@ import {
 } from 'viem';
 import type { Address, PaymentOption } from '../config/types.js';
 import { InfrastructureError } from '../errors.js';
-import type { Hex } from '../protocol/types.js';
-import type { Clock, ProofChecker } from './ports.js';
+import { proofMessage } from '../protocol/proof-message.js';
+import { recoverEcdsaSigner } from './exact-evm/signature.js';
+import type { Clock, ProofChecker, TxProof } from './ports.js';
 
 export type TxProofRefusal =
+  /** The signature recovers to no address (or to one only by its high-`s` twin). */
+  | 'proof_signature_invalid'
   | 'proof_tx_not_found'
   | 'proof_tx_failed'
   | 'proof_transfer_not_found'
@@ -36,7 +46,9 @@ export type TxProofResult =
       readonly amount: bigint;
       readonly blockNumber: bigint;
     }
-  | { readonly ok: false; readonly reason: TxProofRefusal };
+  | { readonly ok: false; readonly reason: TxProofRefusal }
+  /** The signature is valid but not the transaction sender's: someone else's hash, or another URL's signature. */
+  | { readonly ok: false; readonly reason: 'proof_signature_mismatch'; readonly signer: Address };
 
 /** The chain reads the checker needs: a viem public client for the option's network. */
 export type TxProofClient = Pick<PublicClient, 'getTransactionReceipt' | 'getBlockNumber' | 'getBlock'>;
@@ -56,27 +68,35 @@ export class TxProofChecker implements ProofChecker {
   }
 
   /**
-   * Checks one transaction hash against one payment option. Refusals are data; an RPC failure
-   * throws `InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE')`.
+   * Checks one signed transaction hash against one payment option. Refusals are data; an RPC
+   * failure throws `InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE')`.
+   *
+   * The signer is recovered before any chain read and compared with the sender as soon as the
+   * receipt is in: a caller presenting someone else's hash learns nothing more and costs one read.
    *
    * Counts one `Transfer` log, not the sum of several: the largest one to `payTo` must cover the
    * price. A batch that pays in pieces is not what the seed's "send USDC, then show the tx" means.
    */
   async check(
-    txHash: Hex,
+    proof: TxProof,
     option: PaymentOption,
     confirmations: number = option.asset.network.proofConfirmations,
     maxAgeSeconds: number = option.asset.network.proofMaxAgeSeconds,
   ): Promise<TxProofResult> {
+    const signer = await recoverEcdsaSigner(hashMessage(proofMessage(proof.txHash, proof.resourceUrl)), proof.signature);
+    if (signer === undefined) return { ok: false, reason: 'proof_signature_invalid' };
     const receipt = await this.#chain('read the transaction receipt', async () => {
       try {
-        return await this.#client.getTransactionReceipt({ hash: txHash });
+        return await this.#client.getTransactionReceipt({ hash: proof.txHash });
       } catch (err) {
         if (err instanceof TransactionReceiptNotFoundError) return undefined;
         throw err;
       }
     });
     if (receipt === undefined) return { ok: false, reason: 'proof_tx_not_found' };
+    // A signature over another hash or another URL recovers to some other address, so this one
+    // comparison binds the proof to its sender, its transaction and its resource.
+    if (!isAddressEqual(receipt.from, signer)) return { ok: false, reason: 'proof_signature_mismatch', signer };
     if (receipt.status !== 'success') return { ok: false, reason: 'proof_tx_failed' };
 
     // strict (the default) skips logs that do not decode as ERC-20 Transfer, e.g. ERC-721's

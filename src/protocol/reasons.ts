@@ -24,6 +24,16 @@ export const REASON = {
   settlementPending: 'settlement_pending',
   /** A fault of ours (RPC down before anything was sent, a bug): see `SettleResult` in ports.ts. */
   unexpectedSettleError: 'unexpected_settle_error',
+  /**
+   * The gateway's own: settling would take more gas than the network's `settle.maxGas` (a payer
+   * with code decides what its signature check costs). Refused before anything is sent.
+   */
+  settlementGasOverLimit: 'settlement_gas_over_limit',
+  /**
+   * The gateway's own: a settlement of this payer's was mined and reverted (it cost gas and moved
+   * nothing), so the payer is refused for `settle.revertPenaltySeconds`.
+   */
+  payerSuspended: 'payer_suspended',
 } as const;
 
 /** One of the reason strings above. */

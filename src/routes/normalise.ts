@@ -4,10 +4,13 @@
  *
  * Matching one form and forwarding another is how paywalls get bypassed: `/free/..%2Fpaid`,
  * `//paid`, `/paid/` or `/PAID` must either be charged as `/paid` or refused, never passed free.
- * So the gateway decodes each segment once, resolves `.` and `..`, drops empty segments and the
- * trailing slash, and re-encodes canonically; the upstream receives exactly the segments that
- * were matched. Case is left alone in what is forwarded (IDs are case-sensitive) and ignored when
- * matching literal segments, so a case variant is charged like the original: fail closed.
+ * So the gateway decodes each segment once, resolves `.` and `..`, drops empty segments, and
+ * re-encodes canonically; the upstream receives exactly the segments that were matched. The one
+ * thing kept from the caller's form is a trailing slash (`forward`): it changes no segment, so it
+ * cannot reach another route, but frameworks that redirect to add it back (Django's
+ * APPEND_SLASH, DRF routers) would otherwise answer a charged 301 to every paid request.
+ * Case is left alone in what is forwarded (IDs are case-sensitive) and ignored when matching
+ * literal segments, so a case variant is charged like the original: fail closed.
  *
  * Refused outright (400): a malformed `%` escape, an encoded `/` or a `\` in any form (upstreams
  * disagree on whether they separate segments), a `;` in any form (servlet containers strip
@@ -21,8 +24,10 @@ export type NormalisedPath =
       readonly ok: true;
       /** Decoded segments, e.g. ['v1', 'jobs', 'a b']. */
       readonly segments: readonly string[];
-      /** Canonically encoded path to forward, e.g. `/v1/jobs/a%20b`. */
+      /** Canonically encoded path, e.g. `/v1/jobs/a%20b`: what routes and receipts see. */
       readonly path: string;
+      /** `path` with the caller's trailing slash, if it sent one: what the upstream receives. */
+      readonly forward: string;
       /** The raw query string with its `?`, or ''. Forwarded untouched. */
       readonly search: string;
     }
@@ -50,7 +55,7 @@ export function normaliseUrl(rawUrl: string): NormalisedPath {
   const search = q === -1 ? '' : rawUrl.slice(q);
   if (!rawPath.startsWith('/')) return { ok: false, reason: 'path must start with /' };
   if (CANONICAL_PATH.test(rawPath) && !DOT_SEGMENT.test(rawPath)) {
-    return { ok: true, segments: rawPath.slice(1).split('/'), path: rawPath, search };
+    return { ok: true, segments: rawPath.slice(1).split('/'), path: rawPath, forward: rawPath, search };
   }
   if (rawPath.includes('\\')) return { ok: false, reason: 'backslash in path' };
 
@@ -71,7 +76,9 @@ export function normaliseUrl(rawUrl: string): NormalisedPath {
     }
     segments.push(decoded);
   }
-  return { ok: true, segments, path: '/' + segments.map(encodeSegment).join('/'), search };
+  const path = '/' + segments.map(encodeSegment).join('/');
+  const forward = path !== '/' && rawPath.endsWith('/') ? `${path}/` : path;
+  return { ok: true, segments, path, forward, search };
 }
 
 /**

@@ -96,6 +96,20 @@ export function pathMatchesAny<R>(table: RouteTable<R>, segments: readonly strin
   return table.entries.some((entry) => predicate(entry.route) && matchSegments(entry.segments, segments, lowered) !== undefined);
 }
 
+/**
+ * True when these segments extend the path of some route accepted by `predicate` (its pattern
+ * matches a proper prefix of them), for any method and host: `/v1/report/x` extends
+ * `GET /v1/report`. `unmatched: { free: true, protectPrefixes: true }` refuses such paths.
+ */
+export function pathExtendsAny<R>(table: RouteTable<R>, segments: readonly string[], predicate: (route: R) => boolean): boolean {
+  const lowered = segments.map((s) => s.toLowerCase());
+  return table.entries.some((entry) => {
+    const n = entry.segments.length;
+    if (!predicate(entry.route) || segments.length <= n) return false;
+    return matchSegments(entry.segments, segments.slice(0, n), lowered.slice(0, n)) !== undefined;
+  });
+}
+
 /** `lowered`: the same segments lowercased once, for the case-insensitive literal comparisons. */
 function matchSegments(pattern: readonly SegmentMatcher[], segments: readonly string[], lowered: readonly string[]): Record<string, string> | undefined {
   const params: Record<string, string> = {};

@@ -1,9 +1,10 @@
 /**
  * The gateway's two other ways of taking money, on a real chain: settlement by an x402
  * facilitator built from the official packages (with fallback past a dead one), and the seed's
- * X-Payment-Proof flow (a plain transfer, accepted once).
+ * X-Payment-Proof flow (a plain transfer, signed for by its sender, accepted once).
  */
-import { erc20Abi } from 'viem';
+import { erc20Abi, type Hex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDevChainClient } from '../../src/devchain/anvil.js';
 import { BASE_USDC } from '../../src/devchain/token.js';
@@ -14,6 +15,7 @@ import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
+import { proofMessage } from '../../src/protocol/proof-message.js';
 
 const CENT = 10_000n;
 
@@ -102,13 +104,19 @@ describe('X-Payment-Proof: a plain on-chain transfer buys one request', () => {
 upstreams:
   api: { url: "${upstream.url}" }
 routes:
-  - { match: "GET /report", price: "$0.05" }
+  - { match: "GET /report", price: "$0.05", proof: true }
 `);
   });
 
   afterAll(async () => {
     await gw?.close();
   });
+
+  /** The proof headers for `hash` on GET /report, signed by `key` (by default the payer, the sender of `transfer`). */
+  async function proof(hash: string, key: Hex = PAYER_KEY): Promise<Record<string, string>> {
+    const signature = await privateKeyToAccount(key).signMessage({ message: proofMessage(hash as Hex, `${gw.url}/report`) });
+    return { 'x-payment-proof': hash, 'x-payment-proof-signature': signature };
+  }
 
   async function transfer(to: `0x${string}`, amount: bigint): Promise<`0x${string}`> {
     const payer = createDevChainClient(world.chain, PAYER_KEY);
@@ -121,11 +129,11 @@ routes:
     const hash = await transfer(PAYEE, 5n * CENT);
     const before = upstream.seen.length;
     const t0 = Date.now();
-    const first = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': hash } });
+    const first = await send(gw.url, 'GET', '/report', { headers: await proof(hash) });
     expect(first.status).toBe(200);
     expect(upstream.seen.length - before).toBe(1);
     expect(upstream.seen.at(-1)?.headers['x-payment-proof']).toBeUndefined();
-    const reuse = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': hash } });
+    const reuse = await send(gw.url, 'GET', '/report', { headers: await proof(hash) });
     expect(reuse.status).toBe(402);
     expect((reuse.json() as { error: string }).error).toBe('proof_already_used');
     expect(upstream.seen.length - before).toBe(1);
@@ -145,7 +153,12 @@ routes:
     });
     expect(paidOnce).toEqual({ payer: -5n * CENT, payee: 5n * CENT });
     const before = upstream.seen.length;
-    const reuse = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': settlement } });
+    // The payer did not send the settlement transaction, so its signature cannot claim it...
+    const byPayer = await send(gw.url, 'GET', '/report', { headers: await proof(settlement) });
+    expect(byPayer.status).toBe(402);
+    expect((byPayer.json() as { error: string }).error).toBe('proof_signature_mismatch');
+    // ...and even the settler, who did, finds no transfer from its own balance in it.
+    const reuse = await send(gw.url, 'GET', '/report', { headers: await proof(settlement, SETTLER_KEY) });
     expect(reuse.status).toBe(402);
     expect((reuse.json() as { error: string }).error).toBe('proof_transfer_not_found');
     expect(upstream.seen.length).toBe(before);
@@ -155,18 +168,21 @@ routes:
     const small = await transfer(PAYEE, CENT);
     const elsewhere = await transfer(PAYER, 5n * CENT);
     const before = upstream.seen.length;
-    const tooSmall = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': small } });
+    const tooSmall = await send(gw.url, 'GET', '/report', { headers: await proof(small) });
     expect(tooSmall.status).toBe(402);
     expect((tooSmall.json() as { error: string }).error).toBe('proof_amount_too_low');
-    const wrong = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': elsewhere } });
+    const wrong = await send(gw.url, 'GET', '/report', { headers: await proof(elsewhere) });
     expect(wrong.status).toBe(402);
     expect((wrong.json() as { error: string }).error).toBe('proof_transfer_not_found');
-    const unknown = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': `0x${'12'.repeat(32)}` } });
+    const unknown = await send(gw.url, 'GET', '/report', { headers: await proof(`0x${'12'.repeat(32)}`) });
     expect(unknown.status).toBe(402);
     expect((unknown.json() as { error: string }).error).toBe('proof_tx_not_found');
-    const malformed = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': '0x1234' } });
+    const malformed = await send(gw.url, 'GET', '/report', { headers: { ...(await proof(small)), 'x-payment-proof': '0x1234' } });
     expect(malformed.status).toBe(400);
     expect(malformed.json()).toMatchObject({ code: 'GW_ERR_PROOF_MALFORMED' });
+    const badSignature = await send(gw.url, 'GET', '/report', { headers: { 'x-payment-proof': small, 'x-payment-proof-signature': '0x1234' } });
+    expect(badSignature.status).toBe(400);
+    expect(badSignature.json()).toMatchObject({ code: 'GW_ERR_PROOF_SIGNATURE_MALFORMED' });
     expect(upstream.seen.length).toBe(before);
   });
 });

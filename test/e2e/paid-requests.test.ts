@@ -385,26 +385,32 @@ routes:
     }
   });
 
-  it('before the upstream answers is not charged, and its authorization stays usable', async () => {
+  it('after its request was forwarded is charged once when the upstream answers < 400, and the authorization is spent', async () => {
+    // The upstream did the work: hanging up must not make it free (nor repeatable on one header).
     const http = v2HttpClient();
     const challenge = await challengeOf(http, `${gw.url}/slow`);
     const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
     const t0 = Date.now();
+    const before = upstream.seen.length;
     const delta = await world.moved(async () => {
       const controller = new AbortController();
       const aborted = fetch(`${gw.url}/slow`, { headers: header, signal: controller.signal }).catch(() => 'aborted');
       await new Promise((r) => setTimeout(r, 300));
       controller.abort();
       expect(await aborted).toBe('aborted');
-      // Wait past the upstream's answer (2 s): nothing is settled for a caller who is gone.
-      await new Promise((r) => setTimeout(r, 2200));
+      // The upstream answers after 2 s; the settlement follows its status line.
+      await waitFor(async () => (await receiptsSince(t0)).some((r) => r.status === 'settled'), 10_000);
     });
-    expect(delta).toEqual({ payer: 0n, payee: 0n });
-    expect((await receiptsSince(t0)).map((r) => [r.status, r.reason])).toEqual([['not_charged', 'client_closed']]);
-    const retry = await world.moved(async () => {
-      expect((await send(gw.url, 'GET', '/slow', { headers: header })).status).toBe(200);
+    expect(delta).toEqual({ payer: -CENT, payee: CENT });
+    // The row says the answer was not delivered.
+    expect((await receiptsSince(t0)).map((r) => [r.status, r.reason])).toEqual([['settled', 'client_closed']]);
+    const replay = await world.moved(async () => {
+      const res = await send(gw.url, 'GET', '/slow', { headers: header });
+      expect(res.status).toBe(402);
+      expect(decodeHeader(res.headers['payment-required'] as string)).toMatchObject({ error: 'invalid_exact_evm_nonce_already_used' });
     });
-    expect(retry).toEqual({ payer: -CENT, payee: CENT });
+    expect(replay).toEqual({ payer: 0n, payee: 0n });
+    expect(upstream.seen.length - before).toBe(1);
   });
 });
 

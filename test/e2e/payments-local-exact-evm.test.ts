@@ -11,6 +11,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { createPaymentHeader } from 'x402/client';
 import { PaymentRequirementsSchema } from 'x402/types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_REVERT_PENALTY_SECONDS, DEFAULT_SETTLE_MAX_GAS } from '../../src/config/schema.js';
 import type { AssetConfig, NetworkConfig, PaymentOption } from '../../src/config/types.js';
 import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type DevChainClient } from '../../src/devchain/anvil.js';
 import { BASE_USDC, compileSolidity, installTestUsdc, mintTestUsdc, usdcBalance } from '../../src/devchain/token.js';
@@ -87,7 +88,13 @@ beforeAll(async () => {
     v1Name: 'base',
     rpc: [chain.rpcUrl],
     verify: 'local',
-    settle: { mode: 'local', privateKey: SETTLER_KEY, receiptTimeoutMs: 10_000 },
+    settle: {
+      mode: 'local',
+      privateKey: SETTLER_KEY,
+      receiptTimeoutMs: 10_000,
+      maxGas: DEFAULT_SETTLE_MAX_GAS,
+      revertPenaltySeconds: DEFAULT_REVERT_PENALTY_SECONDS,
+    },
     proofConfirmations: 1,
     proofMaxAgeSeconds: 3600,
   };
@@ -258,7 +265,7 @@ describe('settle on anvil', () => {
       expect(results.find((r) => !r.success)).toMatchObject(
         sentOnlyOne
           ? { reason: 'invalid_exact_evm_nonce_already_used', maybeOnChain: false }
-          : { reason: 'invalid_exact_evm_transaction_failed', maybeOnChain: false, transaction: expect.stringMatching(/^0x[0-9a-f]{64}$/) },
+          : { reason: 'invalid_exact_evm_transaction_failed', maybeOnChain: false, reverted: true, transaction: expect.stringMatching(/^0x[0-9a-f]{64}$/) },
       );
     } finally {
       await test().setAutomine(true);

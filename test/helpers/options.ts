@@ -58,7 +58,7 @@ export function makeOption(overrides: Partial<PaymentOption> = {}): PaymentOptio
   });
 }
 
-const UPSTREAM: UpstreamConfig = Object.freeze({ name: 'legacy', url: 'http://127.0.0.1:8080', timeoutMs: 30_000, headers: {} });
+const UPSTREAM: UpstreamConfig = Object.freeze({ name: 'legacy', url: 'http://127.0.0.1:8080', timeoutMs: 30_000, idleTimeoutMs: 30_000, sseIdleTimeoutMs: undefined, headers: {} });
 
 /** A priced `GET /v1/weather` route over the given options. */
 export function makeRoute(options: readonly PaymentOption[], overrides: Partial<RouteConfig> = {}): RouteConfig {
@@ -73,6 +73,7 @@ export function makeRoute(options: readonly PaymentOption[], overrides: Partial<
     mimeType: 'application/json',
     settlement: 'after',
     minValiditySeconds: minimumAfterTimeout(UPSTREAM),
+    proof: false,
     ...overrides,
   });
 }

@@ -106,3 +106,41 @@ describe('SqliteLedger group commit', () => {
     await expect(ledger.record(receipt('late'))).rejects.toThrow(/closed/);
   });
 });
+
+describe('SqliteLedger payer penalties (refused after a reverted settlement)', () => {
+  const PAYER = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
+
+  it('refuses a payer until its expiry, by chain, whatever the address case', async () => {
+    expect(await ledger.payerPenalty(8453, PAYER)).toBeUndefined();
+    await ledger.penalisePayer(8453, PAYER, 4_600);
+    expect(await ledger.payerPenalty(8453, PAYER)).toBe(4_600);
+    expect(await ledger.payerPenalty(8453, PAYER.toLowerCase() as `0x${string}`)).toBe(4_600);
+    expect(await ledger.payerPenalty(84532, PAYER)).toBeUndefined(); // another chain
+  });
+
+  it('a later expiry wins over an earlier one, never the reverse', async () => {
+    await ledger.penalisePayer(8453, PAYER, 4_600);
+    await ledger.penalisePayer(8453, PAYER, 2_000);
+    expect(await ledger.payerPenalty(8453, PAYER)).toBe(4_600);
+    await ledger.penalisePayer(8453, PAYER, 9_000);
+    expect(await ledger.payerPenalty(8453, PAYER)).toBe(9_000);
+  });
+
+  it('ends at its expiry (by the ledger\'s clock), survives a reopen, and expired rows are pruned', async () => {
+    let now = 1_000;
+    await ledger.close();
+    ledger = new SqliteLedger(path, () => now);
+    await ledger.penalisePayer(8453, PAYER, 1_500);
+    await ledger.close();
+    ledger = new SqliteLedger(path, () => now);
+    expect(await ledger.payerPenalty(8453, PAYER)).toBe(1_500);
+    now = 1_500;
+    expect(await ledger.payerPenalty(8453, PAYER)).toBeUndefined();
+    await ledger.penalisePayer(8453, '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC', 5_000);
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT chain_id, payer, until FROM payer_penalties').all()).toEqual([
+      { chain_id: 8453, payer: '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc', until: 5_000 },
+    ]);
+    db.close();
+  });
+});

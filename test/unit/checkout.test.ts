@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Checkout, WorkInFlight } from '../../src/payments/checkout.js';
+import type { PaymentOption } from '../../src/config/types.js';
 import type { Ledger, NonceKey, ProofChecker, Receipt, SettleResult, Settler, Verifier, VerifyResult } from '../../src/payments/ports.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
 import { makeOption, makeRoute, PAY_TO } from '../helpers/options.js';
@@ -13,7 +14,7 @@ const option = makeOption();
 const route = makeRoute([option]);
 const PAYER = '0x2222222222222222222222222222222222222222';
 
-function payment(validBefore = NOW + 300n): DecodedPayment {
+function payment(validBefore = NOW + 300n, nonce: `0x${string}` = `0x${'ab'.repeat(32)}`): DecodedPayment {
   return {
     x402Version: 1,
     header: 'x-payment',
@@ -22,7 +23,7 @@ function payment(validBefore = NOW + 300n): DecodedPayment {
     accepted: undefined,
     payload: {
       signature: `0x${'11'.repeat(65)}`,
-      authorization: { from: PAYER, to: PAY_TO, value: option.amount, validAfter: 0n, validBefore, nonce: `0x${'ab'.repeat(32)}` },
+      authorization: { from: PAYER, to: PAY_TO, value: option.amount, validAfter: 0n, validBefore, nonce },
     },
     raw: {},
   };
@@ -50,6 +51,16 @@ class RecordingLedger implements Ledger {
   }
   async claimProof(): Promise<boolean> {
     return true;
+  }
+  /** Refusals by `chainId:payer`, with their expiry. */
+  readonly penalties = new Map<string, number>();
+  async penalisePayer(chainId: number, payer: string, untilSeconds: number): Promise<void> {
+    this.calls.push(`penalise:${untilSeconds}`);
+    this.penalties.set(`${chainId}:${payer.toLowerCase()}`, untilSeconds);
+  }
+  async payerPenalty(chainId: number, payer: string): Promise<number | undefined> {
+    const until = this.penalties.get(`${chainId}:${payer.toLowerCase()}`);
+    return until !== undefined && until > NOW ? until : undefined;
   }
   async record(r: Receipt): Promise<void> {
     this.calls.push(`record:${r.status}`);
@@ -92,6 +103,14 @@ function setup(settle: SettleResult, verdict: VerifyResult = { valid: true, paye
 }
 
 const TX = `0x${'cd'.repeat(32)}` as const;
+const REVERTED: SettleResult = { success: false, reason: 'invalid_exact_evm_transaction_failed', transaction: TX, maybeOnChain: false, reverted: true };
+
+/** `option` on a network the gateway settles itself, refusing a reverted payer for `revertPenaltySeconds`. */
+function settledLocally(revertPenaltySeconds: number): PaymentOption {
+  const settle = { mode: 'local', privateKey: `0x${'11'.repeat(32)}`, receiptTimeoutMs: 30_000, maxGas: 150_000, revertPenaltySeconds } as const;
+  return makeOption({ asset: { ...option.asset, network: { ...option.asset.network, settle } } });
+}
+const PROOF = { txHash: TX, signature: `0x${'ee'.repeat(65)}`, resourceUrl: 'http://gw/v1/weather' } as const;
 
 describe('Checkout', () => {
   it('verifies, reserves, then keeps the nonce and writes a pending row before the settlement is sent', async () => {
@@ -116,8 +135,28 @@ describe('Checkout', () => {
     const proof: ProofChecker = { check: async () => ({ ok: true, payer: PAYER, amount: option.amount }) };
     const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER }, undefined, undefined, proof);
     ledger.failRecordOf = 'proof_accepted';
-    expect(await checkout.acceptProof(TX, [option], request)).toEqual({ kind: 'accepted', payer: PAYER, option });
+    expect(await checkout.acceptProof(PROOF, [option], request)).toEqual({ kind: 'accepted', payer: PAYER, option });
     expect(ledger.calls).toEqual(['record:proof_accepted']);
+  });
+
+  it('does not spend a hash whose proof was signed by someone else, and names the signer in the refused row', async () => {
+    const STRANGER = '0x3333333333333333333333333333333333333333';
+    const seen: unknown[] = [];
+    const proof: ProofChecker = {
+      check: async (p) => {
+        seen.push(p);
+        return { ok: false, reason: 'proof_signature_mismatch', signer: STRANGER };
+      },
+    };
+    const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER }, undefined, undefined, proof);
+    ledger.claimProof = async () => {
+      ledger.calls.push('claim');
+      return true;
+    };
+    expect(await checkout.acceptProof(PROOF, [option], request)).toEqual({ kind: 'refused', reason: 'proof_signature_mismatch' });
+    expect(seen).toEqual([PROOF]);
+    expect(ledger.calls).toEqual(['record:proof_refused']);
+    expect(ledger.rows).toMatchObject([{ status: 'proof_refused', reason: 'proof_signature_mismatch', payer: STRANGER, transaction: TX }]);
   });
 
   it('refuses to settle at all if the pending row cannot be written', async () => {
@@ -130,7 +169,9 @@ describe('Checkout', () => {
   });
 
   it('releases the nonce after a settlement that certainly never landed, keeps it when it may have', async () => {
-    const failed = setup({ success: false, reason: 'invalid_exact_evm_transaction_failed', transaction: TX, maybeOnChain: false });
+    // Refused by the simulation, before anything was sent. (A mined revert used to be released
+    // here too; it now keeps the nonce: see the next test.)
+    const failed = setup({ success: false, reason: 'invalid_exact_evm_insufficient_balance', maybeOnChain: false });
     const a = await failed.checkout.authorize(payment(), [option], failed.request);
     if (a.kind !== 'authorized') throw new Error('not authorized');
     expect(await failed.checkout.settle(a.authorized)).toMatchObject({ kind: 'failed', pending: false });
@@ -142,6 +183,42 @@ describe('Checkout', () => {
     expect(await pending.checkout.settle(b.authorized)).toMatchObject({ kind: 'failed', pending: true });
     expect(pending.ledger.calls).not.toContain('release');
     expect(pending.ledger.rows.at(-1)).toMatchObject({ status: 'pending', reason: 'settlement_pending', transaction: TX });
+  });
+
+  it('after a mined revert keeps the nonce spent and refuses the payer for settle.revertPenaltySeconds, before verifying', async () => {
+    const local = settledLocally(3_600);
+    const { ledger, checkout, request } = setup(REVERTED);
+    const a = await checkout.authorize(payment(), [local], request);
+    if (a.kind !== 'authorized') throw new Error('not authorized');
+    expect(await checkout.settle(a.authorized)).toEqual({ kind: 'failed', reason: 'invalid_exact_evm_transaction_failed', transaction: TX, pending: false });
+    expect(ledger.calls).toEqual(['verify', 'reserve', 'keep+record:pending', 'settle', `penalise:${Number(NOW) + 3_600}`, 'record:settle_failed']);
+    expect(ledger.rows.at(-1)).toMatchObject({ status: 'settle_failed', reason: 'invalid_exact_evm_transaction_failed', transaction: TX });
+
+    // The same authorization, and a fresh one from the same payer: refused without verifying.
+    ledger.calls.length = 0;
+    expect(await checkout.authorize(payment(), [local], request)).toMatchObject({ kind: 'refused', reason: 'payer_suspended' });
+    expect(await checkout.authorize(payment(NOW + 300n, `0x${'cd'.repeat(32)}`), [local], request)).toMatchObject({ kind: 'refused', reason: 'payer_suspended' });
+    expect(ledger.calls).toEqual(['record:refused', 'record:refused']);
+  });
+
+  it('after a mined revert under revertPenaltySeconds: 0 keeps the nonce spent and suspends no one', async () => {
+    const local = settledLocally(0);
+    const { ledger, checkout, request } = setup(REVERTED);
+    const a = await checkout.authorize(payment(), [local], request);
+    if (a.kind !== 'authorized') throw new Error('not authorized');
+    await checkout.settle(a.authorized);
+    expect(ledger.calls).toEqual(['verify', 'reserve', 'keep+record:pending', 'settle', 'record:settle_failed']);
+    expect(await checkout.authorize(payment(), [local], request)).toEqual({ kind: 'refused', reason: 'invalid_exact_evm_nonce_already_used' });
+    expect((await checkout.authorize(payment(NOW + 300n, `0x${'cd'.repeat(32)}`), [local], request)).kind).toBe('authorized');
+  });
+
+  it('a facilitator\'s reverted settlement suspends no one (its gas is not ours)', async () => {
+    const { ledger, checkout, request } = setup(REVERTED);
+    const a = await checkout.authorize(payment(), [option], request);
+    if (a.kind !== 'authorized') throw new Error('not authorized');
+    await checkout.settle(a.authorized);
+    expect(ledger.calls).not.toContain('release');
+    expect(ledger.penalties.size).toBe(0);
   });
 
   it('refuses a second reservation of one nonce, and records the refusal', async () => {

@@ -44,6 +44,31 @@ describe('config', () => {
     expect(c.hash).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('turns the X-Payment-Proof flow on only where a route or defaults say so, with a 15-minute default age', () => {
+    const off = parseConfigText(MINIMAL, { KEY });
+    if (!off.ok) throw new Error(off.problems.join('\n'));
+    expect(off.config.routes.map((r) => r.proof)).toEqual([false, false]);
+    expect(off.config.networks.get('base')).toMatchObject({ proofConfirmations: 1, proofMaxAgeSeconds: 900 });
+    const onRoute = parseConfigText(MINIMAL.replace('price: "$0.01" }', 'price: "$0.01", proof: true }'), { KEY });
+    expect(onRoute.ok && onRoute.config.routes.map((r) => r.proof)).toEqual([true, false]);
+    const onDefaults = parseConfigText(MINIMAL.replace('routes:', 'defaults: { proof: true }\nroutes:').replace('price: free }', 'price: free, proof: false }'), { KEY });
+    expect(onDefaults.ok && onDefaults.config.routes.map((r) => r.proof)).toEqual([true, false]);
+    expect(problemsOf(MINIMAL.replace('price: "$0.01" }', 'price: "$0.01", proof: "yes" }'))).toEqual([expect.stringMatching(/^routes\[0\]\.proof: /)]);
+  });
+
+  it('caps local settlement gas (settle.maxGas, 150000) and suspends a reverting payer (revertPenaltySeconds, 3600) by default', () => {
+    const defaults = parseConfigText(MINIMAL, { KEY });
+    if (!defaults.ok) throw new Error(defaults.problems.join('\n'));
+    expect(defaults.config.networks.get('base')?.settle).toMatchObject({ mode: 'local', maxGas: 150_000, revertPenaltySeconds: 3_600 });
+    const set = parseConfigText(MINIMAL.replace('privateKey: "${KEY}"', 'privateKey: "${KEY}", maxGas: 400000, revertPenaltySeconds: 0'), { KEY });
+    expect(set.ok && set.config.networks.get('base')?.settle).toMatchObject({ maxGas: 400_000, revertPenaltySeconds: 0 });
+    expect(problemsOf(MINIMAL.replace('privateKey: "${KEY}"', 'privateKey: "${KEY}", maxGas: 21000'))).toEqual([expect.stringMatching(/^networks\.base\.settle\.maxGas: /)]);
+    expect(problemsOf(MINIMAL.replace('privateKey: "${KEY}"', 'privateKey: "${KEY}", maxGas: 150000.5'))).toEqual([expect.stringMatching(/^networks\.base\.settle\.maxGas: /)]);
+    expect(problemsOf(MINIMAL.replace('privateKey: "${KEY}"', 'privateKey: "${KEY}", revertPenaltySeconds: -1'))).toEqual([
+      expect.stringMatching(/^networks\.base\.settle\.revertPenaltySeconds: /),
+    ]);
+  });
+
   it('lets a declared asset replace the built-in one with the same id', () => {
     const yaml = MINIMAL.replace('upstreams:', `assets:\n  - { id: usdc@base, network: base, address: "0x2222222222222222222222222222222222222222", name: "Test", version: "1", decimals: 2 }\nupstreams:`);
     const r = parseConfigText(yaml, { KEY });

@@ -16,6 +16,7 @@ import { chainDefinition, createChainClient, rpcTransport } from '../../src/paym
 import {
   failureText,
   isContractFailure,
+  isOutOfGas,
   neverReachedNode,
   nodeRefused,
   reasonForTransferFailure,
@@ -91,6 +92,15 @@ describe('error classification', () => {
   it('a revert is the contract answering', () => {
     expect(isContractFailure(new ExecutionRevertedError({ message: 'execution reverted: FiatTokenV2: authorization is expired' }))).toBe(true);
     expect(isContractFailure(new ContractFunctionRevertedError({ abi: [], functionName: 'authorizationState' }))).toBe(true);
+  });
+
+  it('a call out of the gas it was given: anvil\'s -32603 and geth\'s -32000 words, nothing else', () => {
+    const rpc = (code: number, message: string) => new RpcRequestError({ body: {}, error: { code, message }, url: URL_ });
+    expect(isOutOfGas(rpc(-32603, 'EVM error OutOfGas'))).toBe(true);
+    expect(isOutOfGas(rpc(-32000, 'out of gas'))).toBe(true);
+    expect(isOutOfGas(rpc(-32603, 'Internal error'))).toBe(false);
+    expect(isOutOfGas(new ExecutionRevertedError({ message: 'execution reverted' }))).toBe(false);
+    expect(isOutOfGas(connectionRefused())).toBe(false);
   });
 });
 

@@ -6,6 +6,7 @@
 import { keccak256, toHex, type TransactionSerializable } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
+import { GAS_HEADROOM_PERCENT, overCapMessage, settlementGasLimit } from '../../src/payments/exact-evm/gas-limit.js';
 import { MinedNonceGate } from '../../src/payments/exact-evm/mined-nonce-gate.js';
 import { NONCE_REFRESH_MS, NonceAllocator } from '../../src/payments/exact-evm/nonce-allocator.js';
 import { secp256k1Backend } from '../../src/payments/exact-evm/secp256k1-native.js';
@@ -123,5 +124,34 @@ describe('MinedNonceGate', () => {
   it('says "ask for the receipt" when the count cannot be read', async () => {
     const gate = new MinedNonceGate(() => 0, 4);
     expect(await gate.mayBeMined(1, () => Promise.reject(new Error('rpc down')))).toBe(true);
+  });
+});
+
+describe('settlementGasLimit: the estimate sets the gas limit only up to settle.maxGas', () => {
+  const CAP = 150_000n;
+
+  it('pads an estimate well under the cap by the headroom (a USDC transfer: ~90k)', () => {
+    expect(GAS_HEADROOM_PERCENT).toBe(25n);
+    expect(settlementGasLimit(90_390n, CAP)).toEqual({ kind: 'limit', gas: 112_987n });
+  });
+
+  it('gives the cap, never more, when the headroom would cross it', () => {
+    expect(settlementGasLimit(136_000n, CAP)).toEqual({ kind: 'limit', gas: CAP });
+    expect(settlementGasLimit(CAP, CAP)).toEqual({ kind: 'limit', gas: CAP });
+  });
+
+  it('refuses an estimate over the cap: nothing is to be sent', () => {
+    const over = settlementGasLimit(5_075_604n, CAP);
+    expect(over).toEqual({ kind: 'over_cap', estimate: 5_075_604n, maxGas: CAP });
+    expect(settlementGasLimit(CAP + 1n, CAP).kind).toBe('over_cap');
+    if (over.kind === 'over_cap') expect(overCapMessage(over)).toBe('the settlement would need 5075604 gas, over settle.maxGas (150000)');
+  });
+
+  it('never gives a limit above the cap nor below the estimate, for any estimate up to it', () => {
+    for (let estimate = 0n; estimate <= CAP; estimate += 997n) {
+      const limit = settlementGasLimit(estimate, CAP);
+      if (limit.kind !== 'limit') throw new Error(`refused ${estimate}`);
+      expect(limit.gas <= CAP && limit.gas >= estimate).toBe(true);
+    }
   });
 });

@@ -304,6 +304,53 @@ describe('LocalExactEvmVerifier: contract wallets', () => {
   });
 });
 
+describe('LocalExactEvmVerifier: the settlement gas check (settle.maxGas), for payers with code only', () => {
+  const WALLET: Address = '0x5FbDB2315678afecb367f032d93F642f64180aa3';
+  const walletSig: Hex = `0x${'ab'.repeat(100)}`;
+  const OVER = { reason: 'settlement_gas_over_limit', message: 'the settlement would need 5075604 gas, over settle.maxGas (150000)' };
+
+  /** A verifier whose gas check answers `answer`, recording each call in the chain's log. */
+  function withGasCheck(answer: typeof OVER | undefined): LocalExactEvmVerifier {
+    return new LocalExactEvmVerifier({
+      reader: chain,
+      clock: clockAt(NOW),
+      settlementGas: async () => {
+        chain.calls.push('settlementGas');
+        return answer;
+      },
+    });
+  }
+
+  it('refuses a contract wallet whose settlement would exceed the cap, after every other check passed', async () => {
+    chain.withCode.add(WALLET.toLowerCase());
+    chain.erc1271 = () => true;
+    expect(await withGasCheck(OVER).verify(decode(2, authorization({ from: WALLET }), walletSig), OPTION)).toEqual({ valid: false, ...OVER, payer: WALLET });
+    expect(chain.calls.at(-1)).toBe('settlementGas');
+    expect(await withGasCheck(undefined).verify(decode(2, authorization({ from: WALLET }), walletSig), OPTION)).toEqual({ valid: true, payer: WALLET });
+  });
+
+  it('is not asked when the payment fails an earlier check', async () => {
+    chain.withCode.add(WALLET.toLowerCase());
+    chain.erc1271 = () => true;
+    chain.balance = 0n;
+    expect(await withGasCheck(OVER).verify(decode(2, authorization({ from: WALLET }), walletSig), OPTION)).toMatchObject({
+      reason: 'invalid_exact_evm_insufficient_balance',
+    });
+    expect(chain.calls).not.toContain('settlementGas');
+  });
+
+  it('asks for an EIP-7702 account (an ECDSA signer with code)', async () => {
+    chain.withCode.add(PAYER.address.toLowerCase());
+    chain.erc1271 = () => true;
+    expect(await withGasCheck(OVER).verify(await signed(), OPTION)).toMatchObject({ valid: false, reason: 'settlement_gas_over_limit' });
+  });
+
+  it('costs an EOA payer nothing: no estimate, no extra chain read', async () => {
+    expect(await withGasCheck(OVER).verify(await signed(), OPTION)).toEqual({ valid: true, payer: PAYER.address });
+    expect(chain.calls.sort()).toEqual(['authorizationState', 'balanceOf', 'hasCode']);
+  });
+});
+
 describe('LocalExactEvmVerifier: faults and caching', () => {
   it('an unreachable chain throws InfrastructureError, never a result', async () => {
     chain.fault = new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', 'rpc down');

@@ -8,18 +8,22 @@
  * other failure (RPC unreachable, timeout, garbage) rejects with `InfrastructureError`
  * (`GW_ERR_CHAIN_UNAVAILABLE`), which the HTTP layer turns into a 503, never into free access.
  */
+import { decodeFunctionResult, encodeFunctionData } from 'viem';
 import type { Address } from '../../config/types.js';
 import { InfrastructureError } from '../../errors.js';
 import type { Hex } from '../../protocol/types.js';
 import type { ChainClient } from '../chain-client.js';
 import { eip3009Abi, erc1271Abi, ERC1271_MAGIC_VALUE } from './abi.js';
-import { isContractFailure } from './rpc-errors.js';
+import { isContractFailure, isOutOfGas } from './rpc-errors.js';
 
 export interface ExactEvmChainReader {
   readonly chainId: number;
   /** True when `address` has contract code (a smart wallet, or an EIP-7702 delegated account). */
   hasCode(address: Address): Promise<boolean>;
-  /** ERC-1271: does `wallet` accept `signature` for `digest`? A reverting wallet says no. */
+  /**
+   * ERC-1271: does `wallet` accept `signature` for `digest`? A reverting wallet says no, and so
+   * does one that needs more than the reader's gas bound to answer.
+   */
   isValidErc1271Signature(wallet: Address, digest: Hex, signature: Hex): Promise<boolean>;
   /** EIP-3009 `authorizationState`; `undefined` when the token does not implement it. */
   authorizationState(asset: Address, authorizer: Address, nonce: Hex): Promise<boolean | undefined>;
@@ -27,9 +31,35 @@ export interface ExactEvmChainReader {
   balanceOf(asset: Address, owner: Address): Promise<bigint | undefined>;
 }
 
+/**
+ * Gas units an ERC-1271 check may use when the network does not settle locally: the gas is then
+ * a facilitator's, so this only bounds the node's work (and ours waiting), loosely enough for any
+ * real wallet (a passkey check without the P-256 precompile costs a few hundred thousand). A
+ * network that settles locally bounds it by `settle.maxGas` instead (backends.ts): a check that
+ * needs more could never settle within the cap.
+ */
+export const DEFAULT_ERC1271_GAS_LIMIT = 1_000_000n;
+
+export interface ViemChainReaderOptions {
+  /** The gas bound of the ERC-1271 `eth_call`; DEFAULT_ERC1271_GAS_LIMIT by default. */
+  readonly erc1271GasLimit?: bigint;
+}
+
+/** An ERC-1271 answer that decodes to the magic value; no data or garbage is a "no", as the token reads it. */
+function isMagicValue(data: Hex): boolean {
+  try {
+    return decodeFunctionResult({ abi: erc1271Abi, functionName: 'isValidSignature', data }).toLowerCase() === ERC1271_MAGIC_VALUE;
+  } catch {
+    return false;
+  }
+}
+
 /** The reader over a viem public client. */
-export function createViemChainReader(client: ChainClient): ExactEvmChainReader {
+export function createViemChainReader(client: ChainClient, options: ViemChainReaderOptions = {}): ExactEvmChainReader {
   const chainId = client.chain.id;
+  // Without a bound, the node runs the payer's code up to its own eth_call cap (tens of millions
+  // of gas): the payer would choose how much work each verification costs.
+  const erc1271Gas = options.erc1271GasLimit ?? DEFAULT_ERC1271_GAS_LIMIT;
   const unavailable = (what: string, err: unknown): InfrastructureError =>
     new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', `chain ${chainId}: ${what} failed`, { cause: err });
 
@@ -54,12 +84,22 @@ export function createViemChainReader(client: ChainClient): ExactEvmChainReader 
       }
     },
     async isValidErc1271Signature(wallet, digest, signature) {
+      const data = encodeFunctionData({ abi: erc1271Abi, functionName: 'isValidSignature', args: [digest, signature] });
+      // eth_call itself, since readContract takes no gas limit. A wallet that runs out of the
+      // bound's gas has said no: it could not say yes within a settlement's cap either.
       const answer = await contractRead(
         'isValidSignature',
-        () => client.readContract({ address: wallet, abi: erc1271Abi, functionName: 'isValidSignature', args: [digest, signature] }),
+        () =>
+          client.call({ to: wallet, data, gas: erc1271Gas }).then(
+            (result) => result.data,
+            (err: unknown) => {
+              if (isOutOfGas(err)) return undefined;
+              throw err;
+            },
+          ),
         undefined,
       );
-      return answer !== undefined && answer.toLowerCase() === ERC1271_MAGIC_VALUE;
+      return answer !== undefined && isMagicValue(answer);
     },
     authorizationState(asset, authorizer, nonce) {
       return contractRead(

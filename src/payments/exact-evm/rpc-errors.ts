@@ -63,6 +63,18 @@ function isInternalErrorWithoutRevert(e: unknown): boolean {
 }
 
 
+/** How nodes say a call ran out of the gas it was given: geth "out of gas", anvil "EVM error OutOfGas". */
+const OUT_OF_GAS = /out ?of ?gas/i;
+
+/**
+ * The node ran the call and it used up the gas limit the caller set. Only meaningful for a call
+ * given a limit on purpose (the ERC-1271 check): the contract needed more than it may have,
+ * which is its answer, not an RPC fault, even when a node sends it as a -32603.
+ */
+export function isOutOfGas(err: unknown): boolean {
+  return errorChain(err).some((e) => e instanceof RpcRequestError && OUT_OF_GAS.test(e.details));
+}
+
 /**
  * True only when the request provably never reached a node: the connection itself failed, and
  * nothing in the chain is a timeout (a timed-out request may have been received and acted on).

@@ -7,7 +7,8 @@
  * pipeline is split so that each step knows:
  *
  *   1. estimate gas (this is the simulation: an expired, used, badly signed or unfunded
- *      authorization reverts here) and fees            → a failure here sent nothing
+ *      authorization reverts here) and fees; an estimate
+ *      over `settle.maxGas` is refused (gas-limit.ts)   → a failure here sent nothing
  *   2. take a nonce, sign locally, hash                 → the tx hash is known before sending
  *   3. eth_sendRawTransaction, once                     → sent nothing only if the connection
  *                                                        failed or the node refused it outright
@@ -22,6 +23,10 @@
  * Nonces come from a `NonceAllocator` shared by every settler of the key on the chain (see
  * nonce-allocator.ts). A send the node refuses for its nonce is retried with a fresh one: the
  * refused transaction provably never entered the mempool.
+ *
+ * A mined revert costs the settler gas and moves nothing; it is reported `reverted`, and the
+ * checkout then keeps the authorization spent and refuses the payer for a while (checkout.ts), so
+ * one authorization buys at most one capped attempt.
  *
  * CPU per settlement matters (it bounds a gateway's paid throughput): the transaction is signed
  * by native libsecp256k1 (transaction-signer.ts), and the receipt is asked for directly right
@@ -39,11 +44,14 @@ import {
   type Transport,
   type WalletClient,
 } from 'viem';
+import { DEFAULT_SETTLE_MAX_GAS } from '../../config/schema.js';
 import type { Address, NetworkConfig, PaymentOption } from '../../config/types.js';
+import { InfrastructureError } from '../../errors.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../protocol/types.js';
 import { sendTransport, type ChainClient } from '../chain-client.js';
 import type { Clock, SettleResult, Settler } from '../ports.js';
 import { eip3009Abi } from './abi.js';
+import { overCapMessage, settlementGasLimit, type GasLimit } from './gas-limit.js';
 import { MinedNonceGate } from './mined-nonce-gate.js';
 import { NonceAllocator } from './nonce-allocator.js';
 import { REASON, type ExactEvmReason } from '../../protocol/reasons.js';
@@ -54,8 +62,6 @@ import { checkAuthorizationTerms, checkSchemeAndNetwork } from './verify.js';
 
 /** Used when the network's settle config does not say (it always does for `mode: local`). */
 export const DEFAULT_RECEIPT_TIMEOUT_MS = 30_000;
-/** Headroom over the estimate: state may change between estimate and inclusion. Unused gas is refunded. */
-export const GAS_HEADROOM_PERCENT = 25n;
 /** Sends refused for a stale nonce are retried with a fresh one, this many times in all. */
 export const MAX_SEND_ATTEMPTS = 3;
 /** How long one fee estimate serves the settlements that follow it. */
@@ -81,6 +87,8 @@ export interface LocalExactEvmSettlerOptions {
   readonly clock: Clock;
   /** Defaults to the network's `settle.receiptTimeoutMs`. */
   readonly receiptTimeoutMs?: number;
+  /** Gas units; defaults to the network's `settle.maxGas`. See gas-limit.ts. */
+  readonly maxGas?: bigint;
   /** See `#awaitReceipt`; DEFAULT_REBROADCAST_AFTER_MS by default. */
   readonly rebroadcastAfterMs?: number;
   /**
@@ -108,6 +116,7 @@ export class LocalExactEvmSettler implements Settler {
   readonly #clock: Clock;
   readonly #receiptTimeoutMs: number;
   readonly #rebroadcastAfterMs: number;
+  readonly #maxGas: bigint;
   #feeCache: { readonly at: number; readonly fees: Promise<Fees> } | undefined;
 
   constructor(options: LocalExactEvmSettlerOptions) {
@@ -127,11 +136,29 @@ export class LocalExactEvmSettler implements Settler {
     this.#receiptTimeoutMs =
       options.receiptTimeoutMs ?? (settle.mode === 'local' ? settle.receiptTimeoutMs : DEFAULT_RECEIPT_TIMEOUT_MS);
     this.#rebroadcastAfterMs = options.rebroadcastAfterMs ?? DEFAULT_REBROADCAST_AFTER_MS;
+    this.#maxGas = options.maxGas ?? BigInt(settle.mode === 'local' ? settle.maxGas : DEFAULT_SETTLE_MAX_GAS);
   }
 
   /** The address that submits settlements and pays their gas. */
   get address(): Address {
     return this.#signer.address;
+  }
+
+  /**
+   * Would settling `payment` stay within `settle.maxGas`? The same estimate `settle` runs first,
+   * for verification to ask before anything is forwarded (under `settlement: after` the upstream
+   * answers before `settle` runs). Resolves with the refusal, or undefined when it fits; throws
+   * `InfrastructureError` when the chain cannot answer.
+   */
+  async checkGas(payment: DecodedPayment, option: PaymentOption): Promise<{ readonly reason: ExactEvmReason; readonly message: string } | undefined> {
+    let limit: GasLimit;
+    try {
+      limit = await this.#gasLimit(option.asset.address, transferData(payment));
+    } catch (err) {
+      if (isContractFailure(err)) return { reason: reasonForTransferFailure(failureText(err)), message: clip(failureText(err)) };
+      throw new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', `chain ${this.#network.chainId}: eth_estimateGas failed`, { cause: err });
+    }
+    return limit.kind === 'over_cap' ? { reason: REASON.settlementGasOverLimit, message: overCapMessage(limit) } : undefined;
   }
 
   async settle(payment: DecodedPayment, option: PaymentOption): Promise<SettleResult> {
@@ -166,15 +193,15 @@ export class LocalExactEvmSettler implements Settler {
     const terms = checkSchemeAndNetwork(payment, option) ?? checkAuthorizationTerms(payment, option, this.#clock.nowSeconds());
     if (terms !== undefined) return refused(terms);
 
-    const call = transferCall(auth, payment.payload.signature);
-    const data = encodeFunctionData({ abi: eip3009Abi, ...call });
+    const data = transferData(payment);
 
-    // 1. Simulate (estimate) and price. Nothing has been sent if any of this fails.
+    // 1. Simulate (estimate), cap and price. Nothing has been sent if any of this fails.
     let gas: bigint;
     let fees: Fees;
     try {
-      const [estimate, estimatedFees] = await Promise.all([this.#client.estimateGas({ account: this.#signer.address, to: asset, data }), this.#fees()]);
-      gas = estimate + (estimate * GAS_HEADROOM_PERCENT) / 100n;
+      const [limit, estimatedFees] = await Promise.all([this.#gasLimit(asset, data), this.#fees()]);
+      if (limit.kind === 'over_cap') return refused(REASON.settlementGasOverLimit, overCapMessage(limit));
+      gas = limit.gas;
       fees = estimatedFees;
     } catch (err) {
       if (isContractFailure(err)) return refused(reasonForTransferFailure(failureText(err)), failureText(err));
@@ -233,8 +260,16 @@ export class LocalExactEvmSettler implements Settler {
     }
     const receipt = awaited.receipt;
     if (receipt.status !== 'success') {
-      // Mined and reverted: the authorization is untouched and nothing moved.
-      return { success: false, reason: REASON.transactionFailed, transaction: hash, maybeOnChain: false };
+      // Mined and reverted: the authorization is untouched and nothing moved, but the gas (at
+      // most the capped limit) is spent, and the simulation did not foresee it: never retried.
+      return {
+        success: false,
+        reason: REASON.transactionFailed,
+        message: `reverted on chain after using ${receipt.gasUsed} of ${gas} gas`,
+        transaction: hash,
+        maybeOnChain: false,
+        reverted: true,
+      };
     }
     const transfers = parseEventLogs({
       abi: eip3009Abi,
@@ -295,6 +330,12 @@ export class LocalExactEvmSettler implements Settler {
     }
   }
 
+  /** Estimates the settlement (the simulation) and caps it; throws what the estimate throws. */
+  async #gasLimit(asset: Address, data: Hex): Promise<GasLimit> {
+    const estimate = await this.#client.estimateGas({ account: this.#signer.address, to: asset, data });
+    return settlementGasLimit(estimate, this.#maxGas);
+  }
+
   /**
    * Fee estimates, shared for FEE_CACHE_MS: concurrent settlements need not each ask for the base
    * fee and tip (two RPC calls), and a fee a second old still clears (maxFeePerGas carries the
@@ -325,6 +366,11 @@ export class LocalExactEvmSettler implements Settler {
   }
 }
 
+
+/** The calldata of the settlement transaction. */
+function transferData(payment: DecodedPayment): Hex {
+  return encodeFunctionData({ abi: eip3009Abi, ...transferCall(payment.payload.authorization, payment.payload.signature) });
+}
 
 /** The overload the reference uses: (v, r, s) for a 65-byte ECDSA signature, `bytes` otherwise. */
 function transferCall(auth: Eip3009Authorization, signature: Hex) {

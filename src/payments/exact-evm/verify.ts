@@ -16,6 +16,14 @@
  * decides instead) is read together with the nonce and balance. A payload that both fails a
  * pure check and is such a 7702 signature gets the pure check's reason rather than the signature
  * reason; it is refused either way.
+ *
+ * Gas: a payer with code decides what its signature check costs, in this verification and in the
+ * settlement transaction. The ERC-1271 call is bounded (chain-reader.ts), and when the network
+ * settles locally the settlement's gas is estimated here too, for payers with code only, so a
+ * payment whose settlement would exceed `settle.maxGas` is refused before anything is forwarded
+ * (under `settlement: after` the upstream answers before the settler runs). An EOA payer's
+ * `transferWithAuthorization` costs what the token the operator chose makes it cost, so EOAs pay
+ * for no extra RPC call.
  */
 import { isAddressEqual } from 'viem';
 import { LRUCache } from 'lru-cache';
@@ -33,10 +41,21 @@ export const VALID_BEFORE_GRACE_SECONDS = 6n;
 /** Recovered signers kept; one entry is ~600 bytes (the key is the payload as text). */
 export const DEFAULT_SIGNER_CACHE_SIZE = 10_000;
 
+/**
+ * Whether settling `payment` would stay within the local settler's gas cap: the refusal, or
+ * undefined when it fits (`LocalExactEvmSettler.checkGas`). Throws on infrastructure faults.
+ */
+export type SettlementGasCheck = (
+  payment: DecodedPayment,
+  option: PaymentOption,
+) => Promise<{ readonly reason: string; readonly message?: string } | undefined>;
+
 export type LocalExactEvmVerifierOptions = {
   readonly clock: Clock;
   readonly signerCacheSize?: number;
-} & ({ readonly client: ChainClient } | { readonly reader: ExactEvmChainReader });
+  /** Asked for payers with code once every other check passed; none when the network does not settle locally. */
+  readonly settlementGas?: SettlementGasCheck;
+} & ({ readonly client: ChainClient; readonly erc1271GasLimit?: bigint } | { readonly reader: ExactEvmChainReader });
 
 /** The name a payload of this version uses for the network: v1 legacy name, v2 CAIP-2. */
 export function expectedNetworkName(version: X402Version, network: NetworkConfig): string | undefined {
@@ -71,6 +90,7 @@ export function checkAuthorizationTerms(payment: DecodedPayment, option: Payment
 export class LocalExactEvmVerifier implements Verifier {
   readonly #reader: ExactEvmChainReader;
   readonly #clock: Clock;
+  readonly #settlementGas: SettlementGasCheck | undefined;
   /**
    * Recovered ECDSA signer per (EIP-712 domain, authorization, signature), i.e. per (digest,
    * signature): a pure function of its key, so the answer can never change: cached
@@ -83,8 +103,12 @@ export class LocalExactEvmVerifier implements Verifier {
   readonly counters = { signerCacheHits: 0, signerCacheMisses: 0 };
 
   constructor(options: LocalExactEvmVerifierOptions) {
-    this.#reader = 'reader' in options ? options.reader : createViemChainReader(options.client);
+    this.#reader =
+      'reader' in options
+        ? options.reader
+        : createViemChainReader(options.client, options.erc1271GasLimit === undefined ? {} : { erc1271GasLimit: options.erc1271GasLimit });
     this.#clock = options.clock;
+    this.#settlementGas = options.settlementGas;
     this.#signers = new LRUCache({ max: options.signerCacheSize ?? DEFAULT_SIGNER_CACHE_SIZE });
   }
 
@@ -133,6 +157,11 @@ export class LocalExactEvmVerifier implements Verifier {
     if (used === undefined || balance === undefined) return invalid(REASON.eip3009NotSupported);
     if (used) return invalid(REASON.nonceUsed);
     if (balance < auth.value) return invalid(REASON.insufficientBalance);
+    // Last, as it is the dearest check and only a payment that is otherwise valid deserves it.
+    if (this.#settlementGas !== undefined && (!ecdsaRecovered || payerHasCode)) {
+      const refusal = await this.#settlementGas(payment, option);
+      if (refusal !== undefined) return { valid: false, reason: refusal.reason, ...(refusal.message === undefined ? {} : { message: refusal.message }), payer };
+    }
     return { valid: true, payer };
   }
 
