@@ -100,6 +100,7 @@ async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv
   switch (command) {
     case 'validate':
       io.out(`${path}: valid (${loaded.config.routes.length} routes, ${loaded.config.networks.size} networks)`);
+      for (const warning of loaded.config.warnings) io.err(`  warning: ${warning}`);
       return 0;
     case 'receipts':
       return printReceipts(loaded.config, values, io);

@@ -175,6 +175,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const url = addressUrl(server.address() as AddressInfo);
   const watcher = options.configPath && initial.reload.watch ? watchConfig(options.configPath, initial.reload.debounceMs, reload, logger) : undefined;
   ready = true;
+  for (const warning of initial.warnings) logger.warn({ warning }, 'config warning');
   const curve = secp256k1Backend();
   if (curve.kind === 'viem') logger.warn({ reason: curve.reason }, 'native secp256k1 unavailable: signatures are recovered and signed with viem (slower)');
   void pool.checkFacilitators(initial).then(

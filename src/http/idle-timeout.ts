@@ -3,8 +3,9 @@
  * time to the status line (the pool's headersTimeout), because one number for both cut a paid
  * event stream at its first quiet gap longer than the upstream's timeout, after the charge.
  *
- * One timer per answer, re-armed lazily: each chunk only bumps a counter, and the timer, when it
- * fires, looks whether anything arrived since it was set. So a busy stream costs no timer churn.
+ * One timer per answer, re-armed lazily: each chunk only notes the time, and the timer, when it
+ * fires, re-arms itself for what is left of the allowance since the last chunk. So a busy stream
+ * costs no timer churn.
  */
 import { pipeline, Transform, type Readable } from 'node:stream';
 
@@ -18,21 +19,20 @@ export class UpstreamIdleError extends Error {
 
 /** `source` passed through, destroyed when it is silent for `idleMs`. */
 export function watchIdle(source: NodeJS.ReadableStream & { destroy(error?: Error): void }, idleMs: number): Readable {
-  let chunks = 0;
-  let seen = 0;
+  let last = performance.now();
   const out = new Transform({
     transform(chunk, _encoding, callback) {
-      chunks++;
+      last = performance.now();
       callback(null, chunk);
     },
   });
   const check = (): void => {
-    if (chunks === seen) {
+    const quiet = performance.now() - last;
+    if (quiet >= idleMs) {
       source.destroy(new UpstreamIdleError(idleMs));
       return;
     }
-    seen = chunks;
-    timer = setTimeout(check, idleMs);
+    timer = setTimeout(check, idleMs - quiet);
     timer.unref();
   };
   let timer = setTimeout(check, idleMs);

@@ -65,6 +65,30 @@ describe('x402-gateway validate', () => {
     ]);
   });
 
+  it('warns (and still exits 0) when unmatched: free lets paths under a priced route pass free', async () => {
+    const path = join(dir, 'unmatched-free.yaml');
+    const text = (unmatched: string) => `payTo: "0x1111111111111111111111111111111111111111"
+networks:
+  base: { network: "eip155:8453", settle: { mode: facilitator, url: "https://x402.org/facilitator" } }
+upstreams:
+  api: { url: "http://127.0.0.1:8080" }
+defaults: { unmatched: ${unmatched} }
+routes:
+  - { match: "GET /v1/report", price: "$0.01" }
+  - { match: "GET /files/**", price: "$0.01" }
+`;
+    writeFileSync(path, text('free'));
+    const warned = io();
+    expect(await runCli(['validate', '--config', path], warned)).toBe(0);
+    expect(warned.stderr).toEqual([
+      '  warning: routes[0]: with unmatched: free, paths under "GET /v1/report" (e.g. its path + "/x") pass free; an upstream that serves them from the same handler gives away the priced answer. Set defaults.unmatched: { free: true, protectPrefixes: true } to refuse them',
+    ]);
+    writeFileSync(path, text('{ free: true, protectPrefixes: true }'));
+    const quiet = io();
+    expect(await runCli(['validate', '--config', path], quiet)).toBe(0);
+    expect(quiet.stderr).toEqual([]);
+  });
+
   it('takes the path from X402_GATEWAY_CONFIG, and says so when there is none', async () => {
     expect(await runCli(['validate'], io({ X402_GATEWAY_CONFIG: validPath }))).toBe(0);
     const none = io();
