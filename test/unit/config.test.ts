@@ -69,6 +69,27 @@ describe('config', () => {
     ]);
   });
 
+  it('keeps the status-line timeout and body idle timeouts apart, limits uncharged forwards, and can protect prefixes', () => {
+    const defaults = parseConfigText(MINIMAL, { KEY });
+    if (!defaults.ok) throw new Error(defaults.problems.join('\n'));
+    expect(defaults.config.upstreams.get('api')).toMatchObject({ timeoutMs: 30_000, idleTimeoutMs: 30_000, sseIdleTimeoutMs: undefined });
+    expect(defaults.config.limits).toEqual({ unchargedForwards: { max: 10, perSeconds: 60 } });
+    expect([defaults.config.unmatched, defaults.config.protectPrefixes, defaults.config.warnings]).toEqual(['deny', false, []]);
+    const set = parseConfigText(
+      MINIMAL.replace('url: "http://127.0.0.1:8080" }', 'url: "http://127.0.0.1:8080", timeoutMs: 5000, sseIdleTimeoutMs: 60000 }')
+        .replace('routes:', 'limits: { unchargedForwards: { max: 2 } }\ndefaults: { unmatched: { free: true, protectPrefixes: true } }\nroutes:'),
+      { KEY },
+    );
+    if (!set.ok) throw new Error(set.problems.join('\n'));
+    expect(set.config.upstreams.get('api')).toMatchObject({ timeoutMs: 5_000, idleTimeoutMs: 5_000, sseIdleTimeoutMs: 60_000 });
+    expect(set.config.limits.unchargedForwards).toEqual({ max: 2, perSeconds: 60 });
+    expect([set.config.unmatched, set.config.protectPrefixes, set.config.warnings]).toEqual(['free', true, []]);
+    const open = parseConfigText(MINIMAL.replace('routes:', 'defaults: { unmatched: free }\nroutes:'), { KEY });
+    expect(open.ok && open.config.warnings).toEqual([expect.stringMatching(/^routes\[0\]: with unmatched: free, paths under "GET \/weather"/)]);
+    expect(problemsOf(MINIMAL.replace('routes:', 'limits: { unchargedForwards: { max: 0 } }\nroutes:'))).toEqual([expect.stringMatching(/^limits\.unchargedForwards\.max: /)]);
+    expect(problemsOf(MINIMAL.replace('routes:', 'defaults: { unmatched: { free: false } }\nroutes:'))).toEqual([expect.stringMatching(/^defaults\.unmatched/)]);
+  });
+
   it('lets a declared asset replace the built-in one with the same id', () => {
     const yaml = MINIMAL.replace('upstreams:', `assets:\n  - { id: usdc@base, network: base, address: "0x2222222222222222222222222222222222222222", name: "Test", version: "1", decimals: 2 }\nupstreams:`);
     const r = parseConfigText(yaml, { KEY });
