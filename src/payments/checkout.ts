@@ -147,8 +147,10 @@ export class Checkout {
     return { kind: 'authorized', authorized: { payment, option, payer: verdict.payer, nonceKey, request } };
   }
 
-  /** Moves the money. Never throws for a refused settlement; the outcome says what happened. */
-  /** `note`: kept in the settled row's reason (`client_closed`: the answer was not delivered). */
+  /**
+   * Moves the money. Never throws for a refused settlement; the outcome says what happened.
+   * `note` is kept in the settled row's reason (`client_closed`: the answer was not delivered).
+   */
   async settle(a: AuthorizedPayment, note = ''): Promise<SettleOutcome> {
     return this.work.run(async () => {
       const settler = this.deps.settlers.get(a.option.asset.network.name);
