@@ -4,11 +4,14 @@
  * An answer (`isValid` true or false) is final, even a refusal: asking the next facilitator after
  * a "no" would let a client shop for a lenient one. Only a facilitator that gave no answer
  * (unreachable, timed out, 5xx, malformed) is skipped. When none answers, verification is an
- * infrastructure fault, never free access.
+ * infrastructure fault, never free access. A signature that no facilitator can judge (an
+ * ERC-6492 wrapper that does not decode) is refused before any is asked.
  */
 import type { PaymentOption } from '../config/types.js';
 import { InfrastructureError } from '../errors.js';
+import { REASON } from '../protocol/reasons.js';
 import type { DecodedPayment } from '../protocol/types.js';
+import { classifySignature } from './exact-evm/signature.js';
 import type { FacilitatorClient, FacilitatorFailure } from './facilitator-client.js';
 import { facilitatorRequestBody, type FacilitatorRequestContext } from './facilitator-request.js';
 import type { Verifier, VerifyResult } from './ports.js';
@@ -28,6 +31,12 @@ export class FacilitatorVerifier implements Verifier {
   async verify(payment: DecodedPayment, option: PaymentOption, context?: FacilitatorRequestContext): Promise<VerifyResult> {
     const body = facilitatorRequestBody(payment, option, context);
     if (body === undefined) return { valid: false, reason: 'invalid_network', message: 'x402 v1 cannot pay on this network' };
+    // The reference facilitator throws on a 6492 wrapper that does not decode, and its 500 reads
+    // here as "unavailable": the client's bad signature would become our fault (and be sent to
+    // every fallback first). ERC-6492 makes it invalid, so it is refused as the local verifier does.
+    if (classifySignature(payment.payload.signature).kind === 'malformed') {
+      return { valid: false, reason: REASON.signature, payer: payment.payload.authorization.from };
+    }
 
     const failures: FacilitatorFailure[] = [];
     for (const client of this.#clients) {

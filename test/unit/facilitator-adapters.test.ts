@@ -153,6 +153,18 @@ describe('FacilitatorVerifier', () => {
     expect(await new FacilitatorVerifier(clients(dead, b.url)).verify(payment(2), option)).toEqual({ valid: true, payer: PAYER });
   });
 
+  it('an ERC-6492 wrapper that does not decode is refused without asking (the reference facilitator 500s on it)', async () => {
+    a.answer(() => ({ status: 500, body: { error: 'Number "7764…n" is not in safe integer range' } }));
+    const before = a.requests.length;
+    const signature = `0x${'ab'.repeat(200)}${'6492'.repeat(16)}` as const;
+    for (const version of [1, 2] as const) {
+      const p = payment(version);
+      const garbage: DecodedPayment = { ...p, payload: { ...p.payload, signature } };
+      expect(await new FacilitatorVerifier(clients(a.url)).verify(garbage, option)).toEqual({ valid: false, reason: 'invalid_exact_evm_signature', payer: PAYER });
+    }
+    expect(a.requests.length).toBe(before);
+  });
+
   it('throws GW_ERR_FACILITATOR_UNAVAILABLE when none answers', async () => {
     a.answer(() => ({ status: 502, body: 'bad gateway' }));
     const err = await new FacilitatorVerifier(clients(dead, a.url)).verify(payment(2), option).catch((e: unknown) => e);

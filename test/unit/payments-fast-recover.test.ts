@@ -2,15 +2,16 @@
  * The fast verification path (a direct keccak EIP-712 digest and native libsecp256k1 recovery)
  * against viem's generic path (`hashTypedData`, `recoverTypedDataAddress`, `recoverAddress`), on
  * many random domains, authorizations and signatures, valid and not, plus the malformed and
- * malleable cases the gateway must refuse.
+ * malleable cases the gateway must refuse; and the telling apart of signature shapes, ERC-6492
+ * wrappers well-formed or not.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { getAddress, hashTypedData, recoverTypedDataAddress, type Hex } from 'viem';
+import { getAddress, hashTypedData, parseErc6492Signature, recoverTypedDataAddress, serializeErc6492Signature, zeroAddress, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import type { AssetConfig, NetworkConfig } from '../../src/config/types.js';
 import { secp256k1Backend } from '../../src/payments/exact-evm/secp256k1-native.js';
-import { recoverEcdsaSigner, recoverWithViem, splitEcdsa } from '../../src/payments/exact-evm/signature.js';
+import { classifySignature, recoverEcdsaSigner, recoverWithViem, splitEcdsa } from '../../src/payments/exact-evm/signature.js';
 import {
   transferWithAuthorizationDigest,
   transferWithAuthorizationDigestBytes,
@@ -180,5 +181,72 @@ describe('native signature recovery', () => {
     }
     // A digest that is not 32 bytes recovers to nothing rather than to something else.
     expect(await recoverEcdsaSigner(hex(31), signature)).toBeUndefined();
+  });
+});
+
+describe('classifySignature', () => {
+  /** ERC-6492's magic suffix. */
+  const MAGIC = '6492'.repeat(16);
+  const FACTORY = getAddress('0x000000000000000000000000000000000000fac7');
+  const inner = signatureOf(randomUint(32), 1n, 27);
+  const wrapped = serializeErc6492Signature({ address: FACTORY, data: '0xdeadbeef', signature: inner });
+  /** abi.encode(address, bytes, bytes)'s words, without 0x and suffix: factory, 2 offsets, data length, data, inner length, inner (3). */
+  const words = wrapped.slice(2, -64).match(/.{64}/g) ?? [];
+  const withWord = (index: number, value: bigint): Hex => `0x${words.map((w, i) => (i === index ? word(value) : w)).join('')}${MAGIC}`;
+
+  it('tells 65-byte ECDSA, ERC-6492 wrappers and other bytes apart', () => {
+    expect(classifySignature(inner)).toEqual({ kind: 'ecdsa', signature: inner });
+    expect(classifySignature(wrapped)).toEqual({ kind: 'erc6492', inner, factory: FACTORY, factoryData: '0xdeadbeef' });
+    const long: Hex = `0x${'ab'.repeat(100)}`;
+    expect(classifySignature(long)).toEqual({ kind: 'bytes', signature: long });
+    // As the reference: a wrapper naming the zero address as factory is no wrapper, just bytes.
+    const zero = serializeErc6492Signature({ address: zeroAddress, data: '0xdeadbeef', signature: inner });
+    expect(classifySignature(zero)).toEqual({ kind: 'bytes', signature: zero });
+  });
+
+  // Regression: these made viem's parseErc6492Signature throw out of verification (a 500).
+  const malformed: readonly (readonly [string, Hex])[] = [
+    ['garbage inside the wrapper', `0x${'ab'.repeat(200)}${MAGIC}`],
+    ['an ECDSA signature with the suffix appended, no ABI encoding', `${inner}${MAGIC}`],
+    ['truncated: a wrapper cut off after its head', `0x${wrapped.slice(2, 2 + 64 * 5)}${MAGIC}`],
+    ['truncated: 33 zero bytes and the suffix (the shortest signature the decoder accepts)', `0x${'00'.repeat(33)}${MAGIC}`],
+    ['truncated: the suffix alone', `0x${MAGIC}`],
+    ['huge: an inner length of 2^256 - 1', withWord(5, 2n ** 256n - 1n)],
+    ['huge: an inner length past the end, in the safe-integer range', withWord(5, 1_000_000n)],
+    ['huge: a data offset of 2^256 - 1', withWord(1, 2n ** 256n - 1n)],
+    ['an inner offset past the end', withWord(2, 0x10000n)],
+  ];
+
+  it.each(malformed)('a malformed wrapper is `malformed`, never a throw: %s', (_name, signature) => {
+    expect(() => parseErc6492Signature(signature)).toThrow();
+    expect(classifySignature(signature)).toEqual({ kind: 'malformed', signature });
+  });
+
+  it('follows viem (and so the reference) where its decoder is lenient: the suffix may be read as inner-signature bytes', () => {
+    // The inner signature's last padded word cut off: its 65 bytes now end in the suffix's first byte.
+    const cut: Hex = `0x${wrapped.slice(2, -64 * 2)}${MAGIC}`;
+    expect(classifySignature(cut)).toEqual({ kind: 'erc6492', inner: `0x${inner.slice(2, 130)}64`, factory: FACTORY, factoryData: '0xdeadbeef' });
+  });
+
+  it('never throws on random bytes or random corruptions of a wrapper, and is `malformed` exactly when viem cannot parse it', () => {
+    const parses = (signature: Hex): boolean => {
+      try {
+        parseErc6492Signature(signature);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const samples: Hex[] = [];
+    for (let i = 0; i < 300; i++) samples.push(`${hex(randomInt(1, 400))}${MAGIC}`);
+    for (let i = 0; i < 300; i++) {
+      const body = words.slice();
+      body[randomInt(body.length)] = word(randomInt(2) === 0 ? BigInt(randomInt(0, 1024)) : randomUint(32));
+      samples.push(`0x${body.join('')}${MAGIC}`);
+    }
+    for (const signature of samples) {
+      const shape = classifySignature(signature);
+      expect(shape.kind === 'malformed', signature).toBe(!parses(signature));
+    }
   });
 });

@@ -295,6 +295,20 @@ describe('LocalExactEvmVerifier: contract wallets', () => {
     expect((await verifier.verify(decode(2, authorization({ from: WALLET }), wrapped), OPTION)).valid).toBe(true);
   });
 
+  it('ERC-6492 wrapper that does not decode: an invalid signature, with no chain read, even from a wallet that accepts anything (it used to throw)', async () => {
+    chain.withCode.add(WALLET.toLowerCase());
+    chain.erc1271 = () => true;
+    const garbage: Hex = `0x${'ab'.repeat(200)}${'6492'.repeat(16)}`;
+    for (const version of [1, 2] as const) {
+      expect(await verifier.verify(decode(version, authorization({ from: WALLET }), garbage), OPTION)).toEqual({
+        valid: false,
+        reason: 'invalid_exact_evm_signature',
+        payer: WALLET,
+      });
+    }
+    expect(chain.calls).toEqual([]);
+  });
+
   it('EIP-7702: an ECDSA signer whose account has code is checked by ERC-1271 instead', async () => {
     chain.withCode.add(PAYER.address.toLowerCase());
     chain.erc1271 = () => false;

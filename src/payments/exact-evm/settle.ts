@@ -151,9 +151,11 @@ export class LocalExactEvmSettler implements Settler {
    * `InfrastructureError` when the chain cannot answer.
    */
   async checkGas(payment: DecodedPayment, option: PaymentOption): Promise<{ readonly reason: ExactEvmReason; readonly message: string } | undefined> {
+    const data = transferData(payment);
+    if (data === undefined) return { reason: REASON.signature, message: MALFORMED_6492_MESSAGE };
     let limit: GasLimit;
     try {
-      limit = await this.#gasLimit(option.asset.address, transferData(payment));
+      limit = await this.#gasLimit(option.asset.address, data);
     } catch (err) {
       if (isContractFailure(err)) return { reason: reasonForTransferFailure(failureText(err)), message: clip(failureText(err)) };
       throw new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', `chain ${this.#network.chainId}: eth_estimateGas failed`, { cause: err });
@@ -194,6 +196,7 @@ export class LocalExactEvmSettler implements Settler {
     if (terms !== undefined) return refused(terms);
 
     const data = transferData(payment);
+    if (data === undefined) return refused(REASON.signature, MALFORMED_6492_MESSAGE);
 
     // 1. Simulate (estimate), cap and price. Nothing has been sent if any of this fails.
     let gas: bigint;
@@ -367,9 +370,17 @@ export class LocalExactEvmSettler implements Settler {
 }
 
 
-/** The calldata of the settlement transaction. */
-function transferData(payment: DecodedPayment): Hex {
-  return encodeFunctionData({ abi: eip3009Abi, ...transferCall(payment.payload.authorization, payment.payload.signature) });
+/** Why a settlement with a `malformed` signature (see `classifySignature`) is refused unsent. */
+const MALFORMED_6492_MESSAGE = 'the signature has the ERC-6492 suffix but does not decode as an ERC-6492 wrapper';
+
+/**
+ * The calldata of the settlement transaction, or `undefined` when there is none to send: the
+ * signature is a malformed ERC-6492 wrapper, which no verification accepts (a settler is not
+ * to submit what no verifier accepted, and a contract payer could approve bytes we refused).
+ */
+function transferData(payment: DecodedPayment): Hex | undefined {
+  const call = transferCall(payment.payload.authorization, payment.payload.signature);
+  return call === undefined ? undefined : encodeFunctionData({ abi: eip3009Abi, ...call });
 }
 
 /** The overload the reference uses: (v, r, s) for a 65-byte ECDSA signature, `bytes` otherwise. */
@@ -386,6 +397,8 @@ function transferCall(auth: Eip3009Authorization, signature: Hex) {
       return { functionName: 'transferWithAuthorization', args: [...base, shape.inner] } as const;
     case 'bytes':
       return { functionName: 'transferWithAuthorization', args: [...base, shape.signature] } as const;
+    case 'malformed':
+      return undefined;
   }
 }
 

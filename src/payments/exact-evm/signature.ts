@@ -17,23 +17,46 @@ import { nativeSecp256k1, type NativeSecp256k1 } from './secp256k1-native.js';
  * - `erc6492`: a smart-wallet signature wrapped with the wallet's factory and deployment calldata,
  *   for a wallet that may not be deployed yet; `inner` is what the wallet itself checks.
  * - `bytes`: anything else; only a contract wallet (ERC-1271) can accept it.
+ * - `malformed`: ends with ERC-6492's magic suffix but does not decode as its
+ *   `abi.encode(factory, factoryCalldata, innerSig)`. Invalid whoever the payer is: ERC-6492's
+ *   validator reverts on it, and no wallet may be asked about it.
  */
 export type SignatureShape =
   | { readonly kind: 'ecdsa'; readonly signature: Hex }
   | { readonly kind: 'erc6492'; readonly inner: Hex; readonly factory: Address; readonly factoryData: Hex }
-  | { readonly kind: 'bytes'; readonly signature: Hex };
+  | { readonly kind: 'bytes'; readonly signature: Hex }
+  | { readonly kind: 'malformed'; readonly signature: Hex };
 
 const ECDSA_HEX_LENGTH = 2 + 65 * 2;
 
-/** As the reference: a 6492 wrapper counts only when it names a non-zero factory. */
+/**
+ * As the reference: a 6492 wrapper counts only when it names a non-zero factory, and it is
+ * decoded with viem's `parseErc6492Signature`, as `@x402/evm` decodes it. Never throws: the
+ * signature is the payer's to choose, and viem's decoder throws on a wrapper whose offsets or
+ * lengths point outside it (the reference lets that throw, so its facilitator answers 500).
+ */
 export function classifySignature(signature: Hex): SignatureShape {
   if (isErc6492Signature(signature)) {
-    const parsed = parseErc6492Signature(signature);
+    const parsed = parseErc6492(signature);
+    if (parsed === undefined) return { kind: 'malformed', signature };
     if (parsed.address !== undefined && parsed.data !== undefined && !isAddressEqual(parsed.address, zeroAddress)) {
       return { kind: 'erc6492', inner: parsed.signature, factory: parsed.address, factoryData: parsed.data };
     }
   }
   return signature.length === ECDSA_HEX_LENGTH ? { kind: 'ecdsa', signature } : { kind: 'bytes', signature };
+}
+
+/**
+ * viem's parse, or `undefined` when the wrapper does not decode. Every throw means that: the
+ * parse is pure, so there is no fault to tell apart (viem throws several error classes for it:
+ * positions out of bounds, lengths past the safe-integer range, data too short).
+ */
+function parseErc6492(signature: Hex): ReturnType<typeof parseErc6492Signature> | undefined {
+  try {
+    return parseErc6492Signature(signature);
+  } catch {
+    return undefined;
+  }
 }
 
 /** secp256k1n / 2. A larger `s` is the malleable twin of a valid signature (EIP-2). */

@@ -129,6 +129,8 @@ export class LocalExactEvmVerifier implements Verifier {
     let digestMemo: Hex | undefined;
     const digest = (): Hex => (digestMemo ??= transferWithAuthorizationDigest(option.asset, auth));
     const shape = classifySignature(payment.payload.signature);
+    // A 6492 wrapper that does not decode is invalid whoever the payer is: no chain read needed.
+    if (shape.kind === 'malformed') return invalid(REASON.signature);
     const recovered = shape.kind === 'ecdsa' ? await this.#recover(payment, option, shape.signature, digest) : undefined;
     const ecdsaRecovered = recovered !== undefined && isAddressEqual(recovered, payer);
     if (!ecdsaRecovered) {
@@ -169,7 +171,7 @@ export class LocalExactEvmVerifier implements Verifier {
   async #contractWalletSignature(
     payer: `0x${string}`,
     digest: () => Hex,
-    shape: SignatureShape,
+    shape: Exclude<SignatureShape, { readonly kind: 'malformed' }>,
     hasCode: boolean,
   ): Promise<ExactEvmReason | undefined> {
     if (!hasCode) {
