@@ -1,13 +1,16 @@
 # Multi-stage build: compile TypeScript and the native SQLite addon in a full image, ship only
-# production dependencies and the compiled code, run as the unprivileged `node` user.
+# production dependencies and the compiled product (not src/tools/), run as the unprivileged
+# `node` user.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 # better-sqlite3 builds from source when no prebuilt binary can be fetched.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# `prepare` compiles src/ to dist/ during the install.
-RUN npm install --no-audit --no-fund && npm prune --omit=dev
+# `prepare` compiles src/ to dist/ during the install. Then the image keeps the product only:
+# production dependencies, and no dist/src/tools/ (demo, dev chain, pay need devDependencies;
+# the CLI says so in one line when asked for them).
+RUN npm install --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/src/tools
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production

@@ -7,7 +7,7 @@
  */
 import { createPublicClient, http } from 'viem';
 import { Pool } from 'undici';
-import { ANVIL_DEV_KEYS, devChainDefinition, startAnvil } from '../src/devchain/anvil.js';
+import { ANVIL_DEV_KEYS, devChainDefinition, startAnvil } from '../src/tools/devchain/anvil.js';
 import { privateKeyToAddress } from 'viem/accounts';
 import { eip3009Abi } from '../src/payments/exact-evm/abi.js';
 import { RpcConnections } from '../src/payments/rpc-connections.js';

@@ -1,21 +1,16 @@
 /**
- * Subcommands: start, validate, receipts (and the demo and pay client). Takes its I/O as
- * arguments so tests can run it in-process; only `main.ts` passes the real process.
+ * Subcommands: start, validate, receipts (the product), and the development tools demo and pay,
+ * loaded lazily from src/tools/ because they need dev-only packages (solc, anvil, the official
+ * x402 clients) that the production image and `npm install --omit=dev` leave out. Takes its I/O
+ * as arguments so tests can run it in-process; only `main.ts` passes the real process.
  */
 import { parseArgs } from 'node:util';
+import type { CliIo } from './cli-io.js';
 import { loadConfigFile } from './config/load.js';
 import type { Config } from './config/types.js';
 import { SqliteLedger } from './ledger/sqlite-ledger.js';
 import type { Receipt } from './payments/ports.js';
 import { runGateway, type RunningGateway } from './server.js';
-
-export interface CliIo {
-  readonly env: Readonly<Record<string, string | undefined>>;
-  readonly out: (line: string) => void;
-  readonly err: (line: string) => void;
-  /** Registers a handler for SIGTERM / SIGINT (once) or SIGHUP (each time). */
-  readonly onSignal: (signal: 'SIGTERM' | 'SIGINT' | 'SIGHUP', handler: () => void) => void;
-}
 
 const USAGE = `Usage: x402-gateway <command> [options]
 
@@ -23,6 +18,8 @@ Commands:
   start      Run the gateway in front of the configured upstreams
   validate   Check a config file and list every problem
   receipts   List payment receipts from the ledger
+
+Development tools (from a checkout after npm install; not in the production image):
   demo       Run a complete local setup: chain, token, upstream, gateway, funded payer
   pay        Pay for a URL with the official x402 client
 
@@ -35,22 +32,33 @@ const HELP: Record<string, string> = {
   receipts: `Usage: x402-gateway receipts --config FILE [--json | --csv] [--limit N] [--since UNIX_MS]\n\nLists receipts from the ledger named by the config, newest first (a table by default).`,
 };
 
+/** A development tool's command, as src/tools/ exports it. */
+export type ToolCommand = (argv: readonly string[], io: CliIo) => Promise<number | undefined>;
+export type ToolName = 'demo' | 'pay';
+/** Loads a tool's command; rejects as `import()` does when its module or a package it needs is absent. */
+export type ToolLoader = (name: ToolName) => Promise<ToolCommand>;
+
+/** The only imports of src/tools/ from the product (test/unit/architecture.test.ts allows exactly these). */
+export const importTool: ToolLoader = async (name) => {
+  switch (name) {
+    case 'demo':
+      return (await import('./tools/demo/demo-command.js')).runDemoCommand;
+    case 'pay':
+      return (await import('./tools/pay-command.js')).runPayCommand;
+  }
+};
+
 /** Returns an exit code, or undefined while a long-running command keeps the process alive. */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number | undefined> {
+export async function runCli(argv: readonly string[], io: CliIo, loadTool: ToolLoader = importTool): Promise<number | undefined> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'start':
     case 'validate':
     case 'receipts':
       return runConfigCommand(command, rest, io);
-    case 'demo': {
-      const { runDemoCommand } = await import('./demo/demo-command.js');
-      return runDemoCommand(rest, io);
-    }
-    case 'pay': {
-      const { runPayCommand } = await import('./pay-command.js');
-      return runPayCommand(rest, io);
-    }
+    case 'demo':
+    case 'pay':
+      return runToolCommand(command, rest, io, loadTool);
     case undefined:
     case '--help':
     case '-h':
@@ -61,6 +69,34 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.err(`Unknown command "${command}".\n\n${USAGE}`);
       return 2;
   }
+}
+
+/**
+ * Runs a development tool, or explains in one line why this installation has none: the
+ * production image leaves out dist/src/tools/, and an install without devDependencies lacks
+ * the packages the tools import. Only a missing module means that; any other fault propagates.
+ */
+async function runToolCommand(name: ToolName, argv: readonly string[], io: CliIo, loadTool: ToolLoader): Promise<number | undefined> {
+  let command: ToolCommand;
+  try {
+    command = await loadTool(name);
+  } catch (err) {
+    if (!isModuleNotFound(err)) throw err;
+    io.err(toolUnavailableMessage(name));
+    return 2;
+  }
+  return command(argv, io);
+}
+
+/** The one line `demo` or `pay` prints where the development tools are not installed. */
+export function toolUnavailableMessage(name: ToolName): string {
+  return `x402-gateway ${name}: not available in this installation (it needs the development tools: run it from a checkout with npm install)`;
+}
+
+/** ESM `import()` reports an absent file or package as ERR_MODULE_NOT_FOUND; `require` as MODULE_NOT_FOUND. */
+function isModuleNotFound(err: unknown): boolean {
+  const code = err instanceof Error && 'code' in err ? err.code : undefined;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
 async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv: readonly string[], io: CliIo): Promise<number | undefined> {

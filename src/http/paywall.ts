@@ -3,24 +3,31 @@
  * to a priced route may pass. It runs before the body is read, so an unpaid POST is answered
  * without being forwarded.
  *
+ * `decide` returns a `PaywallDecision` and, when the request stops here, the answer to give;
+ * the hook writes the decision into the request state and acts on it in one exhaustive `switch`.
  * Free route: pass. Priced, no payment: 402 challenge. `X-Payment-Proof`: the seed's proof flow.
- * Payment header: decode (malformed: 400) -> match, verify, reserve the nonce -> `settlement:
- * before` settles now; `settlement: after` leaves the settlement to `proxy.ts`, which settles
- * when the upstream's status line arrives and before its body is sent on.
+ * Payment header: decode (malformed: 400) -> match, verify, reserve the nonce -> a
+ * `PendingPayment`: `settlement: before` settles it now; `settlement: after` leaves it to
+ * `proxy.ts`, which settles when the upstream's status line arrives and before its body is sent.
+ *
+ * The paywall's answer is not what stops a refused request: the proxy's `preHandler`
+ * (`mayForward`) lets only a request with a settled or reserved payment through, so no later hook
+ * (an async onSend) can let a challenged request reach the upstream.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
-import type { Allowlist, Config, PaymentOption } from '../config/types.js';
+import type { Allowlist, Config, PaymentOption, RouteConfig } from '../config/types.js';
+import type { ErrorCode } from '../errors.js';
 import type { Checkout, PaymentRequestInfo } from '../payments/checkout.js';
 import { decodePaymentHeader } from '../protocol/decode-payment.js';
 import { isProofSignature, PROOF_REASON, PROOF_SIGNATURE_HEADER } from '../protocol/proof-message.js';
+import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import { isTxHash } from '../protocol/types.js';
 import { queryOverridesMethod } from './method-override.js';
-import { PAYMENT_REQUIRED_MESSAGE, resourceUrl, sendChallenge, sendError } from './replies.js';
-import type { RequestState, RequestStates } from './request-state.js';
-import { applySettlement, failureReceipt, settleTimed } from './settlement.js';
-
+import { PendingPayment } from './pending-payment.js';
+import { PAYMENT_REQUIRED_MESSAGE, resourceUrl, sendChallenge, sendError, sendSettlementFailure } from './replies.js';
+import type { PaywallDecision, RequestStates } from './request-state.js';
 
 export interface PaywallDeps {
   readonly config: Config;
@@ -28,6 +35,18 @@ export interface PaywallDeps {
   readonly checkout: Checkout;
   /** Seconds until `payer` may have another paid request forwarded uncharged (0: now). */
   readonly unchargedWaitSeconds: (payer: string) => number;
+  /** Counts a forwarded, released payment against its payer (see PendingPayment.release). */
+  readonly countUnchargedForward: (payer: string) => void;
+}
+
+/** How a request the paywall stops is answered. */
+type PaywallAnswer =
+  | { readonly kind: 'challenge'; readonly error: string }
+  | { readonly kind: 'error'; readonly code: ErrorCode; readonly message?: string; readonly retryAfterSeconds?: number };
+
+interface Verdict {
+  readonly decision: PaywallDecision;
+  readonly answer?: PaywallAnswer;
 }
 
 /** A header's single value; a repeated header is refused by the decoders it reaches. */
@@ -41,31 +60,41 @@ export function makePaywall(deps: PaywallDeps) {
   return async function paywall(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const state = states.get(request.raw);
     if (state?.target.ok && queryOverridesMethod(state.target.search)) {
-      state.outcome = 'invalid';
-      return sendError(reply, 'GW_ERR_METHOD_OVERRIDE');
+      state.answer = { kind: 'invalid', reason: GATEWAY_REASON.methodOverride };
+      return void sendError(reply, 'GW_ERR_METHOD_OVERRIDE');
     }
     // No state, bad path or no route: the 404 handler answers (this request reaches no upstream).
-    if (!state || !state.target.ok || !state.match) return;
+    if (!state || !state.target.ok || !state.match || state.match.route.price.kind === 'free') return;
     const route = state.match.route;
-    if (route.price.kind === 'free') return;
-    const options = route.price.options;
-    if (route.allow && isAllowlisted(route.allow, request)) {
-      state.outcome = 'allowlisted';
-      return;
-    }
-    if (route.mode === 'shadow') {
-      // Learning mode: the challenge is what clients would get; the request passes free.
-      state.outcome = 'shadow';
-      state.wouldCharge = options[0];
-      return;
-    }
     const url = resourceUrl(config, request, state.target.path, state.target.search);
     const info: PaymentRequestInfo = { requestId: request.id, route, method: request.method, path: state.target.path, resourceUrl: url };
-    const challenge = (error: string, extraHeaders?: Record<string, string>) => {
-      state.outcome = error === PAYMENT_REQUIRED_MESSAGE ? 'challenged' : 'refused';
-      if (error !== PAYMENT_REQUIRED_MESSAGE) state.reason = error;
-      return sendChallenge(request, reply, { config, route, options, url, error }, extraHeaders);
-    };
+    const verdict = await decide(request, route, info);
+    const decision = verdict.decision;
+    state.decision = decision;
+    switch (decision.kind) {
+      case 'none':
+      case 'allowlisted':
+      case 'shadow':
+      case 'proof':
+        return;
+      case 'challenged':
+      case 'refused':
+        return void answer(request, reply, route, url, verdict.answer ?? { kind: 'challenge', error: PAYMENT_REQUIRED_MESSAGE });
+      case 'payment':
+        return route.settlement === 'before' ? settleFirst(request, reply, decision.payment, url) : watchHangUp(request, reply, decision.payment);
+    }
+  };
+
+  async function decide(request: FastifyRequest, route: RouteConfig, info: PaymentRequestInfo): Promise<Verdict> {
+    if (route.price.kind === 'free') return { decision: { kind: 'none' } };
+    const options = route.price.options;
+    if (route.allow && isAllowlisted(route.allow, request)) return { decision: { kind: 'allowlisted' } };
+    // Learning mode: the challenge is what clients would get; the request passes free.
+    if (route.mode === 'shadow') return { decision: { kind: 'shadow', wouldCharge: options[0] } };
+    const refused = (reason: string, answer: PaywallAnswer = { kind: 'challenge', error: reason }, payer?: string): Verdict => ({
+      decision: payer === undefined ? { kind: 'refused', reason } : { kind: 'refused', reason, payer },
+      answer,
+    });
 
     const decoded = decodePaymentHeader({
       paymentSignature: headerValue(request.headers['payment-signature']),
@@ -74,52 +103,25 @@ export function makePaywall(deps: PaywallDeps) {
     switch (decoded.kind) {
       case 'none': {
         const proof = headerValue(request.headers['x-payment-proof']);
-        if (proof === undefined) return challenge(PAYMENT_REQUIRED_MESSAGE);
-        return acceptProof(proof, headerValue(request.headers[PROOF_SIGNATURE_HEADER]), options, state, info, reply, challenge);
+        if (proof === undefined) return { decision: { kind: 'challenged' } };
+        return decideProof(proof, headerValue(request.headers[PROOF_SIGNATURE_HEADER]), options, info);
       }
       case 'malformed':
         await checkout.refuse(info, undefined, undefined, decoded.reason);
-        state.outcome = 'refused';
-        state.reason = decoded.reason;
-        return sendError(reply, 'GW_ERR_PAYMENT_MALFORMED', `${decoded.message} (${decoded.reason})`);
+        return refused(decoded.reason, { kind: 'error', code: 'GW_ERR_PAYMENT_MALFORMED', message: `${decoded.message} (${decoded.reason})` });
       case 'ok':
         break;
     }
-
     // A payer whose paid requests keep failing upstream (each one releases its authorization for
     // another try) waits, before anything is verified or forwarded. Keyed by the claimed payer:
     // only verified, forwarded requests spend from a payer's bucket, so a forger cannot drain it.
-    const wait = deps.unchargedWaitSeconds(decoded.payment.payload.authorization.from);
-    if (wait > 0) {
-      state.outcome = 'refused';
-      state.reason = 'uncharged_forwards_exceeded';
-      return sendError(reply.header('retry-after', String(wait)), 'GW_ERR_RATE_LIMITED');
-    }
+    const payer = decoded.payment.payload.authorization.from;
+    const wait = deps.unchargedWaitSeconds(payer);
+    if (wait > 0) return refused(GATEWAY_REASON.unchargedForwardsExceeded, { kind: 'error', code: 'GW_ERR_RATE_LIMITED', retryAfterSeconds: wait }, payer);
     const authorized = await checkout.authorize(decoded.payment, options, info);
-    if (authorized.kind === 'refused') return challenge(authorized.reason);
-    state.payer = authorized.authorized.payer;
-    if (route.settlement === 'after') {
-      state.toSettle = authorized.authorized;
-      // A caller who hangs up before the request is forwarded is not charged, and the reservation
-      // is freed. Once forwarded, the upstream's answer decides (proxy.ts), caller or not.
-      const releaseIfClosed = () => {
-        const pending = state.toSettle;
-        if (!pending || state.forwardedAt !== undefined) return;
-        state.toSettle = undefined;
-        state.outcome = 'not_charged';
-        state.reason = 'client_closed';
-        checkout.release(pending, 'client_closed').catch((err: unknown) => request.log.error({ err }, 'could not release the payment of a closed request'));
-      };
-      reply.raw.once('close', releaseIfClosed);
-      // The caller may have gone while the payment was being verified: 'close' has fired already.
-      if (reply.raw.destroyed || request.raw.socket.destroyed) releaseIfClosed();
-      return;
-    }
-    const settled = await settleTimed(checkout, state, authorized.authorized);
-    if (!applySettlement(state, authorized.authorized, settled)) {
-      return challenge(settled.kind === 'failed' ? settled.reason : 'unexpected_settle_error', failureReceipt(authorized.authorized, settled));
-    }
-  };
+    if (authorized.kind === 'refused') return refused(authorized.reason);
+    return { decision: { kind: 'payment', payment: new PendingPayment(authorized.authorized, deps) } };
+  }
 
   /**
    * The proof flow, only where the route turns it on: elsewhere the header is not even read (no
@@ -127,33 +129,42 @@ export function makePaywall(deps: PaywallDeps) {
    * are 400s, as malformed payment headers are; a missing signature is a 402, whose challenge
    * shows the message to sign (see replies.ts).
    */
-  async function acceptProof(
-    proof: string,
-    signature: string | undefined,
-    options: readonly PaymentOption[],
-    state: RequestState,
-    info: PaymentRequestInfo,
-    reply: FastifyReply,
-    challenge: (error: string) => FastifyReply,
-  ): Promise<FastifyReply | undefined> {
-    if (!info.route.proof) return challenge(PROOF_REASON.notEnabled);
-    if (!isTxHash(proof)) {
-      state.outcome = 'refused';
-      return sendError(reply, 'GW_ERR_PROOF_MALFORMED');
-    }
-    if (signature === undefined) return challenge(PROOF_REASON.signatureRequired);
-    if (!isProofSignature(signature)) {
-      state.outcome = 'refused';
-      return sendError(reply, 'GW_ERR_PROOF_SIGNATURE_MALFORMED');
-    }
+  async function decideProof(proof: string, signature: string | undefined, options: readonly PaymentOption[], info: PaymentRequestInfo): Promise<Verdict> {
+    const refused = (reason: string, answer: PaywallAnswer = { kind: 'challenge', error: reason }): Verdict => ({ decision: { kind: 'refused', reason }, answer });
+    if (!info.route.proof) return refused(PROOF_REASON.notEnabled);
+    if (!isTxHash(proof)) return refused(GATEWAY_REASON.proofMalformed, { kind: 'error', code: 'GW_ERR_PROOF_MALFORMED' });
+    if (signature === undefined) return refused(PROOF_REASON.signatureRequired);
+    if (!isProofSignature(signature)) return refused(GATEWAY_REASON.proofSignatureMalformed, { kind: 'error', code: 'GW_ERR_PROOF_SIGNATURE_MALFORMED' });
     const outcome = await checkout.acceptProof({ txHash: proof, signature, resourceUrl: info.resourceUrl }, options, info);
-    if (outcome.kind === 'refused') return challenge(outcome.reason);
-    state.outcome = 'paid';
-    state.payer = outcome.payer;
-    state.transaction = proof;
-    state.charged = outcome.option;
-    state.settlement = { outcome: 'settled', mode: 'proof', seconds: 0 };
-    return undefined;
+    if (outcome.kind === 'refused') return refused(outcome.reason);
+    return { decision: { kind: 'proof', payer: outcome.payer, transaction: proof, option: outcome.option } };
+  }
+
+  function answer(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, url: string, a: PaywallAnswer, headers?: Record<string, string>): FastifyReply {
+    switch (a.kind) {
+      case 'challenge':
+        return sendChallenge(request, reply, { route, url, error: a.error }, headers);
+      case 'error':
+        if (a.retryAfterSeconds !== undefined) reply.header('retry-after', String(a.retryAfterSeconds));
+        return sendError(reply, a.code, a.message);
+    }
+  }
+
+  /** `settlement: before`: the money moves first; a failed settlement is a 402 with its receipt. */
+  async function settleFirst(request: FastifyRequest, reply: FastifyReply, payment: PendingPayment, url: string): Promise<void> {
+    const outcome = await payment.settle();
+    if (outcome.kind !== 'settled') sendSettlementFailure(request, reply, payment, url, outcome.kind === 'failed' ? outcome.reason : REASON.unexpectedSettleError);
+  }
+
+  /**
+   * `settlement: after`: a caller who hangs up before the request is forwarded is not charged,
+   * and the reservation is freed; once forwarded, the upstream's answer decides (proxy.ts).
+   */
+  function watchHangUp(request: FastifyRequest, reply: FastifyReply, payment: PendingPayment): void {
+    const abandon = () => payment.abandon()?.catch((err: unknown) => request.log.error({ err }, 'could not release the payment of a closed request'));
+    reply.raw.once('close', abandon);
+    // The caller may have gone while the payment was being verified: 'close' has fired already.
+    if (reply.raw.destroyed || request.raw.socket.destroyed) abandon();
   }
 }
 
@@ -167,3 +178,4 @@ function isAllowlisted(allow: Allowlist, request: FastifyRequest): boolean {
   const family = isIPv4(ip) ? 'ipv4' : isIPv6(ip) ? 'ipv6' : undefined;
   return family !== undefined && allow.cidrs.check(ip, family);
 }
+

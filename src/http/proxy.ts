@@ -19,14 +19,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, Rout
 import httpProxy from '@fastify/http-proxy';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Config, UpstreamConfig } from '../config/types.js';
-import type { AuthorizedPayment, Checkout } from '../payments/checkout.js';
+import type { Checkout } from '../payments/checkout.js';
 import type { Readable } from 'node:stream';
 import { watchIdle } from './idle-timeout.js';
 import { formKind, formOverridesMethod, MAX_INSPECTED_FORM_BYTES, overrideCouldReachPricedRoute, readBounded } from './method-override.js';
-import { applySettlement, failureReceipt, settleTimed } from './settlement.js';
-import { resourceUrl, sendChallenge, sendError } from './replies.js';
-import type { RequestState, RequestStates } from './request-state.js';
+import { resourceUrl, sendError, sendSettlementFailure } from './replies.js';
+import type { PendingPayment } from './pending-payment.js';
+import { paymentOf, type RequestState, type RequestStates } from './request-state.js';
 import { UPSTREAM_CONSTRAINT } from './routing.js';
+import { GATEWAY_REASON, upstreamStatusReason } from '../protocol/reasons.js';
 
 /**
  * Request headers that never reach an upstream: payment instruments, a header official clients
@@ -60,8 +61,6 @@ export interface ProxyDeps {
   readonly config: Config;
   readonly states: RequestStates;
   readonly checkout: Checkout;
-  /** Counts a paid request that was forwarded and then not charged against its payer's limit. */
-  readonly countUnchargedForward: (payer: string) => void;
   /** The summary of a request whose caller left before its payment was decided, once it is. */
   readonly summariseLate: (request: FastifyRequest) => void;
 }
@@ -105,7 +104,7 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
       preHandler: (request, reply, done) => {
         const req = http1(request);
         const res = http1Reply(reply);
-        if (!mayForward(deps, req, res)) return;
+        if (!mayForward(deps.states.get(req.raw), req, res)) return;
         // Only a form POST where an override could matter waits for its body to be read.
         const kind = formKind(req.method, req.headers['content-type']);
         if (kind === undefined) return done();
@@ -121,7 +120,10 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
         // Called as the request leaves for the upstream: the upstream latency is timed from here.
         rewriteRequestHeaders: (request, headers) => {
           const state = deps.states.get(request.raw as IncomingMessage);
-          if (state) state.forwardedAt = performance.now();
+          if (state) {
+            state.forwardedAt = performance.now();
+            paymentOf(state)?.markForwarded();
+          }
           const out = upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, stripped, credentials);
           forwarded.set(out, http1(request));
           return out;
@@ -205,40 +207,40 @@ async function onUpstreamResponse(
 ): Promise<void> {
   const state = deps.states.get(request.raw);
   if (state?.forwardedAt !== undefined) state.upstreamSeconds = (performance.now() - state.forwardedAt) / 1000;
-  if (state?.outcome === 'error') {
-    // reply-from reported this answer as an error first (a status outside 100-599 becomes a 502
-    // through onError) and then still hands it over: onUpstreamError owns the reply and the
-    // payment; serving the body here would serve it unpaid.
+  if (state?.answer !== undefined) {
+    // The gateway answered already: reply-from reports an answer with a status outside 100-599
+    // as an error first (onUpstreamError, a 502) and then still hands it over. Serving the body
+    // here would serve it unpaid.
     discard(stream);
     return;
   }
+  const payment = paymentOf(state);
   if (reply.raw.destroyed) {
     // The caller hung up after the request was forwarded: nobody to serve, but the upstream's
     // answer still decides the payment.
     discard(stream);
-    if (state) await decideWithoutCaller(deps, request, state, status);
+    if (payment) await decideWithoutCaller(deps, request, payment, status);
     return;
   }
-  const pending = state?.toSettle;
-  if (state && pending) {
-    state.toSettle = undefined;
-    if (status >= 400) {
-      // settlement: after, and the upstream failed: nothing is charged.
-      await releaseForwarded(deps, state, pending, `upstream_status_${status}`);
-    } else {
-      const outcome = await settleTimed(deps.checkout, state, pending);
-      if (!applySettlement(state, pending, outcome)) {
-        discard(stream);
-        dropUpstreamHeaders(reply);
-        const route = pending.request.route;
-        if (route.price.kind !== 'priced') throw new Error('settled a free route');
-        const url = state.target.ok ? resourceUrl(deps.config, request, state.target.path, state.target.search) : '';
-        sendChallenge(request, reply, { config: deps.config, route, options: route.price.options, url, error: state.reason ?? 'unexpected_settle_error' }, failureReceipt(pending, outcome));
-        return;
-      }
+  if (payment && !payment.decided) {
+    // settlement: after. Below 400 the money moves before the first body byte; else nothing is charged.
+    const outcome = status < 400 ? await payment.settle() : await payment.release(upstreamStatusReason(status));
+    if (reply.raw.destroyed) {
+      // The caller left while the payment was being decided: its summary waited for this.
+      discard(stream);
+      deps.summariseLate(request);
+      return;
+    }
+    if (outcome.kind === 'failed') {
+      discard(stream);
+      dropUpstreamHeaders(reply);
+      const url = state?.target.ok ? resourceUrl(deps.config, request, state.target.path, state.target.search) : payment.authorized.request.resourceUrl;
+      sendSettlementFailure(request, reply, payment, url, outcome.reason);
+      return;
     }
   }
-  if (state?.receipt) reply.header(state.receipt.name, state.receipt.value);
+  const receipt = payment?.receiptHeader();
+  if (receipt) reply.header(receipt.name, receipt.value);
   // Whoever got through a priced route (payer, proof, allowlisted caller) got something a shared
   // cache must not hand to the next, unpaid caller.
   const route = state?.match?.route;
@@ -257,33 +259,19 @@ async function onUpstreamResponse(
  */
 function onStatusLineWithoutCaller(deps: ProxyDeps, request: FastifyRequest, status: number): void {
   if (!request.raw.aborted) return;
-  const state = deps.states.get(request.raw);
-  if (!state) return;
-  decideWithoutCaller(deps, request, state, status).catch((err: unknown) => request.log.error({ err }, 'could not settle the payment of a request whose caller left'));
+  const payment = paymentOf(deps.states.get(request.raw));
+  if (!payment) return;
+  decideWithoutCaller(deps, request, payment, status).catch((err: unknown) => request.log.error({ err }, 'could not settle the payment of a request whose caller left'));
 }
 
 /**
  * The caller left after its paid request was forwarded. Below 400 the upstream did the work, so
  * the payment is settled (the receipt row says the answer was not delivered); else released.
  */
-async function decideWithoutCaller(deps: ProxyDeps, request: FastifyRequest, state: RequestState, status: number): Promise<void> {
-  const pending = state.toSettle;
-  if (!pending) return;
-  state.toSettle = undefined;
-  if (status >= 400) {
-    await releaseForwarded(deps, state, pending, `upstream_status_${status}`);
-  } else {
-    applySettlement(state, pending, await settleTimed(deps.checkout, state, pending, 'client_closed'));
-    if (state.outcome === 'paid') state.reason = 'client_closed';
-  }
+async function decideWithoutCaller(deps: ProxyDeps, request: FastifyRequest, payment: PendingPayment, status: number): Promise<void> {
+  if (payment.decided) return;
+  await (status < 400 ? payment.settle(GATEWAY_REASON.clientClosed) : payment.release(upstreamStatusReason(status)));
   deps.summariseLate(request);
-}
-
-/** A forwarded paid request that is not charged: released, and counted against its payer. */
-async function releaseForwarded(deps: ProxyDeps, state: RequestState, pending: AuthorizedPayment, reason: string): Promise<void> {
-  deps.countUnchargedForward(pending.payer);
-  state.outcome = state.outcome === 'error' ? 'error' : 'not_charged';
-  await deps.checkout.release(pending, reason);
 }
 
 /**
@@ -292,22 +280,30 @@ async function releaseForwarded(deps: ProxyDeps, state: RequestState, pending: A
  * means the paywall's answer has not stopped the request, and it is refused here instead. A
  * reserved payment whose caller left before forwarding is released: no work, no charge.
  */
-function mayForward(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply): boolean {
-  const state = deps.states.get(request.raw);
+export function mayForward(state: RequestState | undefined, request: FastifyRequest, reply: FastifyReply): boolean {
   const route = state?.match?.route;
   if (!state || !route || route.price.kind === 'free' || route.mode === 'shadow') return true;
-  if (state.outcome === 'paid' || state.outcome === 'allowlisted') return true;
-  const pending = state.toSettle;
-  if (pending && !(reply.raw.destroyed || request.raw.aborted)) return true;
-  if (pending) {
-    state.toSettle = undefined;
-    state.outcome = 'not_charged';
-    state.reason = 'client_closed';
-    deps.checkout.release(pending, 'client_closed').catch((err: unknown) => request.log.error({ err }, 'could not release the payment of a closed request'));
-    return false;
+  const decision = state.decision;
+  const callerGone = reply.raw.destroyed || request.raw.aborted;
+  switch (decision.kind) {
+    case 'allowlisted':
+    case 'proof':
+      return true;
+    case 'payment': {
+      const payment = decision.payment;
+      if (payment.outcome?.kind === 'settled') return true;
+      if (!payment.decided && !callerGone) return true;
+      payment.abandon()?.catch((err: unknown) => request.log.error({ err }, 'could not release the payment of a closed request'));
+      break;
+    }
+    case 'none':
+    case 'shadow':
+    case 'challenged':
+    case 'refused':
+      break;
   }
-  if (!reply.sent) {
-    request.log.error({ outcome: state.outcome }, 'a priced request reached the proxy without a payment');
+  if (!callerGone && !reply.sent) {
+    request.log.error({ decision: decision.kind }, 'a priced request reached the proxy without a payment');
     sendError(reply, 'GW_ERR_GATEWAY_INTERNAL');
   }
   return false;
@@ -327,12 +323,12 @@ async function refuseFormOverride(deps: ProxyDeps, request: FastifyRequest, repl
     request.body = read.body;
     return false;
   }
-  const pending = state.toSettle;
-  state.toSettle = undefined;
-  state.outcome = 'invalid';
-  state.reason = read.ok ? 'method_override' : 'form_too_large';
-  if (pending) await deps.checkout.release(pending, state.reason);
-  if (state.receipt) reply.header(state.receipt.name, state.receipt.value);
+  const reason = read.ok ? GATEWAY_REASON.methodOverride : GATEWAY_REASON.formTooLarge;
+  state.answer = { kind: 'invalid', reason };
+  const payment = paymentOf(state);
+  if (payment && !payment.decided) await payment.release(reason);
+  const receipt = payment?.receiptHeader();
+  if (receipt) reply.header(receipt.name, receipt.value);
   sendError(reply, read.ok ? 'GW_ERR_METHOD_OVERRIDE' : 'GW_ERR_BODY_TOO_LARGE');
   return true;
 }
@@ -340,21 +336,19 @@ async function refuseFormOverride(deps: ProxyDeps, request: FastifyRequest, repl
 async function onUpstreamError(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply, error: Error): Promise<void> {
   const state = deps.states.get(request.raw);
   const timedOut = (error as { code?: string }).code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT';
-  if (state) {
-    state.outcome = 'error';
-    state.reason = timedOut ? 'upstream_timeout' : 'upstream_unavailable';
-    const pending = state.toSettle;
-    if (pending) {
-      state.toSettle = undefined;
-      await releaseForwarded(deps, state, pending, state.reason);
-      if (reply.raw.destroyed || request.raw.aborted) deps.summariseLate(request);
-    }
+  const reason = timedOut ? GATEWAY_REASON.upstreamTimeout : GATEWAY_REASON.upstreamUnavailable;
+  if (state) state.answer = { kind: 'error', reason };
+  const payment = paymentOf(state);
+  if (payment && !payment.decided) {
+    await payment.release(reason);
+    if (reply.raw.destroyed || request.raw.aborted) deps.summariseLate(request);
   }
   request.log.warn({ err: error }, 'upstream failed');
   // reply-from may have copied an upstream's headers already (an answer with an invalid status).
   dropUpstreamHeaders(reply);
   // settlement: before, and the upstream failed after the money moved: the caller keeps its receipt.
-  if (state?.receipt) reply.header(state.receipt.name, state.receipt.value);
+  const receipt = payment?.receiptHeader();
+  if (receipt) reply.header(receipt.name, receipt.value);
   sendError(reply, timedOut ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_UNAVAILABLE');
 }
 

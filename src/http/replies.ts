@@ -2,12 +2,18 @@
  * The gateway's own answers: 402 challenges (with or without a failed-settlement receipt) and
  * fastify-shaped errors.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config, PaymentOption, RouteConfig } from '../config/types.js';
-import { errorBody, GatewayError, type ErrorCode } from '../errors.js';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config, RouteConfig } from '../config/types.js';
+import { errorBody, GatewayError, InfrastructureError, type ErrorCode } from '../errors.js';
 import { buildChallenge, PAYMENT_REQUIRED_HEADER } from '../protocol/challenge.js';
+import { buildDiscovery } from '../protocol/discovery.js';
 import { renderPaywallPage } from '../protocol/paywall-page.js';
 import { PROOF_MESSAGE_HEADER, proofMessageTemplate } from '../protocol/proof-message.js';
+import type { PendingPayment } from './pending-payment.js';
+import type { RequestStates } from './request-state.js';
+
+/** Seconds a client should wait before retrying after a chain or ledger fault. */
+export const RETRY_AFTER_SECONDS = 5;
 
 /** `error` of a challenge to a request that carried no payment (the v2 servers' wording). */
 export const PAYMENT_REQUIRED_MESSAGE = 'Payment required';
@@ -37,21 +43,75 @@ function wantsHtml(request: FastifyRequest): boolean {
 export function sendChallenge(
   request: FastifyRequest,
   reply: FastifyReply,
-  input: { config: Config; route: RouteConfig; options: readonly PaymentOption[]; url: string; error: string },
+  input: { route: RouteConfig; url: string; error: string },
   extraHeaders: Readonly<Record<string, string>> = {},
 ): FastifyReply {
-  const challenge = buildChallenge({ route: input.route, resourceUrl: input.url, error: input.error, options: input.options });
+  const options = input.route.price.kind === 'priced' ? input.route.price.options : [];
+  const challenge = buildChallenge({ route: input.route, resourceUrl: input.url, error: input.error, options });
   reply.code(402).header(PAYMENT_REQUIRED_HEADER, challenge.v2Header).header('cache-control', 'no-store').headers(challenge.infoHeaders).headers(extraHeaders);
   const proofMessage = input.route.proof ? proofMessageTemplate(input.url) : undefined;
   if (proofMessage !== undefined) reply.header(PROOF_MESSAGE_HEADER, proofMessage);
   if (wantsHtml(request)) {
-    return reply.type('text/html; charset=utf-8').send(renderPaywallPage({ route: input.route, resourceUrl: input.url, options: input.options }));
+    return reply.type('text/html; charset=utf-8').send(renderPaywallPage({ route: input.route, resourceUrl: input.url, options }));
   }
   return reply.type('application/json; charset=utf-8').send(challenge.v1Body);
+}
+
+/**
+ * A settlement that failed, before forwarding (`settlement: before`, the paywall) or after the
+ * upstream answered (`after`, the proxy): never the upstream's body; a 402 with the reason and
+ * the failure's receipt header.
+ */
+export function sendSettlementFailure(request: FastifyRequest, reply: FastifyReply, payment: PendingPayment, url: string, reason: string): FastifyReply {
+  const receipt = payment.receiptHeader();
+  return sendChallenge(request, reply, { route: payment.authorized.request.route, url, error: reason }, receipt ? { [receipt.name]: receipt.value } : {});
 }
 
 /** Sends a catalogue error in fastify's shape. */
 export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
   const err = new GatewayError(code, message === undefined ? {} : { message });
   return reply.code(err.statusCode).type('application/json; charset=utf-8').send(errorBody(err));
+}
+
+/**
+ * Requests that reach no upstream: the gateway's own discovery document, an invalid Host or path,
+ * or no route under `unmatched: deny`.
+ */
+export function makeNotFoundHandler(config: Config, states: RequestStates) {
+  return (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const state = states.get(request.raw);
+    if (state?.ownEndpoint === 'discovery' && state.target.ok) {
+      const base = resourceUrl(config, request, '', '');
+      return reply.header('cache-control', 'no-cache').send(buildDiscovery(config.routes, base, config.hash));
+    }
+    if (state?.invalidHost) {
+      state.answer = { kind: 'invalid' };
+      return sendError(reply, 'GW_ERR_HOST_INVALID');
+    }
+    if (state && !state.target.ok) {
+      state.answer = { kind: 'invalid' };
+      return sendError(reply, 'GW_ERR_PATH_INVALID', `The request path is not a valid URL path: ${state.target.reason}`);
+    }
+    if (state) state.answer = { kind: 'not_found' };
+    return sendError(reply, 'GW_ERR_ROUTE_NOT_FOUND');
+  };
+}
+
+/** Faults: an infrastructure fault is a 503/502 with Retry-After (never free access); a bug a 500. */
+export function makeErrorHandler(states: RequestStates) {
+  return (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const state = states.get(request.raw);
+    if (error instanceof InfrastructureError) {
+      request.log.error({ err: error }, 'infrastructure fault');
+      if (state) state.answer = { kind: 'error', reason: error.code };
+      const err = new GatewayError(error.code, { cause: error });
+      return reply.code(err.statusCode).header('retry-after', String(RETRY_AFTER_SECONDS)).send(errorBody(err));
+    }
+    if (state) state.answer = { kind: 'error' };
+    if (error instanceof GatewayError) return reply.code(error.statusCode).send(errorBody(error));
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) return reply.code(status).send(error);
+    request.log.error({ err: error }, 'unexpected error');
+    return sendError(reply, 'GW_ERR_GATEWAY_INTERNAL');
+  };
 }

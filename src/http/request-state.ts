@@ -4,56 +4,50 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { PaymentOption, RouteConfig } from '../config/types.js';
-import type { AuthorizedPayment } from '../payments/checkout.js';
 import type { NormalisedPath } from '../routes/normalise.js';
 import type { RouteMatch } from '../routes/table.js';
+import type { PendingPayment } from './pending-payment.js';
 
-/** How a request ended, for the summary log line (and metrics later). */
-export type RequestOutcome =
-  | 'free' // free route, or unmatched under `unmatched: free`
-  | 'challenged' // priced, no payment: 402
-  | 'paid' // settled and served
-  | 'refused' // payment refused (malformed, invalid, replayed, settlement failed)
-  | 'not_charged' // paid request whose upstream answered >= 400: nothing charged
-  | 'shadow' // priced route in shadow mode: passed free, would-be charge counted
-  | 'allowlisted' // priced route, caller on its allowlist: passed free
-  | 'not_found' // no route, `unmatched: deny`
-  | 'invalid' // unparseable path
-  | 'error'; // upstream or infrastructure fault
+/**
+ * What the paywall decided for a request, written once by its one `switch` (paywall.ts). Every
+ * summary field (outcome, payer, transaction, what was charged) is derived from this, the
+ * payment's own outcome and the gateway's answer (request-summary.ts); nothing else is recorded.
+ */
+export type PaywallDecision =
+  | { readonly kind: 'none' } // not a priced route (free, unmatched, the gateway's own), or not yet decided
+  | { readonly kind: 'allowlisted' }
+  | { readonly kind: 'shadow'; readonly wouldCharge: PaymentOption | undefined }
+  | { readonly kind: 'challenged' }
+  | { readonly kind: 'refused'; readonly reason: string; readonly payer?: string }
+  | { readonly kind: 'payment'; readonly payment: PendingPayment }
+  | { readonly kind: 'proof'; readonly payer: string; readonly transaction: string; readonly option: PaymentOption };
 
-/** A settlement's result, for metrics. */
-export interface SettlementRecord {
-  readonly outcome: 'settled' | 'failed' | 'pending';
-  readonly mode: 'local' | 'facilitator' | 'proof';
-  readonly seconds: number;
-}
+/** The gateway answered in the upstream's place for a reason of its own, not the paywall's. */
+export type GatewayAnswer =
+  | { readonly kind: 'not_found' }
+  | { readonly kind: 'invalid'; readonly reason?: string }
+  | { readonly kind: 'error'; readonly reason?: string };
 
 export interface RequestState {
   readonly target: NormalisedPath;
   readonly match: RouteMatch<RouteConfig> | undefined;
   /** The gateway's own endpoint this request is for (`/.well-known/x402`), if any. */
-  readonly special: 'discovery' | undefined;
+  readonly ownEndpoint: 'discovery' | undefined;
   /** The Host header is not one host (see routing.ts): the request is refused with 400. */
   readonly invalidHost: boolean;
-  outcome: RequestOutcome;
-  /** A verified, reserved payment still to be settled when the upstream answers (`settlement: after`). */
-  toSettle: AuthorizedPayment | undefined;
-  /** The receipt header to add to the upstream's answer, once settled. */
-  receipt: { readonly name: string; readonly value: string } | undefined;
-  /** For the summary log line. */
-  payer: string | undefined;
-  transaction: string | undefined;
-  reason: string | undefined;
-  /** What was charged (for revenue), or what shadow mode would have charged. */
-  charged: PaymentOption | undefined;
-  wouldCharge: PaymentOption | undefined;
-  settlement: SettlementRecord | undefined;
+  decision: PaywallDecision;
+  answer: GatewayAnswer | undefined;
   /** performance.now() when the request was handed to the proxy; upstream latency starts here. */
   forwardedAt: number | undefined;
   /** Seconds from forwarding to the upstream's response headers. */
   upstreamSeconds: number | undefined;
-  /** Set once the request's summary line and metrics are written (see gateway.ts). */
+  /** Set once the request's summary line and metrics are written (request-summary.ts). */
   summarised: boolean;
+}
+
+/** The payment of a request, when the paywall authorized one. */
+export function paymentOf(state: RequestState | undefined): PendingPayment | undefined {
+  return state?.decision.kind === 'payment' ? state.decision.payment : undefined;
 }
 
 /**
@@ -76,25 +70,20 @@ export class RequestStates {
 export function newRequestState(
   target: NormalisedPath,
   match: RouteMatch<RouteConfig> | undefined,
-  special?: 'discovery',
+  ownEndpoint?: 'discovery',
   invalidHost = false,
 ): RequestState {
   return {
     target,
     match,
-    special,
+    ownEndpoint,
     invalidHost,
-    outcome: 'free',
-    toSettle: undefined,
-    receipt: undefined,
-    payer: undefined,
-    transaction: undefined,
-    reason: undefined,
-    charged: undefined,
-    wouldCharge: undefined,
-    settlement: undefined,
+    decision: NO_DECISION,
+    answer: undefined,
     forwardedAt: undefined,
     upstreamSeconds: undefined,
     summarised: false,
   };
 }
+
+const NO_DECISION: PaywallDecision = Object.freeze({ kind: 'none' });

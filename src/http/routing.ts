@@ -59,7 +59,7 @@ function isDiscovery(segments: readonly string[], method: string | undefined): b
 /** Names the upstream a request is routed to, or NO_UPSTREAM. */
 function upstreamOf(config: Config, states: RequestStates, req: IncomingMessage): string {
   const state = states.get(req);
-  if (!state || !state.target.ok || state.special || state.invalidHost) return NO_UPSTREAM;
+  if (!state || !state.target.ok || state.ownEndpoint || state.invalidHost) return NO_UPSTREAM;
   if (state.match) return state.match.route.upstream.name;
   if (config.unmatched !== 'free' || !config.defaultUpstream) return NO_UPSTREAM;
   // Free passage is for paths nobody prices, not for a priced path under another method or Host.

@@ -20,7 +20,7 @@
  * the chain: no money moves without a row.
  */
 import type { PaymentOption, RouteConfig } from '../config/types.js';
-import { REASON } from '../protocol/reasons.js';
+import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import { selectRequirement } from '../protocol/select-requirement.js';
 import type { DecodedPayment, Hex } from '../protocol/types.js';
 import type { Clock, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, TxProof, Verifier } from './ports.js';
@@ -127,8 +127,8 @@ export class Checkout {
     }
     const verifier = this.deps.verifiers.get(option.asset.network.name);
     if (!verifier) {
-      await this.refuse(request, payment, option, 'invalid_network');
-      return { kind: 'refused', reason: 'invalid_network' };
+      await this.refuse(request, payment, option, GATEWAY_REASON.invalidNetwork);
+      return { kind: 'refused', reason: GATEWAY_REASON.invalidNetwork };
     }
     const verdict = await verifier.verify(payment, option, { resourceUrl: request.resourceUrl, route: request.route });
     if (!verdict.valid) {
@@ -156,12 +156,12 @@ export class Checkout {
       const settler = this.deps.settlers.get(a.option.asset.network.name);
       if (!settler) {
         await this.deps.ledger.releaseNonce(a.nonceKey);
-        await this.record(a, 'settle_failed', 'settlement_not_configured', '');
-        return { kind: 'failed', reason: 'settlement_not_configured', transaction: '', pending: false };
+        await this.record(a, 'settle_failed', GATEWAY_REASON.settlementNotConfigured, '');
+        return { kind: 'failed', reason: GATEWAY_REASON.settlementNotConfigured, transaction: '', pending: false };
       }
       // Before anything is sent: the nonce is kept (no later request can take the reservation
       // over while the transaction is out) and a pending row names the payment, in one write.
-      await this.deps.ledger.beginSettlement(a.nonceKey, this.receipt(a, 'pending', 'settling', ''));
+      await this.deps.ledger.beginSettlement(a.nonceKey, this.receipt(a, 'pending', GATEWAY_REASON.settling, ''));
       const result = await settler.settle(a.payment, a.option, { resourceUrl: a.request.resourceUrl, route: a.request.route });
       if (result.success) {
         // The money moved: a ledger fault now must not cost the caller the answer it paid for.
@@ -200,7 +200,7 @@ export class Checkout {
    */
   async acceptProof(proof: TxProof, options: readonly PaymentOption[], request: PaymentRequestInfo): Promise<ProofOutcome> {
     const txHash = proof.txHash;
-    let reason = 'proof_not_supported';
+    let reason: string = GATEWAY_REASON.proofNotSupported;
     let signer = '';
     for (const option of options) {
       const checker = this.deps.proofs.get(option.asset.network.name);
@@ -222,12 +222,12 @@ export class Checkout {
         nonce: '',
         transaction: txHash,
         status,
-        reason: claimed ? '' : 'proof_already_used',
+        reason: claimed ? '' : GATEWAY_REASON.proofAlreadyUsed,
       });
       // Once claimed, the hash is spent for good: the caller must be served even if the receipt
       // row cannot be written (the ledger wrapper logs and counts that failure), as in settle().
       await (claimed ? recorded.catch(() => undefined) : recorded);
-      return claimed ? { kind: 'accepted', payer: result.payer, option } : { kind: 'refused', reason: 'proof_already_used' };
+      return claimed ? { kind: 'accepted', payer: result.payer, option } : { kind: 'refused', reason: GATEWAY_REASON.proofAlreadyUsed };
     }
     await this.deps.ledger.record({
       ...this.base(request),

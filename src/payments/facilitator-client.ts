@@ -15,6 +15,7 @@
  */
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { FacilitatorConfig } from '../config/types.js';
+import { GATEWAY_REASON } from '../protocol/reasons.js';
 import { isTxHash, type WireRequirementV1, type WireRequirementV2 } from '../protocol/types.js';
 import { NOT_SENT_ERROR_CODES } from './connection-errors.js';
 
@@ -26,7 +27,7 @@ export const MAX_FACILITATOR_RESPONSE_BYTES = 1024 * 1024;
 export const MAX_FACILITATOR_REASON_LENGTH = 128;
 export const MAX_FACILITATOR_MESSAGE_LENGTH = 512;
 /** The refusal reason used when a facilitator says `isValid:false` without saying why. */
-export const UNSPECIFIED_INVALID_REASON = 'invalid_payment';
+export const UNSPECIFIED_INVALID_REASON = GATEWAY_REASON.invalidPayment;
 
 /** The body of `/verify` and `/settle` (§4.1): the payload as received, our matched requirement. */
 export interface FacilitatorRequestBody {

@@ -20,7 +20,7 @@ import {
   type FacilitatorSettleAnswer,
 } from './facilitator-client.js';
 import { facilitatorRequestBody, type FacilitatorRequestContext } from './facilitator-request.js';
-import { REASON } from '../protocol/reasons.js';
+import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import type { SettleResult, Settler } from './ports.js';
 
 const SETTLEMENT_PENDING_REASON = REASON.settlementPending;
@@ -47,7 +47,7 @@ export class FacilitatorSettler implements Settler {
   async settle(payment: DecodedPayment, option: PaymentOption, context?: FacilitatorRequestContext): Promise<SettleResult> {
     const body = facilitatorRequestBody(payment, option, context);
     if (body === undefined) {
-      return { success: false, reason: 'invalid_network', message: 'x402 v1 cannot pay on this network', maybeOnChain: false };
+      return { success: false, reason: GATEWAY_REASON.invalidNetwork, message: 'x402 v1 cannot pay on this network', maybeOnChain: false };
     }
 
     let doubt = false;

@@ -9,7 +9,7 @@
  */
 import type { PaymentOption } from '../config/types.js';
 import { InfrastructureError } from '../errors.js';
-import { REASON } from '../protocol/reasons.js';
+import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import type { DecodedPayment } from '../protocol/types.js';
 import { classifySignature } from './exact-evm/signature.js';
 import type { FacilitatorClient, FacilitatorFailure } from './facilitator-client.js';
@@ -30,7 +30,7 @@ export class FacilitatorVerifier implements Verifier {
    */
   async verify(payment: DecodedPayment, option: PaymentOption, context?: FacilitatorRequestContext): Promise<VerifyResult> {
     const body = facilitatorRequestBody(payment, option, context);
-    if (body === undefined) return { valid: false, reason: 'invalid_network', message: 'x402 v1 cannot pay on this network' };
+    if (body === undefined) return { valid: false, reason: GATEWAY_REASON.invalidNetwork, message: 'x402 v1 cannot pay on this network' };
     // The reference facilitator throws on a 6492 wrapper that does not decode, and its 500 reads
     // here as "unavailable": the client's bad signature would become our fault (and be sent to
     // every fallback first). ERC-6492 makes it invalid, so it is refused as the local verifier does.

@@ -24,18 +24,19 @@ import {
 import type { Address, PaymentOption } from '../config/types.js';
 import { InfrastructureError } from '../errors.js';
 import { proofMessage } from '../protocol/proof-message.js';
+import { GATEWAY_REASON } from '../protocol/reasons.js';
 import { recoverEcdsaSigner } from './exact-evm/signature.js';
 import type { Clock, ProofChecker, TxProof } from './ports.js';
 
 export type TxProofRefusal =
   /** The signature recovers to no address (or to one only by its high-`s` twin). */
-  | 'proof_signature_invalid'
-  | 'proof_tx_not_found'
-  | 'proof_tx_failed'
-  | 'proof_transfer_not_found'
-  | 'proof_amount_too_low'
-  | 'proof_insufficient_confirmations'
-  | 'proof_too_old';
+  | typeof GATEWAY_REASON.proofSignatureInvalid
+  | typeof GATEWAY_REASON.proofTxNotFound
+  | typeof GATEWAY_REASON.proofTxFailed
+  | typeof GATEWAY_REASON.proofTransferNotFound
+  | typeof GATEWAY_REASON.proofAmountTooLow
+  | typeof GATEWAY_REASON.proofInsufficientConfirmations
+  | typeof GATEWAY_REASON.proofTooOld;
 
 export type TxProofResult =
   | {
@@ -48,7 +49,7 @@ export type TxProofResult =
     }
   | { readonly ok: false; readonly reason: TxProofRefusal }
   /** The signature is valid but not the transaction sender's: someone else's hash, or another URL's signature. */
-  | { readonly ok: false; readonly reason: 'proof_signature_mismatch'; readonly signer: Address };
+  | { readonly ok: false; readonly reason: typeof GATEWAY_REASON.proofSignatureMismatch; readonly signer: Address };
 
 /** The chain reads the checker needs: a viem public client for the option's network. */
 export type TxProofClient = Pick<PublicClient, 'getTransactionReceipt' | 'getBlockNumber' | 'getBlock'>;
@@ -84,7 +85,7 @@ export class TxProofChecker implements ProofChecker {
     maxAgeSeconds: number = option.asset.network.proofMaxAgeSeconds,
   ): Promise<TxProofResult> {
     const signer = await recoverEcdsaSigner(hashMessage(proofMessage(proof.txHash, proof.resourceUrl)), proof.signature);
-    if (signer === undefined) return { ok: false, reason: 'proof_signature_invalid' };
+    if (signer === undefined) return { ok: false, reason: GATEWAY_REASON.proofSignatureInvalid };
     const receipt = await this.#chain('read the transaction receipt', async () => {
       try {
         return await this.#client.getTransactionReceipt({ hash: proof.txHash });
@@ -93,11 +94,11 @@ export class TxProofChecker implements ProofChecker {
         throw err;
       }
     });
-    if (receipt === undefined) return { ok: false, reason: 'proof_tx_not_found' };
+    if (receipt === undefined) return { ok: false, reason: GATEWAY_REASON.proofTxNotFound };
     // A signature over another hash or another URL recovers to some other address, so this one
     // comparison binds the proof to its sender, its transaction and its resource.
-    if (!isAddressEqual(receipt.from, signer)) return { ok: false, reason: 'proof_signature_mismatch', signer };
-    if (receipt.status !== 'success') return { ok: false, reason: 'proof_tx_failed' };
+    if (!isAddressEqual(receipt.from, signer)) return { ok: false, reason: GATEWAY_REASON.proofSignatureMismatch, signer };
+    if (receipt.status !== 'success') return { ok: false, reason: GATEWAY_REASON.proofTxFailed };
 
     // strict (the default) skips logs that do not decode as ERC-20 Transfer, e.g. ERC-721's
     // same-signature event with the value indexed.
@@ -113,15 +114,15 @@ export class TxProofChecker implements ProofChecker {
     }).filter((log) => isAddressEqual(log.args.to, option.payTo) && isAddressEqual(log.args.from, receipt.from));
     let best: (typeof transfers)[number] | undefined;
     for (const log of transfers) if (best === undefined || log.args.value > best.args.value) best = log;
-    if (best === undefined) return { ok: false, reason: 'proof_transfer_not_found' };
-    if (best.args.value < option.amount) return { ok: false, reason: 'proof_amount_too_low' };
+    if (best === undefined) return { ok: false, reason: GATEWAY_REASON.proofTransferNotFound };
+    if (best.args.value < option.amount) return { ok: false, reason: GATEWAY_REASON.proofAmountTooLow };
 
     // cacheTime 0: viem otherwise serves a block number up to one polling interval old.
     const head = await this.#chain('read the block number', () => this.#client.getBlockNumber({ cacheTime: 0 }));
-    if (head - receipt.blockNumber + 1n < BigInt(confirmations)) return { ok: false, reason: 'proof_insufficient_confirmations' };
+    if (head - receipt.blockNumber + 1n < BigInt(confirmations)) return { ok: false, reason: GATEWAY_REASON.proofInsufficientConfirmations };
 
     const block = await this.#chain('read the block', () => this.#client.getBlock({ blockNumber: receipt.blockNumber }));
-    if (this.#clock.nowSeconds() - block.timestamp > BigInt(maxAgeSeconds)) return { ok: false, reason: 'proof_too_old' };
+    if (this.#clock.nowSeconds() - block.timestamp > BigInt(maxAgeSeconds)) return { ok: false, reason: GATEWAY_REASON.proofTooOld };
 
     return { ok: true, payer: best.args.from, amount: best.args.value, blockNumber: receipt.blockNumber };
   }

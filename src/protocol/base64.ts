@@ -7,6 +7,7 @@
  * header could then have many spellings, so the decoder checks the alphabet and length itself
  * and requires the text to be the canonical encoding of the bytes it decodes to.
  */
+import { GATEWAY_REASON } from './reasons.js';
 
 /**
  * Longest header text accepted, in characters (base64 is ASCII, so also bytes). Node's default
@@ -15,7 +16,12 @@
 export const MAX_BASE64_JSON_LENGTH = 16 * 1024;
 
 /** Why a header did not decode; stable snake_case, safe to log and to show the caller. */
-export type Base64JsonFailure = 'header_too_large' | 'invalid_base64' | 'invalid_utf8' | 'invalid_json' | 'not_a_json_object';
+export type Base64JsonFailure =
+  | typeof GATEWAY_REASON.headerTooLarge
+  | typeof GATEWAY_REASON.invalidBase64
+  | typeof GATEWAY_REASON.invalidUtf8
+  | typeof GATEWAY_REASON.invalidJson
+  | typeof GATEWAY_REASON.notAJsonObject;
 
 export type Base64JsonResult =
   | { readonly ok: true; readonly value: Readonly<Record<string, unknown>> }
@@ -34,35 +40,35 @@ const fail = (reason: Base64JsonFailure, message: string): Base64JsonResult => (
 /** Decodes standard base64 of a UTF-8 JSON object; every other input is a failure, never a throw. */
 export function decodeBase64Json(text: string, maxLength: number = MAX_BASE64_JSON_LENGTH): Base64JsonResult {
   if (text.length > maxLength) {
-    return fail('header_too_large', `header is ${text.length} characters, the limit is ${maxLength}`);
+    return fail(GATEWAY_REASON.headerTooLarge, `header is ${text.length} characters, the limit is ${maxLength}`);
   }
-  if (text.length === 0) return fail('invalid_base64', 'header is empty');
+  if (text.length === 0) return fail(GATEWAY_REASON.invalidBase64, 'header is empty');
   if (!STANDARD_ALPHABET.test(text)) {
-    if (WHITESPACE.test(text)) return fail('invalid_base64', 'base64 must not contain whitespace');
-    if (URL_SAFE_CHARS.test(text)) return fail('invalid_base64', 'base64 must use the standard alphabet, not the URL-safe one');
-    return fail('invalid_base64', 'base64 contains characters outside the standard alphabet or misplaced padding');
+    if (WHITESPACE.test(text)) return fail(GATEWAY_REASON.invalidBase64, 'base64 must not contain whitespace');
+    if (URL_SAFE_CHARS.test(text)) return fail(GATEWAY_REASON.invalidBase64, 'base64 must use the standard alphabet, not the URL-safe one');
+    return fail(GATEWAY_REASON.invalidBase64, 'base64 contains characters outside the standard alphabet or misplaced padding');
   }
-  if (text.length % 4 !== 0) return fail('invalid_base64', 'base64 length must be a multiple of 4 (padding with "=" is required)');
+  if (text.length % 4 !== 0) return fail(GATEWAY_REASON.invalidBase64, 'base64 length must be a multiple of 4 (padding with "=" is required)');
 
   const bytes = Buffer.from(text, 'base64');
   // Canonical form: re-encoding gives the same text back, which rules out non-zero padding bits.
-  if (bytes.toString('base64') !== text) return fail('invalid_base64', 'base64 is not in canonical form');
+  if (bytes.toString('base64') !== text) return fail(GATEWAY_REASON.invalidBase64, 'base64 is not in canonical form');
 
   let json: string;
   try {
     json = utf8.decode(bytes);
   } catch {
-    return fail('invalid_utf8', 'decoded bytes are not valid UTF-8');
+    return fail(GATEWAY_REASON.invalidUtf8, 'decoded bytes are not valid UTF-8');
   }
 
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch {
-    return fail('invalid_json', 'decoded text is not valid JSON');
+    return fail(GATEWAY_REASON.invalidJson, 'decoded text is not valid JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return fail('not_a_json_object', 'decoded JSON is not an object');
+    return fail(GATEWAY_REASON.notAJsonObject, 'decoded JSON is not an object');
   }
   // Narrowed above to a non-null, non-array object: a JSON object's keys are all strings.
   return { ok: true, value: value as Readonly<Record<string, unknown>> };

@@ -17,6 +17,7 @@
 import { getAddress } from 'viem';
 import { z } from 'zod';
 import { decodeBase64Json, type Base64JsonFailure } from './base64.js';
+import { GATEWAY_REASON } from './reasons.js';
 import type { DecodedPayment, ExactEvmPayload, Hex, PaymentHeaderName, WireRequirementV2 } from './types.js';
 
 /** EIP-3009 signatures: 65-byte ECDSA from an EOA, longer for ERC-1271 / ERC-6492 smart wallets. */
@@ -27,7 +28,11 @@ export const MAX_SIGNATURE_BYTES = 4096;
 const MAX_MESSAGE_LENGTH = 200;
 
 /** Why a header was refused; stable snake_case. */
-export type MalformedReason = Base64JsonFailure | 'invalid_x402_version' | 'unsupported_scheme' | 'invalid_payload';
+export type MalformedReason =
+  | Base64JsonFailure
+  | typeof GATEWAY_REASON.invalidX402Version
+  | typeof GATEWAY_REASON.unsupportedScheme
+  | typeof GATEWAY_REASON.invalidPayload;
 
 export type DecodeOutcome =
   | { readonly kind: 'none' }
@@ -171,16 +176,16 @@ export function decodePaymentHeader(headers: PaymentHeaders): DecodeOutcome {
   const raw = decoded.value;
 
   const version = raw['x402Version'];
-  if (version !== 1 && version !== 2) return malformed('invalid_x402_version', 'x402Version must be 1 or 2');
+  if (version !== 1 && version !== 2) return malformed(GATEWAY_REASON.invalidX402Version, 'x402Version must be 1 or 2');
 
   const scheme = claimedScheme(raw, version);
   if (typeof scheme === 'string' && scheme !== 'exact') {
-    return malformed('unsupported_scheme', `scheme "${scheme}" is not supported; only "exact" is`);
+    return malformed(GATEWAY_REASON.unsupportedScheme, `scheme "${scheme}" is not supported; only "exact" is`);
   }
 
   if (version === 1) {
     const parsed = paymentV1.safeParse(raw);
-    if (!parsed.success) return malformed('invalid_payload', describe(parsed.error));
+    if (!parsed.success) return malformed(GATEWAY_REASON.invalidPayload, describe(parsed.error));
     return {
       kind: 'ok',
       payment: {
@@ -196,7 +201,7 @@ export function decodePaymentHeader(headers: PaymentHeaders): DecodeOutcome {
   }
 
   const parsed = paymentV2.safeParse(raw);
-  if (!parsed.success) return malformed('invalid_payload', describe(parsed.error));
+  if (!parsed.success) return malformed(GATEWAY_REASON.invalidPayload, describe(parsed.error));
   const { accepted: wire } = parsed.data;
   const accepted: WireRequirementV2 = {
     scheme: wire.scheme,

@@ -15,6 +15,7 @@
  * where the resource URL is exactly the `resource` the gateway's 402 names for the request (the
  * v1 body's `accepts[].resource`, the v2 header's `resource.url`), query string included.
  */
+import { GATEWAY_REASON } from './reasons.js';
 import type { Hex } from './types.js';
 
 /** Request header: the sender's 65-byte EIP-191 signature of `proofMessage`, as 0x hex. */
@@ -26,9 +27,9 @@ export const PROOF_MESSAGE_HEADER = 'X-Payment-Proof-Message';
 /** The 402 reasons of the proof flow decided before any chain read (the checker's own are in payments/tx-proof.ts). */
 export const PROOF_REASON = {
   /** The route does not accept `X-Payment-Proof` (the default): the header was not read. */
-  notEnabled: 'proof_not_enabled',
+  notEnabled: GATEWAY_REASON.proofNotEnabled,
   /** `X-Payment-Proof` came without `X-Payment-Proof-Signature`. */
-  signatureRequired: 'proof_signature_required',
+  signatureRequired: GATEWAY_REASON.proofSignatureRequired,
 } as const;
 
 /** Stands for the transaction hash in `PROOF_MESSAGE_HEADER`. */

@@ -5,10 +5,11 @@
  */
 import type { PaymentOption } from '../config/types.js';
 import { requirementV2 } from './challenge.js';
+import { GATEWAY_REASON } from './reasons.js';
 import type { DecodedPayment, WireRequirementV2 } from './types.js';
 
 /** The protocol's reasons: `invalid_network` when no option is on the payment's network at all. */
-export type NoMatchReason = 'no_matching_requirements' | 'invalid_network';
+export type NoMatchReason = typeof GATEWAY_REASON.noMatchingRequirements | typeof GATEWAY_REASON.invalidNetwork;
 
 export type SelectOutcome =
   | { readonly kind: 'ok'; readonly option: PaymentOption }
@@ -37,7 +38,7 @@ function selectV2(accepted: WireRequirementV2, options: readonly PaymentOption[]
   const option = options.find((o) => matchesV2(requirementV2(o), accepted));
   if (option !== undefined) return { kind: 'ok', option };
   const knownNetwork = options.some((o) => o.asset.network.caip2 === accepted.network);
-  return { kind: 'no_match', reason: knownNetwork ? 'no_matching_requirements' : 'invalid_network' };
+  return { kind: 'no_match', reason: knownNetwork ? GATEWAY_REASON.noMatchingRequirements : GATEWAY_REASON.invalidNetwork };
 }
 
 /**
@@ -47,14 +48,14 @@ function selectV2(accepted: WireRequirementV2, options: readonly PaymentOption[]
  */
 function selectV1(payment: DecodedPayment, options: readonly PaymentOption[]): SelectOutcome {
   const onNetwork = options.filter((o) => o.asset.network.v1Name === payment.network);
-  if (onNetwork.length === 0) return { kind: 'no_match', reason: 'invalid_network' };
+  if (onNetwork.length === 0) return { kind: 'no_match', reason: GATEWAY_REASON.invalidNetwork };
   const candidates = onNetwork.filter((o) => o.scheme === payment.scheme);
   const { value, to } = payment.payload.authorization;
   const option =
     candidates.find((o) => o.amount === value && sameAddress(o.payTo, to)) ??
     candidates.find((o) => o.amount === value) ??
     candidates[0];
-  return option === undefined ? { kind: 'no_match', reason: 'no_matching_requirements' } : { kind: 'ok', option };
+  return option === undefined ? { kind: 'no_match', reason: GATEWAY_REASON.noMatchingRequirements } : { kind: 'ok', option };
 }
 
 /** Finds the option `payment` pays, among the route's options for this request. */
@@ -65,7 +66,7 @@ export function selectRequirement(payment: DecodedPayment, options: readonly Pay
     case 2:
       // The decoder always sets `accepted` on v2; its absence is a no-match, never a pass.
       return payment.accepted === undefined
-        ? { kind: 'no_match', reason: 'no_matching_requirements' }
+        ? { kind: 'no_match', reason: GATEWAY_REASON.noMatchingRequirements }
         : selectV2(payment.accepted, options);
   }
 }

@@ -1,7 +1,7 @@
 /** The start-up check of an asset's EIP-712 name, version and decimals against the real token. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AssetConfig } from '../../src/config/types.js';
-import { BASE_USDC } from '../../src/devchain/token.js';
+import { BASE_USDC } from '../../src/tools/devchain/token.js';
 import { checkAssetMetadata } from '../../src/payments/asset-check.js';
 import { createChainClient } from '../../src/payments/chain-client.js';
 import { startChainWorld, type ChainWorld } from '../helpers/chain-world.js';

@@ -9,11 +9,12 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliIo } from '../../src/cli.js';
+import type { CliIo } from '../../src/cli-io.js';
+import { runCli } from '../../src/cli.js';
 import { parseConfigText } from '../../src/config/load.js';
-import { DEMO_ROUTES, demoConfigYaml } from '../../src/demo/demo-config.js';
-import { shellQuote } from '../../src/demo/demo-banner.js';
-import { runDemoCommand } from '../../src/demo/demo-command.js';
+import { DEMO_ROUTES, demoConfigYaml } from '../../src/tools/demo/demo-config.js';
+import { shellQuote } from '../../src/tools/demo/demo-banner.js';
+import { runDemoCommand } from '../../src/tools/demo/demo-command.js';
 import { waitFor } from '../helpers/wait.js';
 
 interface CapturedIo extends CliIo {

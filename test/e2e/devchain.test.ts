@@ -24,7 +24,7 @@ import {
   startAnvil,
   type DevChain,
   type DevChainClient,
-} from '../../src/devchain/anvil.js';
+} from '../../src/tools/devchain/anvil.js';
 import {
   BASE_USDC,
   compileSolidity,
@@ -33,7 +33,7 @@ import {
   mintTestUsdc,
   TEST_USDC_ABI,
   usdcBalance,
-} from '../../src/devchain/token.js';
+} from '../../src/tools/devchain/token.js';
 
 const CHAIN_ID = 8453;
 const DOMAIN = { name: 'USD Coin', version: '2', chainId: CHAIN_ID, verifyingContract: BASE_USDC } as const;

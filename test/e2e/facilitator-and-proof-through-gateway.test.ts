@@ -6,8 +6,8 @@
 import { erc20Abi, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDevChainClient } from '../../src/devchain/anvil.js';
-import { BASE_USDC } from '../../src/devchain/token.js';
+import { createDevChainClient } from '../../src/tools/devchain/anvil.js';
+import { BASE_USDC } from '../../src/tools/devchain/token.js';
 import type { RunningGateway } from '../../src/server.js';
 import { localSettlementBase, PAYEE, PAYER, PAYER_KEY, SETTLER_KEY, startChainWorld, v1Fetch, v2Fetch, type ChainWorld } from '../helpers/chain-world.js';
 import { startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';

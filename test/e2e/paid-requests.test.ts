@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { testActions, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BASE_USDC } from '../../src/devchain/token.js';
+import { BASE_USDC } from '../../src/tools/devchain/token.js';
 import type { Receipt } from '../../src/payments/ports.js';
 import type { RunningGateway } from '../../src/server.js';
 import { challengeOf, localSettlementBase, PAYEE, PAYER, PAYER_KEY, startChainWorld, UNFUNDED_KEY, v1Fetch, v2Fetch, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
@@ -210,7 +210,7 @@ describe('settlement timing', () => {
     const payeeBefore = await world.balance(PAYEE);
     const pending = send(gw.url, 'GET', '/slow', { headers: { ...header, origin: 'https://app.example' } });
     await new Promise((r) => setTimeout(r, 500));
-    const { createDevChainClient } = await import('../../src/devchain/anvil.js');
+    const { createDevChainClient } = await import('../../src/tools/devchain/anvil.js');
     const drain = createDevChainClient(world.chain, UNFUNDED_KEY);
     await drain.writeContract({
       address: BASE_USDC,

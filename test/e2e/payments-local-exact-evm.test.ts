@@ -13,8 +13,8 @@ import { PaymentRequirementsSchema } from 'x402/types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_REVERT_PENALTY_SECONDS, DEFAULT_SETTLE_MAX_GAS } from '../../src/config/schema.js';
 import type { AssetConfig, NetworkConfig, PaymentOption } from '../../src/config/types.js';
-import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type DevChainClient } from '../../src/devchain/anvil.js';
-import { BASE_USDC, compileSolidity, installTestUsdc, mintTestUsdc, usdcBalance } from '../../src/devchain/token.js';
+import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type DevChainClient } from '../../src/tools/devchain/anvil.js';
+import { BASE_USDC, compileSolidity, installTestUsdc, mintTestUsdc, usdcBalance } from '../../src/tools/devchain/token.js';
 import { InfrastructureError } from '../../src/errors.js';
 import { CachedVerifier } from '../../src/payments/cached-verifier.js';
 import { createChainClient, rpcTransport, type ChainClient } from '../../src/payments/chain-client.js';
@@ -22,10 +22,12 @@ import { neverReachedNode } from '../../src/payments/exact-evm/rpc-errors.js';
 import { LocalExactEvmSettler } from '../../src/payments/exact-evm/settle.js';
 import { transferWithAuthorizationDigest, transferWithAuthorizationTypedData } from '../../src/payments/exact-evm/typed-data.js';
 import { LocalExactEvmVerifier } from '../../src/payments/exact-evm/verify.js';
-import { systemClock, type Clock } from '../../src/payments/ports.js';
+import { systemClock } from '../../src/payments/ports.js';
 import { requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment, Hex } from '../../src/protocol/types.js';
+import { realClock } from '../helpers/clock.js';
+import { makePayment } from '../helpers/options.js';
 import { waitFor } from '../helpers/wait.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
 
@@ -46,10 +48,6 @@ let verifier: CachedVerifier;
 let settler: LocalExactEvmSettler;
 
 const test = () => admin.extend(testActions({ mode: 'anvil' }));
-const offsetClock = (seconds: number): Clock => ({
-  nowSeconds: () => systemClock.nowSeconds() + BigInt(seconds),
-  nowMs: () => systemClock.nowMs() + seconds * 1000,
-});
 
 function decodeOk(headers: { paymentSignature?: string; xPayment?: string }): DecodedPayment {
   const decoded = decodePaymentHeader(headers);
@@ -135,7 +133,7 @@ describe('verify on anvil', () => {
 
   it('refuses an expired authorization', async () => {
     // The client signs validBefore = now + maxTimeoutSeconds (300).
-    const later = new LocalExactEvmVerifier({ client, clock: offsetClock(295) });
+    const later = new LocalExactEvmVerifier({ client, clock: realClock(295) });
     expect(await later.verify(await officialV2(), option)).toMatchObject({
       valid: false,
       reason: 'invalid_exact_evm_payload_authorization_valid_before',
@@ -154,7 +152,7 @@ describe('verify on anvil', () => {
       nonce: toHex(crypto.getRandomValues(new Uint8Array(32))),
     };
     const signature = await PAYER.signTypedData(transferWithAuthorizationTypedData(option.asset, authorization));
-    const payment: DecodedPayment = { ...(await officialV2()), payload: { signature, authorization } };
+    const payment = makePayment({ option, authorization, signature });
     expect(await verifier.verify(payment, option)).toMatchObject({
       valid: false,
       reason: 'invalid_exact_evm_payload_authorization_valid_after',
@@ -166,7 +164,7 @@ describe('verify on anvil', () => {
       reason: 'invalid_exact_evm_payload_authorization_valid_after',
       maybeOnChain: false,
     });
-    const skewed = new LocalExactEvmSettler({ network, client, privateKey: SETTLER_KEY, clock: offsetClock(3700) });
+    const skewed = new LocalExactEvmSettler({ network, client, privateKey: SETTLER_KEY, clock: realClock(3700) });
     expect(await skewed.settle(payment, option)).toEqual({
       success: false,
       reason: 'invalid_exact_evm_payload_authorization_valid_after',
@@ -301,7 +299,7 @@ describe('settle on anvil', () => {
   });
 
   it('refuses an expired authorization before sending anything', async () => {
-    const late = new LocalExactEvmSettler({ network, client, privateKey: SETTLER_KEY, clock: offsetClock(295) });
+    const late = new LocalExactEvmSettler({ network, client, privateKey: SETTLER_KEY, clock: realClock(295) });
     const before = await balances(PAY_TO);
     expect(await late.settle(await officialV2(), option)).toEqual({
       success: false,

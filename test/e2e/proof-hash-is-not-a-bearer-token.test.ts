@@ -14,11 +14,11 @@ import type { AddressInfo } from 'node:net';
 import { erc20Abi, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ANVIL_DEV_KEYS, createDevChainClient } from '../../src/devchain/anvil.js';
-import { BASE_USDC, mintTestUsdc } from '../../src/devchain/token.js';
-import { systemClock, type Clock } from '../../src/payments/ports.js';
+import { ANVIL_DEV_KEYS, createDevChainClient } from '../../src/tools/devchain/anvil.js';
+import { BASE_USDC, mintTestUsdc } from '../../src/tools/devchain/token.js';
 import { PROOF_TX_PLACEHOLDER, proofMessage } from '../../src/protocol/proof-message.js';
 import type { RunningGateway } from '../../src/server.js';
+import { realClock } from '../helpers/clock.js';
 import { localSettlementBase, PAYEE, PAYER, PAYER_KEY, startChainWorld, type ChainWorld } from '../helpers/chain-world.js';
 import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
 import { send, type RawResponse } from '../helpers/http.js';
@@ -76,12 +76,8 @@ let world: ChainWorld;
 let upstream: TestUpstream;
 let rpc: RecordingRpc;
 let gw: RunningGateway;
-/** Seconds the gateway's clock runs ahead of the real one. */
-let clockAhead = 0;
-const clock: Clock = {
-  nowSeconds: () => systemClock.nowSeconds() + BigInt(clockAhead),
-  nowMs: () => systemClock.nowMs() + clockAhead * 1000,
-};
+/** The gateway's clock: the real one, run ahead by one test. */
+const clock = realClock();
 
 beforeAll(async () => {
   world = await startChainWorld();
@@ -206,17 +202,17 @@ describe('a transfer hash is not a bearer token', () => {
     const headers = await proofHeaders(hash, PAYER_KEY, '/report');
     const seen = upstream.seen.length;
     try {
-      clockAhead = 16 * 60;
+      clock.setMs(Date.now() + 16 * 60_000);
       const old = await send(gw.url, 'GET', '/report', { headers });
       expect(old.status).toBe(402);
       expect(errorOf(old)).toBe('proof_too_old');
       expect(upstream.seen.length).toBe(seen);
-      clockAhead = 14 * 60;
+      clock.setMs(Date.now() + 14 * 60_000);
       const fresh = await send(gw.url, 'GET', '/report', { headers });
       expect(fresh.status).toBe(200);
       expect(upstream.seen.length).toBe(seen + 1);
     } finally {
-      clockAhead = 0;
+      clock.setMs(Date.now());
     }
   });
 

@@ -14,13 +14,14 @@ import {
   startAnvil,
   type DevChain,
   type DevChainClient,
-} from '../../src/devchain/anvil.js';
-import { BASE_USDC, installTestUsdc, mintTestUsdc, TEST_USDC_ABI } from '../../src/devchain/token.js';
+} from '../../src/tools/devchain/anvil.js';
+import { BASE_USDC, installTestUsdc, mintTestUsdc, TEST_USDC_ABI } from '../../src/tools/devchain/token.js';
 import { InfrastructureError } from '../../src/errors.js';
 import { systemClock, type Clock } from '../../src/payments/ports.js';
 import { TxProofChecker } from '../../src/payments/tx-proof.js';
 import { proofMessage } from '../../src/protocol/proof-message.js';
 import type { Hex } from '../../src/protocol/types.js';
+import { realClock } from '../helpers/clock.js';
 import { makeOption } from '../helpers/options.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
 
@@ -135,10 +136,7 @@ describe('TxProofChecker', () => {
 
   it('refuses a transfer older than the maximum age, by the injected clock', async () => {
     const hash = await transfer(payTo, PRICE);
-    const later: Clock = {
-      nowSeconds: () => systemClock.nowSeconds() + BigInt(MAX_AGE) + 60n,
-      nowMs: () => systemClock.nowMs() + (MAX_AGE + 60) * 1000,
-    };
+    const later = realClock(MAX_AGE + 60);
     expect(await checkerAt(later).check(await signed(hash), option, CONFIRMATIONS, MAX_AGE)).toEqual({ ok: false, reason: 'proof_too_old' });
     expect(await checker.check(await signed(hash), option, CONFIRMATIONS, MAX_AGE)).toMatchObject({ ok: true });
   });

@@ -10,8 +10,8 @@ import { wrapFetchWithPayment } from '@x402/fetch';
 import type { Address, Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { createSigner, wrapFetchWithPayment as wrapFetchWithPaymentV1 } from 'x402-fetch';
-import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type DevChainClient } from '../../src/devchain/anvil.js';
-import { BASE_USDC, installTestUsdc, mintTestUsdc, usdcBalance } from '../../src/devchain/token.js';
+import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type DevChainClient } from '../../src/tools/devchain/anvil.js';
+import { BASE_USDC, installTestUsdc, mintTestUsdc, usdcBalance } from '../../src/tools/devchain/token.js';
 
 export const SETTLER_KEY = ANVIL_DEV_KEYS[0];
 export const PAYER_KEY = ANVIL_DEV_KEYS[1];

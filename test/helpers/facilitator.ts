@@ -17,7 +17,7 @@ import { toFacilitatorEvmSigner } from '@x402/evm';
 import { registerExactEvmScheme } from '@x402/evm/exact/facilitator';
 import { testActions, type Abi, type Address, type Chain, type Client, type Hex, type Transport, type TypedData } from 'viem';
 import { call, getCode } from 'viem/actions';
-import { createDevChainClient, type DevChainClient } from '../../src/devchain/anvil.js';
+import { createDevChainClient, type DevChainClient } from '../../src/tools/devchain/anvil.js';
 
 /** A request a test facilitator received. */
 export interface RecordedRequest {

@@ -8,8 +8,8 @@ import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { PaymentPayload, PaymentRequired, PaymentRequirements } from '@x402/core/types';
 import { authorizationTypes } from '@x402/evm';
 import { toHex, type Address, type Hex, type PrivateKeyAccount } from 'viem';
-import type { DevChainClient } from '../../src/devchain/anvil.js';
-import { BASE_USDC, compileSolidity, type ContractArtifact } from '../../src/devchain/token.js';
+import type { DevChainClient } from '../../src/tools/devchain/anvil.js';
+import { BASE_USDC, compileSolidity, type ContractArtifact } from '../../src/tools/devchain/token.js';
 
 /** The fixtures, each a contract of the same name taking `constructor(address owner, uint256 gas)`. */
 export type WalletFixture = 'GasBurnerWallet' | 'ChameleonWallet';

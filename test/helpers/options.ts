@@ -9,10 +9,12 @@ import { minimumAfterTimeout } from '../../src/config/schema.js';
 import type { Address, AssetConfig, NetworkConfig, PaymentOption, RouteConfig, UpstreamConfig } from '../../src/config/types.js';
 import { requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
-import type { DecodedPayment } from '../../src/protocol/types.js';
+import type { DecodedPayment, Eip3009Authorization, Hex, WireRequirementV2, X402Version } from '../../src/protocol/types.js';
 
 export const BASE_USDC: Address = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
 export const PAY_TO: Address = '0x209693Bc6afc0C5328bA36FaF03C514EF312287C';
+/** The payer of `makePayment()` (anvil's first dev account). */
+export const PAYMENT_FROM: Address = '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266';
 
 export const BASE: NetworkConfig = Object.freeze({
   name: 'base',
@@ -76,6 +78,72 @@ export function makeRoute(options: readonly PaymentOption[], overrides: Partial<
     proof: false,
     ...overrides,
   });
+}
+
+export interface PaymentOverrides {
+  /** Default 2. */
+  readonly x402Version?: X402Version;
+  /** The option paid for: `to`, `value` and the v2 `accepted` echo follow it. Default `makeOption()`. */
+  readonly option?: PaymentOption;
+  /** Default: the option's network by the version's name for it (CAIP-2, or the v1 name). */
+  readonly network?: string;
+  /** v2 only. Default: the option's own v2 requirement, as a client echoes it, on `network`. */
+  readonly accepted?: WireRequirementV2 | undefined;
+  readonly authorization?: Partial<Eip3009Authorization>;
+  /** Default: 65 bytes of 0x22, which no key signed: for code that never checks a signature. */
+  readonly signature?: Hex;
+}
+
+/**
+ * A decoded payment as the header decoder would give it, for `makeOption()` by default, with
+ * `raw` (what a facilitator is sent) the wire form of the same fields. Unsigned unless
+ * `signature` is given: sign `authorization` with `transferWithAuthorizationTypedData`.
+ */
+export function makePayment(overrides: PaymentOverrides = {}): DecodedPayment {
+  const version = overrides.x402Version ?? 2;
+  const option = overrides.option ?? makeOption();
+  const network = overrides.network ?? (version === 2 ? option.asset.network.caip2 : (option.asset.network.v1Name ?? ''));
+  const authorization: Eip3009Authorization = {
+    from: PAYMENT_FROM,
+    to: option.payTo,
+    value: option.amount,
+    validAfter: 0n,
+    validBefore: 4_000_000_000n,
+    nonce: `0x${'11'.repeat(32)}`,
+    ...overrides.authorization,
+  };
+  const signature = overrides.signature ?? `0x${'22'.repeat(65)}`;
+  const wirePayload = {
+    signature,
+    authorization: {
+      ...authorization,
+      value: authorization.value.toString(),
+      validAfter: authorization.validAfter.toString(),
+      validBefore: authorization.validBefore.toString(),
+    },
+  };
+  const payload = { signature, authorization };
+  if (version === 1) {
+    return {
+      x402Version: 1,
+      header: 'x-payment',
+      scheme: 'exact',
+      network,
+      accepted: undefined,
+      payload,
+      raw: { x402Version: 1, scheme: 'exact', network, payload: wirePayload },
+    };
+  }
+  const accepted = 'accepted' in overrides ? overrides.accepted : { ...requirementV2(option), network };
+  return {
+    x402Version: 2,
+    header: 'payment-signature',
+    scheme: 'exact',
+    network,
+    accepted,
+    payload,
+    raw: { x402Version: 2, ...(accepted === undefined ? {} : { accepted }), payload: wirePayload },
+  };
 }
 
 /**

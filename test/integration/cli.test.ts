@@ -1,13 +1,14 @@
 /**
  * The command line, run in-process with captured output: validate, receipts, help, config
- * from the environment.
+ * from the environment, and the development tools where they are not installed.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli, type CliIo } from '../../src/cli.js';
+import type { CliIo } from '../../src/cli-io.js';
+import { runCli, toolUnavailableMessage, type ToolLoader } from '../../src/cli.js';
 import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { gatewayYamlHead, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
 
@@ -107,6 +108,40 @@ routes:
     }
     expect(await runCli(['validate', '--colour'], io())).toBe(2);
     expect(await runCli(['frobnicate'], io())).toBe(2);
+  });
+});
+
+describe('the development tools (demo, pay)', () => {
+  /** A loader that really imports something absent, as the production image lacks dist/src/tools/ or a devDependency. */
+  const importing = (specifier: string): ToolLoader => () => import(specifier);
+
+  it('--help lists them under their own heading, after the product commands', async () => {
+    const out = io();
+    expect(await runCli(['--help'], out)).toBe(0);
+    const [product = '', tools = ''] = out.stdout.join('\n').split(/^Development tools\b.*$/m);
+    expect(product).toMatch(/^ {2}start /m);
+    expect(product).toMatch(/^ {2}receipts /m);
+    expect(product).not.toMatch(/^ {2}(demo|pay) /m);
+    expect(tools).toMatch(/^ {2}demo /m);
+    expect(tools).toMatch(/^ {2}pay /m);
+  });
+
+  it('demo without the tools folder: one line on stderr and exit 2', async () => {
+    const out = io();
+    expect(await runCli(['demo'], out, importing('../../src/tools/demo/absent-demo-command.js'))).toBe(2);
+    expect(out.stderr).toEqual(['x402-gateway demo: not available in this installation (it needs the development tools: run it from a checkout with npm install)']);
+    expect(out.stdout).toEqual([]);
+  });
+
+  it('pay without a dev-only package it imports: the same one line, exit 2', async () => {
+    const out = io();
+    expect(await runCli(['pay', 'http://127.0.0.1:1/'], out, importing('@x402/absent-client'))).toBe(2);
+    expect(out.stderr).toEqual([toolUnavailableMessage('pay')]);
+  });
+
+  it('any other failure to load a tool is a fault, not an absence', async () => {
+    const broken: ToolLoader = () => Promise.reject(new SyntaxError('Unexpected token'));
+    await expect(runCli(['demo'], io(), broken)).rejects.toThrow(SyntaxError);
   });
 });
 

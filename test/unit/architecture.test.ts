@@ -1,8 +1,8 @@
 /**
  * Dependencies point inward. The pure core (protocol, routes, pricing, config parsing) does no
  * I/O and knows no framework; the HTTP layer sees payment ports, never a concrete adapter; only
- * the composition root wires concrete things. This reads the import lines of src/ and fails on a
- * forbidden edge.
+ * the composition root wires concrete things; the development tools (src/tools/) may use the
+ * product, never the reverse. This reads the import lines of src/ and fails on a forbidden edge.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -84,11 +84,43 @@ describe('architecture', () => {
   });
 
   // The devchain owns a child process (anvil) and must kill it if the parent exits unexpectedly.
-  const PROCESS_OWNERS = new Set(['main.ts', 'devchain/anvil.ts']);
+  const PROCESS_OWNERS = new Set(['main.ts', 'tools/devchain/anvil.ts']);
 
   it('lets only main.ts (and the devchain, for its child) touch process', () => {
     const touching = all.filter((f) => !PROCESS_OWNERS.has(f.file) && /\bprocess\.(env|argv|exit|on|once|stdout|stderr|exitCode)\b/.test(f.text));
     expect(touching.map((f) => f.file)).toEqual([]);
+  });
+
+  // src/tools/ (demo, dev chain, pay) needs devDependencies and is left out of the production
+  // image, so the product must run without it. Tools may import the product, not the other way.
+  const TOOLS = /^tools\//;
+  /** The product's only way in: cli.ts loads each tool command lazily and explains its absence. */
+  const TOOL_ENTRIES_ALLOWED = new Set(['cli.ts -> ./tools/demo/demo-command.js', 'cli.ts -> ./tools/pay-command.js']);
+  const devDependencies = Object.keys((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies);
+  const packageOf = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+  /** Every module specifier, type-only imports included: a type from tools/ would still tie the product to it. */
+  const specifiers = (text: string) => [...text.matchAll(/(?:\bfrom\s+|\bimport\(\s*|^import\s+)'([^']+)'/gm)].map((m) => m[1] ?? '');
+
+  it('keeps the product free of src/tools/ but for the lazy entries in cli.ts', () => {
+    expect(all.filter((f) => TOOLS.test(f.file)).length).toBeGreaterThan(5);
+    const edges = all
+      .filter((f) => !TOOLS.test(f.file))
+      .flatMap((f) => specifiers(f.text).filter((from) => /(^|\/)tools\//.test(from)).map((from) => `${f.file} -> ${from}`));
+    expect(edges.filter((e) => !TOOL_ENTRIES_ALLOWED.has(e))).toEqual([]);
+    expect(new Set(edges)).toEqual(TOOL_ENTRIES_ALLOWED);
+  });
+
+  it('imports no devDependency at run time outside src/tools/ (type-only imports are fine)', () => {
+    expect(devDependencies).toContain('@x402/core');
+    const offenders = all
+      .filter((f) => !TOOLS.test(f.file))
+      .flatMap((f) => f.imports.filter((i) => !i.from.startsWith('.') && devDependencies.includes(packageOf(i.from))).map((i) => `${f.file} imports ${i.from}`));
+    expect(offenders).toEqual([]);
+  });
+
+  it('lets no tool import cli.ts, which loads them (CliIo lives in cli-io.ts)', () => {
+    const cycles = all.filter((f) => TOOLS.test(f.file) && specifiers(f.text).some((from) => /^(\.\.\/)+cli\.js$/.test(from)));
+    expect(cycles.map((f) => f.file)).toEqual([]);
   });
 
   it('keeps I/O packages out of the core and names no barrel or utils file', () => {

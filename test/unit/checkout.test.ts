@@ -7,7 +7,8 @@ import { Checkout, WorkInFlight } from '../../src/payments/checkout.js';
 import type { PaymentOption } from '../../src/config/types.js';
 import type { Ledger, NonceKey, ProofChecker, Receipt, SettleResult, Settler, Verifier, VerifyResult } from '../../src/payments/ports.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
-import { makeOption, makeRoute, PAY_TO } from '../helpers/options.js';
+import { fixedClock } from '../helpers/clock.js';
+import { makeOption, makePayment, makeRoute } from '../helpers/options.js';
 
 const NOW = 1_800_000_000n;
 const option = makeOption();
@@ -15,18 +16,7 @@ const route = makeRoute([option]);
 const PAYER = '0x2222222222222222222222222222222222222222';
 
 function payment(validBefore = NOW + 300n, nonce: `0x${string}` = `0x${'ab'.repeat(32)}`): DecodedPayment {
-  return {
-    x402Version: 1,
-    header: 'x-payment',
-    scheme: 'exact',
-    network: 'base',
-    accepted: undefined,
-    payload: {
-      signature: `0x${'11'.repeat(65)}`,
-      authorization: { from: PAYER, to: PAY_TO, value: option.amount, validAfter: 0n, validBefore, nonce },
-    },
-    raw: {},
-  };
+  return makePayment({ x402Version: 1, option, authorization: { from: PAYER, validBefore, nonce } });
 }
 
 class RecordingLedger implements Ledger {
@@ -95,7 +85,7 @@ function setup(settle: SettleResult, verdict: VerifyResult = { valid: true, paye
     settlers: new Map([['base', settler]]),
     proofs: new Map(proof ? [['base', proof]] : []),
     ledger,
-    clock: { nowSeconds: () => NOW, nowMs: () => Number(NOW) * 1000 },
+    clock: fixedClock(NOW),
     work,
   });
   const request = { requestId: 'r1', route, method: 'GET', path: '/v1/weather', resourceUrl: 'http://gw/v1/weather' };

@@ -11,7 +11,7 @@ import { FacilitatorVerifier } from '../../src/payments/facilitator-verifier.js'
 import { requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
 import { startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
-import { makeOption, USDC_ARBITRUM } from '../helpers/options.js';
+import { makeOption, makePayment, USDC_ARBITRUM } from '../helpers/options.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
 import { checkFacilitatorSupport } from '../../src/payments/facilitator-support.js';
 import { PaymentBackendPool } from '../../src/payments/backends.js';
@@ -23,37 +23,8 @@ const PAY_TO = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 const TX = `0x${'cd'.repeat(32)}` as const;
 const option = makeOption({ payTo: PAY_TO });
 
-function payment(version: 1 | 2): DecodedPayment {
-  const authorization = {
-    from: PAYER,
-    to: PAY_TO,
-    value: 10_000n,
-    validAfter: 0n,
-    validBefore: 4_000_000_000n,
-    nonce: `0x${'11'.repeat(32)}`,
-  } as const;
-  const wireAuth = { ...authorization, value: '10000', validAfter: '0', validBefore: '4000000000' };
-  const signature = `0x${'22'.repeat(65)}` as const;
-  return version === 2
-    ? {
-        x402Version: 2,
-        header: 'payment-signature',
-        scheme: 'exact',
-        network: 'eip155:8453',
-        accepted: requirementV2(option),
-        payload: { signature, authorization },
-        raw: { x402Version: 2, accepted: requirementV2(option), payload: { signature, authorization: wireAuth } },
-      }
-    : {
-        x402Version: 1,
-        header: 'x-payment',
-        scheme: 'exact',
-        network: 'base',
-        accepted: undefined,
-        payload: { signature, authorization },
-        raw: { x402Version: 1, scheme: 'exact', network: 'base', payload: { signature, authorization: wireAuth } },
-      };
-}
+/** From PAYER (makePayment's default payer) to PAY_TO, for `option`. */
+const payment = (version: 1 | 2): DecodedPayment => makePayment({ x402Version: version, option });
 
 const dispatcher = createFacilitatorDispatcher();
 let a: FakeFacilitator;

@@ -8,9 +8,10 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { Address, PaymentOption } from '../../src/config/types.js';
 import { InfrastructureError } from '../../src/errors.js';
 import { CachedVerifier, DEFAULT_BALANCE_TTL_MS } from '../../src/payments/cached-verifier.js';
-import type { Clock, Verifier, VerifyResult } from '../../src/payments/ports.js';
+import type { Verifier, VerifyResult } from '../../src/payments/ports.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../src/protocol/types.js';
-import { PAY_TO, USDC_BASE } from '../helpers/options.js';
+import { fixedClockMs, type TestClock } from '../helpers/clock.js';
+import { makePayment, PAY_TO, USDC_BASE } from '../helpers/options.js';
 
 const ASSET = USDC_BASE;
 const PAYER: Address = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
@@ -20,26 +21,11 @@ let counter = 0;
 /** A payment; the cache never looks inside the signature, so any bytes do. */
 function payment(overrides: Partial<Eip3009Authorization> = {}, signature?: Hex): DecodedPayment {
   counter++;
-  return {
-    x402Version: 2,
-    header: 'payment-signature',
-    scheme: 'exact',
-    network: 'eip155:8453',
-    accepted: undefined,
-    payload: {
-      signature: signature ?? toHex(counter, { size: 65 }),
-      authorization: {
-        from: PAYER,
-        to: PAY_TO,
-        value: 10_000n,
-        validAfter: 0n,
-        validBefore: 2_000_000_000n,
-        nonce: toHex(counter, { size: 32 }),
-        ...overrides,
-      },
-    },
-    raw: {},
-  };
+  return makePayment({
+    option: OPTION,
+    authorization: { from: PAYER, validBefore: 2_000_000_000n, nonce: toHex(counter, { size: 32 }), ...overrides },
+    signature: signature ?? toHex(counter, { size: 65 }),
+  });
 }
 
 /** An inner verifier whose answers the test scripts; each call waits for `release` when gated. */
@@ -64,24 +50,14 @@ class ScriptedVerifier implements Verifier {
   }
 }
 
-class FakeClock implements Clock {
-  ms = 1_750_000_000_000;
-  nowMs(): number {
-    return this.ms;
-  }
-  nowSeconds(): bigint {
-    return BigInt(Math.floor(this.ms / 1000));
-  }
-}
-
 const refusal = (reason: string): VerifyResult => ({ valid: false, reason, payer: PAYER });
 
 let inner: ScriptedVerifier;
-let clock: FakeClock;
+let clock: TestClock;
 let cached: CachedVerifier;
 beforeEach(() => {
   inner = new ScriptedVerifier();
-  clock = new FakeClock();
+  clock = fixedClockMs(1_750_000_000_000);
   cached = new CachedVerifier(inner, { clock });
 });
 
@@ -167,7 +143,7 @@ describe('CachedVerifier: used nonces', () => {
       refusal('invalid_exact_evm_nonce_already_used'),
     );
     // Days later, still.
-    clock.ms += 86_400_000;
+    clock.advanceMs(86_400_000);
     expect(await cached.verify(first, OPTION)).toEqual(refusal('invalid_exact_evm_nonce_already_used'));
     expect(inner.calls).toBe(1);
     expect(cached.counters.hits).toBe(2);
@@ -199,7 +175,7 @@ describe('CachedVerifier: final refusals', () => {
     const p = payment();
     inner.answer = refusal(reason);
     await cached.verify(p, OPTION);
-    clock.ms += 3_600_000;
+    clock.advanceMs(3_600_000);
     expect(await cached.verify(p, OPTION)).toEqual(refusal(reason));
     expect(inner.calls).toBe(1);
     // Not for another option: the answer depended on it.
@@ -213,13 +189,13 @@ describe('CachedVerifier: insufficient balance', () => {
     const p = payment();
     inner.answer = refusal('invalid_exact_evm_insufficient_balance');
     await cached.verify(p, OPTION);
-    clock.ms += DEFAULT_BALANCE_TTL_MS - 1;
+    clock.advanceMs(DEFAULT_BALANCE_TTL_MS - 1);
     expect(await cached.verify(p, OPTION)).toEqual(refusal('invalid_exact_evm_insufficient_balance'));
     expect(inner.calls).toBe(1);
 
     // The payer topped up; after the TTL the chain is asked again.
     inner.answer = { valid: true, payer: PAYER };
-    clock.ms += 1;
+    clock.advanceMs(1);
     expect((await cached.verify(p, OPTION)).valid).toBe(true);
     expect(inner.calls).toBe(2);
   });
@@ -229,7 +205,7 @@ describe('CachedVerifier: insufficient balance', () => {
     const p = payment();
     inner.answer = refusal('invalid_exact_evm_insufficient_balance');
     await short.verify(p, OPTION);
-    clock.ms += 100;
+    clock.advanceMs(100);
     await short.verify(p, OPTION);
     expect(inner.calls).toBe(2);
   });

@@ -13,6 +13,7 @@ import { LocalExactEvmVerifier } from '../../src/payments/exact-evm/verify.js';
 import type { Clock } from '../../src/payments/ports.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../src/protocol/types.js';
+import { fixedClock, realClock } from '../helpers/clock.js';
 import { BASE, officialPayment, PAY_TO, USDC_BASE } from '../helpers/options.js';
 
 const NETWORK = BASE;
@@ -22,7 +23,6 @@ const OPTION: PaymentOption = { scheme: 'exact', asset: ASSET, amount: 10_000n, 
 const PAYER = privateKeyToAccount(`0x${'11'.repeat(32)}`);
 const NOW = 1_750_000_000n;
 
-const clockAt = (seconds: bigint): Clock => ({ nowSeconds: () => seconds, nowMs: () => Number(seconds) * 1000 });
 
 /** The chain, as the verifier's port sees it. Records every read. */
 class FakeChain implements ExactEvmChainReader {
@@ -127,14 +127,14 @@ let chain: FakeChain;
 let verifier: LocalExactEvmVerifier;
 beforeEach(() => {
   chain = new FakeChain();
-  verifier = new LocalExactEvmVerifier({ reader: chain, clock: clockAt(NOW) });
+  verifier = new LocalExactEvmVerifier({ reader: chain, clock: fixedClock(NOW) });
 });
 
 describe('LocalExactEvmVerifier: a good payment', () => {
   it('accepts a payload signed by the official @x402/evm client, with three chain reads', async () => {
     const payment = await officialPayment(PAYER);
     // The official client stamps real time; verify on the real clock.
-    const real = new LocalExactEvmVerifier({ reader: chain, clock: clockAt(BigInt(Math.floor(Date.now() / 1000))) });
+    const real = new LocalExactEvmVerifier({ reader: chain, clock: realClock() });
     expect(await real.verify(payment, OPTION)).toEqual({ valid: true, payer: PAYER.address });
     expect(chain.calls.sort()).toEqual(['authorizationState', 'balanceOf', 'hasCode']);
   });
@@ -327,7 +327,7 @@ describe('LocalExactEvmVerifier: the settlement gas check (settle.maxGas), for p
   function withGasCheck(answer: typeof OVER | undefined): LocalExactEvmVerifier {
     return new LocalExactEvmVerifier({
       reader: chain,
-      clock: clockAt(NOW),
+      clock: fixedClock(NOW),
       settlementGas: async () => {
         chain.calls.push('settlementGas');
         return answer;

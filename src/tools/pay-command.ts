@@ -7,8 +7,8 @@ import { registerExactEvmScheme } from '@x402/evm/exact/client';
 import { decodePaymentResponseHeader, wrapFetchWithPayment } from '@x402/fetch';
 import { parseArgs } from 'node:util';
 import { privateKeyToAccount } from 'viem/accounts';
-import type { CliIo } from './cli.js';
-import { dollarsToAtomic } from './pricing.js';
+import type { CliIo } from '../cli-io.js';
+import { dollarsToAtomic } from '../pricing.js';
 
 /** The official client pays in USDC; `--max` must be a price USDC can express. */
 const USDC_DECIMALS = 6;

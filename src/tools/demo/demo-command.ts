@@ -14,19 +14,19 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { formatUnits } from 'viem';
-import type { CliIo } from '../cli.js';
-import { parseConfigText } from '../config/load.js';
-import type { Config } from '../config/types.js';
+import type { CliIo } from '../../cli-io.js';
+import { parseConfigText } from '../../config/load.js';
+import type { Config } from '../../config/types.js';
 import { TEST_USDC_DECIMALS } from '../devchain/token.js';
-import { loggerOptions } from '../log.js';
-import { runGateway } from '../server.js';
+import { loggerOptions } from '../../log.js';
+import { runGateway } from '../../server.js';
 import { demoInstructions, demoSummary, shellQuote, type DemoBannerParams } from './demo-banner.js';
 import { DEMO_PAYER_FUNDS, startDemoChain, type DemoChain } from './demo-chain.js';
 import { demoConfigYaml } from './demo-config.js';
 import { demoLogDestination } from './demo-log.js';
 import { runSelfTest } from './demo-self-test.js';
 import { startDemoUpstream } from './demo-upstream.js';
-import { DEFAULT_ADMIN, DEFAULT_LISTEN } from '../config/schema.js';
+import { DEFAULT_ADMIN, DEFAULT_LISTEN } from '../../config/schema.js';
 
 /** The gateway's and admin listener's usual ports, so the demo looks like a default install. */
 const DEMO_DEFAULT_PORT = DEFAULT_LISTEN.port;
@@ -271,7 +271,7 @@ function routeAmount(config: Config, match: string): bigint {
  */
 function cliInvocation(): string {
   if (!import.meta.url.endsWith('.ts')) return 'npx x402-gateway';
-  const main = fileURLToPath(new URL('../main.ts', import.meta.url));
+  const main = fileURLToPath(new URL('../../main.ts', import.meta.url));
   const rel = relative(process.cwd(), main);
   return `npx tsx ${shellQuote(rel.startsWith('..') ? main : rel)}`;
 }

@@ -1,0 +1,124 @@
+/**
+ * One verified, reserved payment and what becomes of it. It is decided exactly once: the first of
+ * `settle` or `release` wins, and every later call, from any of the places that may end a request
+ * (the paywall under `settlement: before`, reply-from's response and error callbacks, the caller's
+ * hang-up, the abort hook), gets that same outcome. So "take the pending payment exactly once" is
+ * this object's invariant, not a convention kept in four places.
+ *
+ * The hang-up rule lives here too (`abandon`): before the request was forwarded, nothing was done,
+ * so nothing is charged and the authorization is free again; once forwarded, the upstream may be
+ * doing the work, and its answer decides (see proxy.ts).
+ */
+import type { AuthorizedPayment, Checkout } from '../payments/checkout.js';
+import { encodeReceiptHeader, receiptHeaderName } from '../protocol/receipt.js';
+import type { Hex } from '../protocol/types.js';
+import { GATEWAY_REASON } from '../protocol/reasons.js';
+
+/** How a payment ended. */
+export type PaymentOutcome =
+  | { readonly kind: 'settled'; readonly transaction: Hex; readonly payer: Hex; readonly note: string }
+  | {
+      readonly kind: 'failed';
+      readonly reason: string;
+      readonly transaction: string;
+      /** The transaction may still land: the receipt row says `pending`, the nonce stays reserved. */
+      readonly pending: boolean;
+    }
+  | { readonly kind: 'released'; readonly reason: string };
+
+/** A settlement attempt, for metrics. */
+export interface SettlementTiming {
+  readonly outcome: 'settled' | 'failed' | 'pending';
+  readonly mode: 'local' | 'facilitator';
+  readonly seconds: number;
+}
+
+export interface PendingPaymentDeps {
+  readonly checkout: Checkout;
+  /** Counts a payment that was forwarded and then released against its payer's limit. */
+  readonly countUnchargedForward: (payer: string) => void;
+}
+
+export class PendingPayment {
+  readonly authorized: AuthorizedPayment;
+  readonly #deps: PendingPaymentDeps;
+  #decision: Promise<PaymentOutcome> | undefined;
+  #outcome: PaymentOutcome | undefined;
+  #forwarded = false;
+  #settlement: SettlementTiming | undefined;
+
+  constructor(authorized: AuthorizedPayment, deps: PendingPaymentDeps) {
+    this.authorized = authorized;
+    this.#deps = deps;
+  }
+
+  /** The outcome once decided; undefined while a settlement or release is still under way. */
+  get outcome(): PaymentOutcome | undefined {
+    return this.#outcome;
+  }
+
+  /** True once `settle` or `release` has been called. */
+  get decided(): boolean {
+    return this.#decision !== undefined;
+  }
+
+  get forwarded(): boolean {
+    return this.#forwarded;
+  }
+
+  /** The settlement attempt's timing, when there was one. */
+  get settlement(): SettlementTiming | undefined {
+    return this.#settlement;
+  }
+
+  /** The request has been handed to the upstream: from now on its answer decides. */
+  markForwarded(): void {
+    this.#forwarded = true;
+  }
+
+  /** Moves the money, once. `note` goes in the settled row (`client_closed`: not delivered). */
+  settle(note = ''): Promise<PaymentOutcome> {
+    return this.#decide(async () => {
+      const started = performance.now();
+      const result = await this.#deps.checkout.settle(this.authorized, note);
+      this.#settlement = {
+        outcome: result.kind === 'settled' ? 'settled' : result.pending ? 'pending' : 'failed',
+        mode: this.authorized.option.asset.network.settle.mode,
+        seconds: (performance.now() - started) / 1000,
+      };
+      return result.kind === 'settled' ? { kind: 'settled', transaction: result.transaction, payer: result.payer, note } : result;
+    });
+  }
+
+  /** Charges nothing, once, and frees the authorization; a forwarded one counts against its payer. */
+  release(reason: string): Promise<PaymentOutcome> {
+    return this.#decide(async () => {
+      if (this.#forwarded) this.#deps.countUnchargedForward(this.authorized.payer);
+      await this.#deps.checkout.release(this.authorized, reason);
+      return { kind: 'released', reason };
+    });
+  }
+
+  /** The caller left: released if the request was not forwarded; else the upstream decides. */
+  abandon(): Promise<PaymentOutcome> | undefined {
+    if (this.#forwarded && !this.decided) return undefined;
+    return this.release(GATEWAY_REASON.clientClosed);
+  }
+
+  /** The receipt header of the outcome: success with the transaction, or the failure's reason. */
+  receiptHeader(): { readonly name: string; readonly value: string } | undefined {
+    const outcome = this.#outcome;
+    if (outcome === undefined || outcome.kind === 'released') return undefined;
+    const a = this.authorized;
+    const value =
+      outcome.kind === 'settled'
+        ? encodeReceiptHeader({ success: true, transaction: outcome.transaction, network: a.payment.network, payer: outcome.payer })
+        : encodeReceiptHeader({ success: false, transaction: outcome.transaction, network: a.payment.network, payer: a.payer, errorReason: outcome.reason });
+    return { name: receiptHeaderName(a.payment.x402Version), value };
+  }
+
+  #decide(run: () => Promise<PaymentOutcome>): Promise<PaymentOutcome> {
+    this.#decision ??= run().then((outcome) => (this.#outcome = outcome));
+    return this.#decision;
+  }
+}

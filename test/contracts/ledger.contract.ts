@@ -1,0 +1,226 @@
+/**
+ * The written contract of the `Ledger` port (src/payments/ports.ts), as one suite every store
+ * runs: SQLite today (test/integration/sqlite-ledger.contract.test.ts), Postgres next. What a
+ * store does beyond the port (group commit, its files, reopening) is tested beside the store.
+ *
+ * Times: the suite never controls a store's clock (a shared store may use its server's), so
+ * penalty expiries are set an hour either side of the real time; the store's clock must be
+ * within that of this process's.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Address } from '../../src/config/types.js';
+import type { Ledger, NonceKey, Receipt } from '../../src/payments/ports.js';
+import type { Hex } from '../../src/protocol/types.js';
+
+const ASSET: Address = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
+const PAYER: Address = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
+const OTHER_PAYER: Address = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
+const HOUR = 3_600;
+
+/** Nonce key `n` of PAYER on Base's USDC; override any field. */
+export function nonceKey(n: number, overrides: Partial<NonceKey> = {}): NonceKey {
+  return { chainId: 8453, asset: ASSET, payer: PAYER, nonce: `0x${n.toString(16).padStart(64, '0')}`, ...overrides };
+}
+
+/** A receipt row of request `id`; override any field. */
+export function receiptRow(id: string, overrides: Partial<Receipt> = {}): Receipt {
+  return {
+    time: 1_000,
+    requestId: id,
+    route: 'GET /x',
+    method: 'GET',
+    path: '/x',
+    amount: '10000',
+    asset: ASSET,
+    network: 'eip155:8453',
+    payer: PAYER,
+    nonce: '0x01',
+    transaction: '0xab',
+    status: 'settled',
+    reason: '',
+    ...overrides,
+  };
+}
+
+const txHash = (n: number): Hex => `0x${n.toString(16).padStart(64, 'a')}`;
+/** The same hex in other letters: its case carries no meaning. */
+const upperHex = (hex: Hex): Hex => `0x${hex.slice(2).toUpperCase()}`;
+const lowerHex = (hex: Hex): Hex => `0x${hex.slice(2).toLowerCase()}`;
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+/**
+ * Defines the `Ledger` contract suite for one store. `makeLedger` gives a fresh, empty store per
+ * test; `cleanup` runs after the store is closed (drop its files or schema).
+ */
+export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, cleanup?: () => Promise<void> | void): void {
+  describe(`Ledger contract: ${name}`, () => {
+    let ledger: Ledger;
+    let closed: boolean;
+
+    beforeEach(async () => {
+      ledger = await makeLedger();
+      closed = false;
+    });
+
+    afterEach(async () => {
+      if (!closed) await ledger.close();
+      await cleanup?.();
+    });
+
+    /** Closes the store inside a test; the suite does not close it again. */
+    const close = async (): Promise<void> => {
+      closed = true;
+      await ledger.close();
+    };
+
+    describe('reserveNonce / releaseNonce', () => {
+      it('reserves a key once: false while it is reserved, true again once released', async () => {
+        expect(await ledger.reserveNonce(nonceKey(1), nowSeconds() + HOUR)).toBe(true);
+        expect(await ledger.reserveNonce(nonceKey(1), nowSeconds() + HOUR)).toBe(false);
+        await ledger.releaseNonce(nonceKey(1));
+        expect(await ledger.reserveNonce(nonceKey(1), nowSeconds() + HOUR)).toBe(true);
+      });
+
+      it('keys differ by chain, asset, payer and nonce, but not by the case of their hex', async () => {
+        const expires = nowSeconds() + HOUR;
+        expect(await ledger.reserveNonce(nonceKey(1), expires)).toBe(true);
+        expect(await ledger.reserveNonce(nonceKey(2), expires)).toBe(true);
+        expect(await ledger.reserveNonce(nonceKey(1, { chainId: 84532 }), expires)).toBe(true);
+        expect(await ledger.reserveNonce(nonceKey(1, { asset: '0xaf88d065e77c8cC2239327C5EDb3A432268e5831' }), expires)).toBe(true);
+        expect(await ledger.reserveNonce(nonceKey(1, { payer: OTHER_PAYER }), expires)).toBe(true);
+        const key = nonceKey(0xabcdef);
+        expect(await ledger.reserveNonce(key, expires)).toBe(true);
+        expect(await ledger.reserveNonce({ ...key, asset: upperHex(key.asset), payer: lowerHex(key.payer), nonce: upperHex(key.nonce) }, expires)).toBe(false);
+      });
+
+      it('releasing a key that was never reserved is harmless', async () => {
+        await ledger.releaseNonce(nonceKey(9));
+        expect(await ledger.reserveNonce(nonceKey(9), nowSeconds() + HOUR)).toBe(true);
+      });
+
+      it('N concurrent reservations of one key: exactly one is true', async () => {
+        const answers = await Promise.all(Array.from({ length: 20 }, () => ledger.reserveNonce(nonceKey(3), nowSeconds() + HOUR)));
+        expect(answers.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('concurrent reservations of distinct keys are all true', async () => {
+        const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => ledger.reserveNonce(nonceKey(100 + i), nowSeconds() + HOUR)));
+        expect(answers).toEqual(Array.from({ length: 20 }, () => true));
+      });
+    });
+
+    describe('beginSettlement', () => {
+      it('keeps the nonce and writes the pending row', async () => {
+        expect(await ledger.reserveNonce(nonceKey(5), nowSeconds() + HOUR)).toBe(true);
+        const pending = receiptRow('p', { status: 'pending', reason: 'settling', transaction: '' });
+        await ledger.beginSettlement(nonceKey(5), pending);
+        expect(await ledger.reserveNonce(nonceKey(5), nowSeconds() + 2 * HOUR)).toBe(false); // kept nonces are never re-reserved
+        expect(await ledger.receipts({})).toEqual([pending]);
+      });
+
+      it('keeps the nonce for good: even past the expiry it was reserved with', async () => {
+        expect(await ledger.reserveNonce(nonceKey(6), nowSeconds() - HOUR)).toBe(true);
+        await ledger.beginSettlement(nonceKey(6), receiptRow('p', { status: 'pending' }));
+        expect(await ledger.reserveNonce(nonceKey(6), nowSeconds() + HOUR)).toBe(false);
+      });
+
+      it('a kept nonce can still be released (a settlement that certainly never landed)', async () => {
+        expect(await ledger.reserveNonce(nonceKey(7), nowSeconds() + HOUR)).toBe(true);
+        await ledger.beginSettlement(nonceKey(7), receiptRow('p', { status: 'pending' }));
+        await ledger.releaseNonce(nonceKey(7));
+        expect(await ledger.reserveNonce(nonceKey(7), nowSeconds() + HOUR)).toBe(true);
+      });
+    });
+
+    describe('claimProof', () => {
+      it('claims a tx hash once, per chain, whatever the case of its hex', async () => {
+        expect(await ledger.claimProof(8453, txHash(1))).toBe(true);
+        expect(await ledger.claimProof(8453, txHash(1))).toBe(false);
+        expect(await ledger.claimProof(8453, upperHex(txHash(1)))).toBe(false);
+        expect(await ledger.claimProof(84532, txHash(1))).toBe(true); // another chain
+        expect(await ledger.claimProof(8453, txHash(2))).toBe(true);
+      });
+
+      it('N concurrent claims of one hash: exactly one is true', async () => {
+        const answers = await Promise.all(Array.from({ length: 20 }, () => ledger.claimProof(8453, txHash(3))));
+        expect(answers.filter(Boolean)).toHaveLength(1);
+      });
+    });
+
+    describe('record / receipts', () => {
+      it('gives a recorded row back field for field', async () => {
+        const row = receiptRow('r1', { status: 'refused', reason: 'invalid_exact_evm_signature', transaction: '', nonce: `0x${'cd'.repeat(32)}` });
+        await ledger.record(row);
+        expect(await ledger.receipts({})).toEqual([row]);
+      });
+
+      it('newest first; rows of one time in the reverse order recorded', async () => {
+        await ledger.record(receiptRow('a', { time: 1_000 }));
+        await ledger.record(receiptRow('b', { time: 3_000 }));
+        await ledger.record(receiptRow('c', { time: 2_000 }));
+        await ledger.record(receiptRow('d', { time: 2_000 }));
+        expect((await ledger.receipts({})).map((r) => r.requestId)).toEqual(['b', 'd', 'c', 'a']);
+      });
+
+      it('`limit` keeps the newest rows; `since` keeps rows at or after it', async () => {
+        for (const [id, time] of [['a', 1_000], ['b', 2_000], ['c', 3_000], ['d', 4_000]] as const) await ledger.record(receiptRow(id, { time }));
+        expect((await ledger.receipts({ limit: 2 })).map((r) => r.requestId)).toEqual(['d', 'c']);
+        expect((await ledger.receipts({ since: 2_000 })).map((r) => r.requestId)).toEqual(['d', 'c', 'b']);
+        expect((await ledger.receipts({ since: 2_000, limit: 1 })).map((r) => r.requestId)).toEqual(['d']);
+        expect(await ledger.receipts({ since: 5_000 })).toEqual([]);
+      });
+
+      it('one row per request: a later record of the same request replaces its outcome', async () => {
+        await ledger.reserveNonce(nonceKey(8), nowSeconds() + HOUR);
+        await ledger.beginSettlement(nonceKey(8), receiptRow('s', { time: 1_000, status: 'pending', reason: 'settling', transaction: '' }));
+        const settled = receiptRow('s', { time: 1_500, status: 'settled', reason: '', transaction: `0x${'ef'.repeat(32)}` });
+        await ledger.record(settled);
+        expect(await ledger.receipts({})).toEqual([settled]);
+      });
+
+      it('every write is visible to the next call once it resolves', async () => {
+        await Promise.all([ledger.record(receiptRow('x')), ledger.record(receiptRow('y', { status: 'not_charged' }))]);
+        expect((await ledger.receipts({})).map((r) => r.requestId).sort()).toEqual(['x', 'y']);
+      });
+    });
+
+    describe('penalisePayer / payerPenalty (refused after a reverted settlement)', () => {
+      it('refuses a payer until its expiry, by chain, whatever the address case', async () => {
+        const until = nowSeconds() + HOUR;
+        expect(await ledger.payerPenalty(8453, PAYER)).toBeUndefined();
+        await ledger.penalisePayer(8453, PAYER, until);
+        expect(await ledger.payerPenalty(8453, PAYER)).toBe(until);
+        expect(await ledger.payerPenalty(8453, lowerHex(PAYER))).toBe(until);
+        expect(await ledger.payerPenalty(84532, PAYER)).toBeUndefined(); // another chain
+        expect(await ledger.payerPenalty(8453, OTHER_PAYER)).toBeUndefined(); // another payer
+      });
+
+      it('a later expiry wins over an earlier one, never the reverse', async () => {
+        const now = nowSeconds();
+        await ledger.penalisePayer(8453, PAYER, now + HOUR);
+        await ledger.penalisePayer(8453, PAYER, now + 10);
+        expect(await ledger.payerPenalty(8453, PAYER)).toBe(now + HOUR);
+        await ledger.penalisePayer(8453, lowerHex(PAYER), now + 2 * HOUR);
+        expect(await ledger.payerPenalty(8453, PAYER)).toBe(now + 2 * HOUR);
+      });
+
+      it('a refusal whose expiry has passed is not in force', async () => {
+        await ledger.penalisePayer(8453, PAYER, nowSeconds() - HOUR);
+        expect(await ledger.payerPenalty(8453, PAYER)).toBeUndefined();
+      });
+    });
+
+    describe('close', () => {
+      it('a write asked for before close resolves', async () => {
+        const pending = ledger.record(receiptRow('last'));
+        await close();
+        await expect(pending).resolves.toBeUndefined();
+      });
+
+      it('a write asked for after close is refused, not lost silently', async () => {
+        await close();
+        await expect(ledger.record(receiptRow('late'))).rejects.toThrow(/closed/);
+      });
+    });
+  });
+}
