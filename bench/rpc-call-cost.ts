@@ -1,6 +1,6 @@
 /**
  * CPU per JSON-RPC call through viem's `http` transport (global fetch) and through the gateway's
- * transport (`payments/rpc-connections.ts`: a viem `custom` transport over an undici Pool), on a
+ * transport (`payments/chain/rpc-connections.ts`: a viem `custom` transport over an undici Pool), on a
  * fresh anvil; a raw undici `eth_call` shows the floor. Alternating rounds; the last one counts.
  *
  *   npx tsx bench/rpc-call-cost.ts
@@ -10,7 +10,7 @@ import { Pool } from 'undici';
 import { ANVIL_DEV_KEYS, devChainDefinition, startAnvil } from '../src/tools/devchain/anvil.js';
 import { privateKeyToAddress } from 'viem/accounts';
 import { eip3009Abi } from '../src/payments/exact-evm/abi.js';
-import { RpcConnections } from '../src/payments/rpc-connections.js';
+import { RpcConnections } from '../src/payments/chain/rpc-connections.js';
 
 const CALLS = 2_000;
 const chain = await startAnvil();

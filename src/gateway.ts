@@ -1,8 +1,9 @@
 /**
- * The composition root of one config: config + adapters -> a fastify app for the public listener.
- * Nothing listens here. The app does not own a server either: `handle` is its request handler,
- * which `server.ts` points the one public server at, so a reload can swap apps atomically while
- * requests in flight finish on the app (and config) they started with.
+ * One config's app: the fastify instance with routing, CORS, the paywall, the proxies and the
+ * summary hooks, wired to the payment backends it is given (server.ts makes them with
+ * payment-backends.ts). Wiring only: the behaviour lives in http/. Nothing listens here: `handle`
+ * is the app's request handler, which http/listener.ts points the one public socket at, so a
+ * reload swaps apps atomically while requests in flight finish on the app they started with.
  */
 import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -60,7 +61,7 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
     rewriteUrl: makeRewriteUrl(config, states),
     routerOptions: { constraints: { [UPSTREAM_CONSTRAINT]: upstreamConstraint(config, states) } },
     trustProxy: trustProxyOption(config.trustProxy),
-    // The app never listens: server.ts owns the socket and calls `handle`.
+    // The app never listens: http/listener.ts owns the socket and calls `handle`.
     serverFactory: (handler) => {
       handle = handler;
       return createServer();
@@ -73,16 +74,13 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
   // headers a preflight asks for are reflected (payment headers included).
   await app.register(cors, { origin: '*', exposedHeaders: EXPOSED_HEADERS, maxAge: 600 });
   const unchargedLimit = config.limits.unchargedForwards;
-  const paymentDeps = {
-    checkout,
-    countUnchargedForward: (payer: string) => deps.unchargedForwards.take(payer.toLowerCase(), unchargedLimit, deps.clock.nowMs()),
-  };
   app.addHook(
     'onRequest',
     makePaywall({
       config,
       states,
-      ...paymentDeps,
+      checkout,
+      countUnchargedForward: (payer) => deps.unchargedForwards.take(payer.toLowerCase(), unchargedLimit, deps.clock.nowMs()),
       unchargedWaitSeconds: (payer) => deps.unchargedForwards.waitSeconds(payer.toLowerCase(), unchargedLimit, deps.clock.nowMs()),
     }),
   );

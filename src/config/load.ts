@@ -47,13 +47,19 @@ export function parseConfigText(text: string, env: Readonly<Record<string, strin
   return { ok: false, problems: [...envProblems, ...(parsed.ok ? [] : parsed.problems)] };
 }
 
-/** Reads and parses a config file. A missing or unreadable file is reported as a problem. */
-export async function loadConfigFile(path: string, env: Readonly<Record<string, string | undefined>>): Promise<ParseResult> {
+/** A loaded file: a config, an invalid file, or one that could not be read at all. */
+export type LoadResult = ParseResult | { readonly ok: false; readonly unreadable: true; readonly problems: readonly string[] };
+
+/**
+ * Reads and parses a config file, at start-up and on every reload. A missing or unreadable file
+ * is reported as a problem too, told apart (`unreadable`) from a file that is invalid.
+ */
+export async function loadConfigFile(path: string, env: Readonly<Record<string, string | undefined>>): Promise<LoadResult> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    return { ok: false, problems: [`${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : String(err)}`] };
+    return { ok: false, unreadable: true, problems: [`${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : String(err)}`] };
   }
   return parseConfigText(text, env);
 }

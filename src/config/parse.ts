@@ -21,6 +21,7 @@ import type {
   UpstreamConfig,
 } from './types.js';
 import { dollarsToAtomic, parseAtomic } from '../pricing.js';
+import { withWire } from '../protocol/option-wire.js';
 import { compileRoute, type CompiledRoute } from '../routes/table.js';
 
 export type ParseResult = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly problems: readonly string[] };
@@ -264,13 +265,10 @@ interface PriceContext {
 
 function compilePrice(r: RawConfig['routes'][number], index: number, ctx: PriceContext): RoutePrice {
   const at = `routes[${index}].price`;
-  const option = (asset: AssetConfig, amount: bigint): PaymentOption => ({
-    scheme: 'exact',
-    asset,
-    amount,
-    payTo: ctx.payTo,
-    maxTimeoutSeconds: ctx.maxTimeoutSeconds,
-  });
+  // Each option's wire form (v2 requirement and its JSON, v1 terms, info headers) is built here,
+  // once, so no request rebuilds it.
+  const option = (asset: AssetConfig, amount: bigint): PaymentOption =>
+    withWire({ scheme: 'exact', asset, amount, payTo: ctx.payTo, maxTimeoutSeconds: ctx.maxTimeoutSeconds });
   if (r.price === 'free') return { kind: 'free' };
   if (typeof r.price === 'string') {
     if (r.accepts) checkAssetIds(r.accepts, ctx.assets, ['routes', index, 'accepts'], ctx.problems);

@@ -7,10 +7,12 @@
  */
 import type { BlockList } from 'node:net';
 import type { RateLimit } from '../limits/token-buckets.js';
+import type { OptionWire } from '../protocol/option-wire.js';
+import type { Address } from '../protocol/types.js';
 import type { RouteTable } from '../routes/table.js';
 
-/** A 0x-prefixed, 40-hex-digit EVM address, checksummed. */
-export type Address = `0x${string}`;
+// Files that take `Address` from here keep working; new code imports it from protocol/types.
+export type { Address } from '../protocol/types.js';
 
 /** `before`: settle, then forward. `after`: forward, settle only if the upstream answered < 400. */
 export type SettlementTiming = 'before' | 'after';
@@ -107,14 +109,19 @@ export interface UpstreamConfig {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-/** One way to pay for a route: an exact amount of one asset to one address. */
-export interface PaymentOption {
+/** The terms of one way to pay for a route: an exact amount of one asset to one address. */
+export interface PaymentTerms {
   readonly scheme: 'exact';
   readonly asset: AssetConfig;
   /** Atomic units of the asset. */
   readonly amount: bigint;
   readonly payTo: Address;
   readonly maxTimeoutSeconds: number;
+}
+
+/** A payment option as the compiled config holds it: its terms and their wire form, built once (`withWire`). */
+export interface PaymentOption extends PaymentTerms {
+  readonly wire: OptionWire;
 }
 
 export type RoutePrice = { readonly kind: 'free' } | { readonly kind: 'priced'; readonly options: readonly PaymentOption[] };

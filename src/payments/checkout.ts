@@ -24,6 +24,7 @@ import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import { selectRequirement } from '../protocol/select-requirement.js';
 import type { DecodedPayment, Hex } from '../protocol/types.js';
 import type { Clock, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, TxProof, Verifier } from './ports.js';
+import { WorkInFlight } from './work-in-flight.js';
 
 export interface CheckoutDeps {
   /** Keyed by network name. */
@@ -72,28 +73,6 @@ export type SettleOutcome =
 export type ProofOutcome =
   | { readonly kind: 'accepted'; readonly payer: Hex; readonly option: PaymentOption }
   | { readonly kind: 'refused'; readonly reason: string };
-
-
-/**
- * Counts settlements and releases under way, across config reloads, so a drain can wait for the
- * money to finish moving even when the caller has already hung up.
- */
-export class WorkInFlight {
-  #count = 0;
-
-  get count(): number {
-    return this.#count;
-  }
-
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    this.#count++;
-    try {
-      return await work();
-    } finally {
-      this.#count--;
-    }
-  }
-}
 
 export class Checkout {
   private readonly work: WorkInFlight;

@@ -4,7 +4,6 @@
  * listing (`items` of `{ resource, type, x402Version, accepts, metadata }`). Pure.
  */
 import type { RouteConfig } from '../config/types.js';
-import { requirementV2 } from './challenge.js';
 import type { WireRequirementV2 } from './types.js';
 
 export interface DiscoveryItem {
@@ -39,7 +38,7 @@ export function buildDiscovery(routes: readonly RouteConfig[], baseUrl: string, 
       resource: baseUrl + path,
       type: 'http',
       x402Version: 2,
-      accepts: route.price.options.map(requirementV2),
+      accepts: route.price.options.map((o) => o.wire.v2),
       metadata: { method: method.toUpperCase(), description: route.description, mimeType: route.mimeType, settlement: route.settlement, mode: route.mode },
     });
   }

@@ -3,8 +3,8 @@
  * costs, and how a program pays for it. No script and no wallet integration; the same response
  * still carries the machine-readable `PAYMENT-REQUIRED` header.
  */
-import { formatUnits, getAddress } from 'viem';
 import type { PaymentOption } from '../config/types.js';
+import { atomicToDecimal } from '../pricing.js';
 import type { ChallengeRoute } from './challenge.js';
 
 export interface PaywallPageInput {
@@ -30,10 +30,11 @@ function optionRow(option: PaymentOption): string {
   const { asset } = option;
   const network = asset.network.v1Name === undefined ? asset.network.caip2 : `${asset.network.v1Name} (${asset.network.caip2})`;
   const cells = [
-    `${formatUnits(option.amount, asset.decimals)} ${asset.symbol}`,
+    `${atomicToDecimal(option.amount, asset.decimals)} ${asset.symbol}`,
     network,
-    getAddress(option.payTo),
-    getAddress(asset.address),
+    // Config checksummed both addresses.
+    option.payTo,
+    asset.address,
   ];
   return `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
 }

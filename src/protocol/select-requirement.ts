@@ -4,7 +4,6 @@
  * verifier's job.
  */
 import type { PaymentOption } from '../config/types.js';
-import { requirementV2 } from './challenge.js';
 import { GATEWAY_REASON } from './reasons.js';
 import type { DecodedPayment, WireRequirementV2 } from './types.js';
 
@@ -35,7 +34,7 @@ function matchesV2(ours: WireRequirementV2, accepted: WireRequirementV2): boolea
 }
 
 function selectV2(accepted: WireRequirementV2, options: readonly PaymentOption[]): SelectOutcome {
-  const option = options.find((o) => matchesV2(requirementV2(o), accepted));
+  const option = options.find((o) => matchesV2(o.wire.v2, accepted));
   if (option !== undefined) return { kind: 'ok', option };
   const knownNetwork = options.some((o) => o.asset.network.caip2 === accepted.network);
   return { kind: 'no_match', reason: knownNetwork ? GATEWAY_REASON.noMatchingRequirements : GATEWAY_REASON.invalidNetwork };

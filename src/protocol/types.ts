@@ -2,10 +2,11 @@
  * x402 wire types (v1 and v2) and the normalised form the rest of the gateway works with.
  * Pure: no fastify, no viem.
  */
-import type { Address } from '../config/types.js';
-
 /** 0x-prefixed hex of any even length. */
 export type Hex = `0x${string}`;
+
+/** A 0x-prefixed, 40-hex-digit EVM address, checksummed (config and the decoder checksum every one). */
+export type Address = `0x${string}`;
 
 /** A transaction hash: 0x and 32 bytes of hex. */
 export function isTxHash(value: string): value is Hex {

@@ -2,8 +2,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AssetConfig } from '../../src/config/types.js';
 import { BASE_USDC } from '../../src/tools/devchain/token.js';
-import { checkAssetMetadata } from '../../src/payments/asset-check.js';
-import { createChainClient } from '../../src/payments/chain-client.js';
+import { checkAssetMetadata } from '../../src/payments/chain/asset-check.js';
+import { createChainClient } from '../../src/payments/chain/client.js';
 import { startChainWorld, type ChainWorld } from '../helpers/chain-world.js';
 import { BASE } from '../helpers/options.js';
 

@@ -9,7 +9,7 @@
 import type { PaymentPayload } from '@x402/core/types';
 import { isHex, serializeErc6492Signature, type Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createChainClient } from '../../src/payments/chain-client.js';
+import { createChainClient } from '../../src/payments/chain/client.js';
 import { LocalExactEvmSettler } from '../../src/payments/exact-evm/settle.js';
 import { systemClock } from '../../src/payments/ports.js';
 import { decodePaymentHeader, MAX_SIGNATURE_BYTES } from '../../src/protocol/decode-payment.js';

@@ -17,14 +17,15 @@ import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type D
 import { BASE_USDC, compileSolidity, installTestUsdc, mintTestUsdc, usdcBalance } from '../../src/tools/devchain/token.js';
 import { InfrastructureError } from '../../src/errors.js';
 import { CachedVerifier } from '../../src/payments/cached-verifier.js';
-import { createChainClient, rpcTransport, type ChainClient } from '../../src/payments/chain-client.js';
-import { neverReachedNode } from '../../src/payments/exact-evm/rpc-errors.js';
+import { createChainClient, rpcTransport, type ChainClient } from '../../src/payments/chain/client.js';
+import { neverReachedNode } from '../../src/payments/chain/rpc-errors.js';
 import { LocalExactEvmSettler } from '../../src/payments/exact-evm/settle.js';
 import { transferWithAuthorizationDigest, transferWithAuthorizationTypedData } from '../../src/payments/exact-evm/typed-data.js';
 import { LocalExactEvmVerifier } from '../../src/payments/exact-evm/verify.js';
 import { systemClock } from '../../src/payments/ports.js';
 import { requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
+import { withWire } from '../../src/protocol/option-wire.js';
 import type { DecodedPayment, Hex } from '../../src/protocol/types.js';
 import { realClock } from '../helpers/clock.js';
 import { makePayment } from '../helpers/options.js';
@@ -105,7 +106,7 @@ beforeAll(async () => {
     decimals: 6,
     symbol: 'USDC',
   };
-  option = { scheme: 'exact', asset, amount: PRICE, payTo: PAY_TO, maxTimeoutSeconds: 300 };
+  option = withWire({ scheme: 'exact', asset, amount: PRICE, payTo: PAY_TO, maxTimeoutSeconds: 300 });
   client = createChainClient(network);
   verifier = new CachedVerifier(new LocalExactEvmVerifier({ client, clock: systemClock }), { clock: systemClock });
   settler = new LocalExactEvmSettler({ network, client, privateKey: SETTLER_KEY, clock: systemClock });

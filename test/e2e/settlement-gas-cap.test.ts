@@ -14,7 +14,7 @@ import type { Address, Hash } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANVIL_DEV_KEYS, createDevChainClient, type DevChainClient } from '../../src/tools/devchain/anvil.js';
 import { BASE_USDC, mintTestUsdc } from '../../src/tools/devchain/token.js';
-import { createChainClient } from '../../src/payments/chain-client.js';
+import { createChainClient } from '../../src/payments/chain/client.js';
 import { LocalExactEvmSettler } from '../../src/payments/exact-evm/settle.js';
 import { systemClock, type Receipt } from '../../src/payments/ports.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';

@@ -6,9 +6,10 @@ import type { PaymentRequirements } from '@x402/core/types';
 import { ExactEvmScheme } from '@x402/evm/exact/client';
 import type { PrivateKeyAccount } from 'viem';
 import { minimumAfterTimeout } from '../../src/config/schema.js';
-import type { Address, AssetConfig, NetworkConfig, PaymentOption, RouteConfig, UpstreamConfig } from '../../src/config/types.js';
+import type { Address, AssetConfig, NetworkConfig, PaymentOption, PaymentTerms, RouteConfig, UpstreamConfig } from '../../src/config/types.js';
 import { requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
+import { withWire } from '../../src/protocol/option-wire.js';
 import type { DecodedPayment, Eip3009Authorization, Hex, WireRequirementV2, X402Version } from '../../src/protocol/types.js';
 
 export const BASE_USDC: Address = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
@@ -48,9 +49,9 @@ export const USDC_ARBITRUM: AssetConfig = Object.freeze({
   address: '0xaf88d065e77c8cC2239327C5EDb3A432268e5831',
 });
 
-/** `$0.01` of USDC on Base to PAY_TO, 300 s; override any field. */
-export function makeOption(overrides: Partial<PaymentOption> = {}): PaymentOption {
-  return Object.freeze({
+/** `$0.01` of USDC on Base to PAY_TO, 300 s; override any term. The wire form is built as config builds it. */
+export function makeOption(overrides: Partial<PaymentTerms> = {}): PaymentOption {
+  return withWire<PaymentTerms>({
     scheme: 'exact',
     asset: USDC_BASE,
     amount: 10_000n,

@@ -7,8 +7,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { createPublicClient, parseAbi, type Transport } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isContractFailure, neverReachedNode, nodeRefused } from '../../src/payments/exact-evm/rpc-errors.js';
-import { RpcConnections } from '../../src/payments/rpc-connections.js';
+import { isContractFailure, neverReachedNode, nodeRefused } from '../../src/payments/chain/rpc-errors.js';
+import { RpcConnections } from '../../src/payments/chain/rpc-connections.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
 
 type Handler = (body: { id: number; method: string; params: unknown[] }, req: IncomingMessage, res: ServerResponse) => void;

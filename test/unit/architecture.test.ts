@@ -1,11 +1,14 @@
 /**
- * Dependencies point inward. The pure core (protocol, routes, pricing, config parsing) does no
- * I/O and knows no framework; the HTTP layer sees payment ports, never a concrete adapter; only
- * the composition root wires concrete things; the development tools (src/tools/) may use the
- * product, never the reverse. This reads the import lines of src/ and fails on a forbidden edge.
+ * Dependencies point inward. The pure core (protocol, routes, pricing, limits, errors) does no
+ * I/O and knows no framework; config builds on the core; the payment ports on config; adapters
+ * (payments, ledger, metrics, log) on the ports; the HTTP layer on those, seeing ports, never a
+ * concrete adapter; the composition roots on everything. The development tools (src/tools/) may
+ * use the product, never the reverse. This reads every import of src/ (value, type, dynamic),
+ * ranks each file, and fails on an edge that points outward, on an import cycle, and on the
+ * forbidden packages and globals below.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, normalize, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const SRC = new URL('../../src/', import.meta.url).pathname;
@@ -42,12 +45,112 @@ const all = files(SRC).map((path) => {
   return { file: relative(SRC, path), text, imports: valueImports(text) };
 });
 
-/** The pure core may use viem only for its pure address and unit helpers, zod for schemas, and node:net to parse addresses. */
-const PURE = /^(protocol\/|routes\/|pricing\.ts$|config\/(parse|schema|types|known-networks)\.ts$)/;
-const PURE_ALLOWED: Readonly<Record<string, ReadonlySet<string> | 'any'>> = {
-  viem: new Set(['getAddress', 'formatUnits', 'isAddress', 'isAddressEqual']),
-  zod: 'any',
-  'node:net': new Set(['BlockList', 'isIPv4', 'isIPv6']),
+/**
+ * Each file's layer; an import may point to its own rank or a lower one. First match wins; a file
+ * no rule names fails the test until it is given a place. `null`: src/tools/, which stands apart
+ * (it may import anything in the product; the product reaches it only through cli.ts, below).
+ *
+ * errors.ts is core (0): the error catalogue is plain data and classes with no imports, and
+ * adapters, HTTP and roots all throw or map its errors; ranking it higher would forbid the core
+ * from ever naming one. log.ts (pino options) and metrics.ts (prom-client) are adapters (3):
+ * each wraps one I/O package, the ledger observer and the HTTP layer take metrics' type, and
+ * only the roots build either.
+ */
+const RANKS: readonly (readonly [RegExp, number | null])[] = [
+  [/^tools\//, null],
+  [/^(protocol|routes|limits)\/|^(pricing|errors)\.ts$/, 0],
+  [/^config\//, 1],
+  [/^payments\/ports\.ts$/, 2],
+  [/^(payments|ledger)\/|^(metrics|log)\.ts$/, 3],
+  [/^http\//, 4],
+  [/^(gateway|server|reload|payment-backends|cli|cli-io|main)\.ts$/, 5],
+];
+const rankOf = (file: string): number | null | undefined => RANKS.find(([pattern]) => pattern.test(file))?.[1];
+
+/** Outward edges that are allowed, one line each, with why. Every line must still match an edge. */
+const OUTWARD_ALLOWED: Readonly<Record<string, string>> = {
+  // The core's functions take the compiled config's shapes as values passed in. config/types.ts
+  // declares only types (no code, nothing at run time), so these edges are type-only.
+  'protocol/challenge.ts -> config/types.ts': 'a challenge is built from a route and its PaymentOptions',
+  'protocol/discovery.ts -> config/types.ts': 'discovery lists the RouteConfigs it is given',
+  'protocol/paywall-page.ts -> config/types.ts': 'the page shows the PaymentOptions it is given',
+  'protocol/select-requirement.ts -> config/types.ts': 'selection picks one of the PaymentOptions it is given',
+};
+
+/** Every relative import of a file, resolved to a src/-relative .ts path: value, type, re-export, side effect, dynamic. */
+function relativeEdges(file: string, text: string): { readonly to: string; readonly typeOnly: boolean }[] {
+  const found = [...text.matchAll(/^\s*(?:import|export)\s+(type\s)?[^;]*?\bfrom\s+'(\.[^']*)'|^\s*import\s+'(\.[^']*)'|\bimport\(\s*'(\.[^']*)'\s*\)/gms)];
+  return found.map((m) => ({
+    to: normalize(join(dirname(file), m[2] ?? m[3] ?? m[4] ?? '')).replace(/\.js$/, '.ts'),
+    typeOnly: m[1] !== undefined,
+  }));
+}
+
+/** Strongly connected components of more than one file, or a file that imports itself (Tarjan). */
+function cyclesOf(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const components: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, index.size);
+    low.set(v, index.get(v) ?? 0);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v) ?? 0, low.get(w) ?? 0));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v) ?? 0, index.get(w) ?? 0));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const component: string[] = [];
+    for (let w = stack.pop(); w !== undefined; w = w === v ? undefined : stack.pop()) {
+      onStack.delete(w);
+      component.push(w);
+    }
+    if (component.length > 1 || (graph.get(v) ?? []).includes(v)) components.push(component);
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return components;
+}
+
+/** One concrete loop through a component, as `a -> b -> ... -> a`, for the failure message. */
+function loopThrough(component: readonly string[], graph: ReadonlyMap<string, readonly string[]>): string {
+  const inside = new Set(component);
+  const start = [...component].sort()[0] ?? '';
+  const previous = new Map<string, string>();
+  const queue = [start];
+  while (queue.length > 0) {
+    const v = queue.shift() ?? '';
+    for (const w of graph.get(v) ?? []) {
+      if (w === start) {
+        const path = [v];
+        for (let p = previous.get(v); p !== undefined; p = previous.get(p)) path.unshift(p);
+        return [...path, start].join(' -> ');
+      }
+      if (inside.has(w) && !previous.has(w) && w !== start) {
+        previous.set(w, v);
+        queue.push(w);
+      }
+    }
+  }
+  return component.join(', ');
+}
+
+/**
+ * Packages the pure core and config compile may use, by imported name. viem only to checksum:
+ * in config (the operator's addresses) and in the decoder (the client's addresses); nowhere
+ * else in the core, which trusts what config checksummed.
+ */
+const PURE = /^(protocol\/|routes\/|limits\/|pricing\.ts$|errors\.ts$|config\/(parse|schema|types|known-networks)\.ts$)/;
+const PURE_ALLOWED: Readonly<Record<string, { readonly names: ReadonlySet<string> | 'any'; readonly files?: RegExp }>> = {
+  viem: { names: new Set(['getAddress']), files: /^(protocol\/decode-payment|config\/parse)\.ts$/ },
+  zod: { names: 'any' },
+  'node:net': { names: new Set(['BlockList', 'isIPv4', 'isIPv6']) },
+  // An in-memory bounded map: no I/O, and no clock without a ttl (token-buckets is passed the time).
+  'lru-cache': { names: new Set(['LRUCache']), files: /^limits\// },
 };
 /** Modules with I/O, clocks or a framework. */
 const IMPURE_PACKAGES = /^(fastify|@fastify\/|undici|pino|better-sqlite3|prom-client|node:(fs|http|https|child_process|os)|viem\/(accounts|actions))/;
@@ -66,7 +169,9 @@ describe('architecture', () => {
           .filter((i) => !i.from.startsWith('.'))
           .filter((i) => {
             const allowed = PURE_ALLOWED[i.from];
-            return allowed === undefined || (allowed !== 'any' && (i.names.length === 0 || i.names.some((n) => !allowed.has(n))));
+            if (allowed === undefined || (allowed.files !== undefined && !allowed.files.test(f.file))) return true;
+            const { names } = allowed;
+            return names !== 'any' && (i.names.length === 0 || i.names.some((n) => !names.has(n)));
           })
           .map((i) => `${f.file} imports ${i.names.join(', ')} from ${i.from}`),
       );
@@ -75,11 +180,41 @@ describe('architecture', () => {
     expect(clocks.map((f) => f.file)).toEqual([]);
   });
 
+  const graph = new Map(all.map((f) => [f.file, relativeEdges(f.file, f.text)] as const));
+
+  it('gives every file a rank and resolves every relative import to a file', () => {
+    expect(all.filter((f) => rankOf(f.file) === undefined).map((f) => `${f.file} has no rank in RANKS`)).toEqual([]);
+    const files = new Set(all.map((f) => f.file));
+    const dangling = [...graph].flatMap(([file, edges]) => edges.filter((e) => !files.has(e.to)).map((e) => `${file} -> ${e.to}`));
+    expect(dangling).toEqual([]);
+  });
+
+  it('points every import inward: to its own rank or lower (core < config < ports < adapters < http < roots)', () => {
+    const edges = [...graph].flatMap(([file, to]) => to.map((e) => ({ file, ...e })));
+    expect(edges.length).toBeGreaterThan(100);
+    const outward = edges
+      .filter(({ file, to }) => {
+        const [from, into] = [rankOf(file), rankOf(to)];
+        return typeof from === 'number' && typeof into === 'number' && into > from;
+      })
+      .map(({ file, to, typeOnly }) => ({ edge: `${file} -> ${to}`, typeOnly }));
+    const unexplained = outward.filter((o) => OUTWARD_ALLOWED[o.edge] === undefined);
+    expect(unexplained.map((o) => `${o.edge} (rank ${rankOf(o.edge.split(' -> ')[0] ?? '')} -> ${rankOf(o.edge.split(' -> ')[1] ?? '')})`)).toEqual([]);
+    // The allowed ones are all type-only, and the list holds no line that no longer matches an edge.
+    expect(outward.filter((o) => !o.typeOnly).map((o) => `${o.edge} is a value import`)).toEqual([]);
+    expect(Object.keys(OUTWARD_ALLOWED).filter((line) => !outward.some((o) => o.edge === line))).toEqual([]);
+  });
+
+  it('has no import cycle in src/', () => {
+    const targets = new Map([...graph].map(([file, edges]) => [file, [...new Set(edges.map((e) => e.to))]] as const));
+    expect(cyclesOf(targets).map((component) => loopThrough(component, targets))).toEqual([]);
+  });
+
   it('keeps the HTTP layer on the payment ports, never a concrete adapter', () => {
     expect(all.filter((f) => f.file.startsWith('http/')).length).toBeGreaterThan(3);
     const offenders = all
       .filter((f) => f.file.startsWith('http/'))
-      .flatMap((f) => f.imports.filter((i) => /payments\/(exact-evm|facilitator|tx-proof|backends|chain-client)|ledger\//.test(i.from)).map((i) => `${f.file} imports ${i.from}`));
+      .flatMap((f) => f.imports.filter((i) => /payments\/(exact-evm|facilitator|chain)\/|payments\/tx-proof|payment-backends|ledger\//.test(i.from)).map((i) => `${f.file} imports ${i.from}`));
     expect(offenders).toEqual([]);
   });
 

@@ -3,7 +3,8 @@
  * ledger, in which order, on every path. (The real adapters are proven on a real chain in e2e.)
  */
 import { describe, expect, it } from 'vitest';
-import { Checkout, WorkInFlight } from '../../src/payments/checkout.js';
+import { Checkout } from '../../src/payments/checkout.js';
+import { WorkInFlight } from '../../src/payments/work-in-flight.js';
 import type { PaymentOption } from '../../src/config/types.js';
 import type { Ledger, NonceKey, ProofChecker, Receipt, SettleResult, Settler, Verifier, VerifyResult } from '../../src/payments/ports.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';

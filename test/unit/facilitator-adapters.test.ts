@@ -4,17 +4,17 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { InfrastructureError } from '../../src/errors.js';
-import { FacilitatorClient, createFacilitatorDispatcher } from '../../src/payments/facilitator-client.js';
-import { expectedFacilitatorKinds, V1_FALLBACK_CONTEXT } from '../../src/payments/facilitator-request.js';
-import { FacilitatorSettler } from '../../src/payments/facilitator-settler.js';
-import { FacilitatorVerifier } from '../../src/payments/facilitator-verifier.js';
+import { FacilitatorClient, createFacilitatorDispatcher } from '../../src/payments/facilitator/client.js';
+import { expectedFacilitatorKinds, V1_FALLBACK_CONTEXT } from '../../src/payments/facilitator/request.js';
+import { FacilitatorSettler } from '../../src/payments/facilitator/settler.js';
+import { FacilitatorVerifier } from '../../src/payments/facilitator/verifier.js';
 import { requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
 import { startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
 import { makeOption, makePayment, USDC_ARBITRUM } from '../helpers/options.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
-import { checkFacilitatorSupport } from '../../src/payments/facilitator-support.js';
-import { PaymentBackendPool } from '../../src/payments/backends.js';
+import { checkFacilitatorSupport } from '../../src/payments/facilitator/support.js';
+import { PaymentBackendCache } from '../../src/payment-backends.js';
 import { systemClock } from '../../src/payments/ports.js';
 import { gatewayYamlHead, parseTestConfig } from '../helpers/gateway.js';
 
@@ -354,7 +354,7 @@ upstreams:
 routes:
   - { match: "GET /x", price: "$0.01" }
 `);
-    const pool = new PaymentBackendPool(systemClock);
+    const pool = new PaymentBackendCache(systemClock);
     try {
       const from = a.requests.length;
       const [checked] = await pool.checkFacilitators(config);

@@ -10,7 +10,7 @@ import {
   MAX_FACILITATOR_RESPONSE_BYTES,
   createFacilitatorDispatcher,
   type FacilitatorRequestBody,
-} from '../../src/payments/facilitator-client.js';
+} from '../../src/payments/facilitator/client.js';
 import { startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
 import { closedLoopbackUrl } from '../helpers/ports.js';
 

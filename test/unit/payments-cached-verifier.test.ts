@@ -9,13 +9,14 @@ import type { Address, PaymentOption } from '../../src/config/types.js';
 import { InfrastructureError } from '../../src/errors.js';
 import { CachedVerifier, DEFAULT_BALANCE_TTL_MS } from '../../src/payments/cached-verifier.js';
 import type { Verifier, VerifyResult } from '../../src/payments/ports.js';
+import { withWire } from '../../src/protocol/option-wire.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../src/protocol/types.js';
 import { fixedClockMs, type TestClock } from '../helpers/clock.js';
 import { makePayment, PAY_TO, USDC_BASE } from '../helpers/options.js';
 
 const ASSET = USDC_BASE;
 const PAYER: Address = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
-const OPTION: PaymentOption = { scheme: 'exact', asset: ASSET, amount: 10_000n, payTo: PAY_TO, maxTimeoutSeconds: 300 };
+const OPTION: PaymentOption = withWire({ scheme: 'exact', asset: ASSET, amount: 10_000n, payTo: PAY_TO, maxTimeoutSeconds: 300 });
 
 let counter = 0;
 /** A payment; the cache never looks inside the signature, so any bytes do. */

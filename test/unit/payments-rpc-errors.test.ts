@@ -12,7 +12,7 @@ import {
   parseAbi,
 } from 'viem';
 import { describe, expect, it } from 'vitest';
-import { chainDefinition, createChainClient, rpcTransport } from '../../src/payments/chain-client.js';
+import { chainDefinition, createChainClient, rpcTransport } from '../../src/payments/chain/client.js';
 import {
   failureText,
   isContractFailure,
@@ -21,7 +21,7 @@ import {
   nodeRefused,
   reasonForTransferFailure,
   sendRejected,
-} from '../../src/payments/exact-evm/rpc-errors.js';
+} from '../../src/payments/chain/rpc-errors.js';
 import type { NetworkConfig } from '../../src/config/types.js';
 
 const URL_ = 'http://127.0.0.1:8545';

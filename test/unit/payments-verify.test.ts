@@ -12,6 +12,7 @@ import { transferWithAuthorizationDigest, transferWithAuthorizationTypedData } f
 import { LocalExactEvmVerifier } from '../../src/payments/exact-evm/verify.js';
 import type { Clock } from '../../src/payments/ports.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
+import { withWire } from '../../src/protocol/option-wire.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../src/protocol/types.js';
 import { fixedClock, realClock } from '../helpers/clock.js';
 import { BASE, officialPayment, PAY_TO, USDC_BASE } from '../helpers/options.js';
@@ -19,7 +20,7 @@ import { BASE, officialPayment, PAY_TO, USDC_BASE } from '../helpers/options.js'
 const NETWORK = BASE;
 const ASSET = USDC_BASE;
 const OTHER: Address = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
-const OPTION: PaymentOption = { scheme: 'exact', asset: ASSET, amount: 10_000n, payTo: PAY_TO, maxTimeoutSeconds: 300 };
+const OPTION: PaymentOption = withWire({ scheme: 'exact', asset: ASSET, amount: 10_000n, payTo: PAY_TO, maxTimeoutSeconds: 300 });
 const PAYER = privateKeyToAccount(`0x${'11'.repeat(32)}`);
 const NOW = 1_750_000_000n;
 

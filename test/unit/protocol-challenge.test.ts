@@ -1,7 +1,8 @@
+import { getAddress } from 'viem';
 import { describe, expect, it } from 'vitest';
 import { decodeBase64Json } from '../../src/protocol/base64.js';
 import { buildChallenge, requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
-import { BASE_USDC, makeOption, makeRoute, PAY_TO, USDC_ARBITRUM, USDC_BASE } from '../helpers/options.js';
+import { BASE_USDC, makeOption, makeRoute, PAY_TO, USDC_ARBITRUM } from '../helpers/options.js';
 
 const URL = 'https://gw.example.com/v1/weather?city=Paris&units=metric';
 
@@ -24,9 +25,11 @@ describe('requirementV2', () => {
     });
   });
 
-  it('checksums addresses even if the option holds them lowercase', () => {
-    const option = makeOption({ payTo: PAY_TO.toLowerCase() as `0x${string}`, asset: { ...USDC_BASE, address: BASE_USDC.toLowerCase() as `0x${string}` } });
-    expect(requirementV2(option)).toMatchObject({ asset: BASE_USDC, payTo: PAY_TO });
+  // Config checksums every address (config.test.ts), so the wire form carries them unchanged.
+  it('sends a checksummed option\'s addresses as they are', () => {
+    const option = makeOption();
+    expect(requirementV2(option)).toMatchObject({ asset: getAddress(BASE_USDC), payTo: getAddress(PAY_TO) });
+    expect(buildChallenge({ route: makeRoute([option]), resourceUrl: URL, error: 'e', options: [option] }).infoHeaders['X-Payment-Address']).toBe(getAddress(PAY_TO));
   });
 
   it('is computed once per option and frozen', () => {

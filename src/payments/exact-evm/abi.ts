@@ -3,6 +3,8 @@
  * `eip3009ABI`), ERC-20 `balanceOf` and `Transfer`, and ERC-1271 on contract wallets.
  */
 import { parseAbi } from 'viem';
+import type { Eip3009Authorization, Hex } from '../../protocol/types.js';
+import { classifySignature, splitEcdsa } from './signature.js';
 
 /** The six fields of an EIP-3009 authorization, in type-hash order. */
 export const authorizationInputs = [
@@ -25,6 +27,28 @@ export const eip3009Abi = parseAbi([
   'function balanceOf(address account) view returns (uint256)',
   'event Transfer(address indexed from, address indexed to, uint256 value)',
 ]);
+
+/**
+ * The `transferWithAuthorization` call for a signature, in the overload the reference uses: (v, r, s)
+ * for a 65-byte ECDSA signature, `bytes` otherwise; `undefined` for a malformed ERC-6492 wrapper.
+ */
+export function transferCall(auth: Eip3009Authorization, signature: Hex) {
+  const base = [auth.from, auth.to, auth.value, auth.validAfter, auth.validBefore, auth.nonce] as const;
+  const shape = classifySignature(signature);
+  switch (shape.kind) {
+    case 'ecdsa': {
+      const { v, r, s } = splitEcdsa(shape.signature);
+      return { functionName: 'transferWithAuthorization', args: [...base, v, r, s] } as const;
+    }
+    case 'erc6492':
+      // The wallet is deployed (verification refuses counterfactual ones): it checks the inner signature.
+      return { functionName: 'transferWithAuthorization', args: [...base, shape.inner] } as const;
+    case 'bytes':
+      return { functionName: 'transferWithAuthorization', args: [...base, shape.signature] } as const;
+    case 'malformed':
+      return undefined;
+  }
+}
 
 /** ERC-1271's answer for a valid signature: `bytes4(keccak256("isValidSignature(bytes32,bytes)"))`. */
 export const ERC1271_MAGIC_VALUE = '0x1626ba7e';

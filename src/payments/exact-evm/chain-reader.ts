@@ -12,9 +12,9 @@ import { decodeFunctionResult, encodeFunctionData } from 'viem';
 import type { Address } from '../../config/types.js';
 import { InfrastructureError } from '../../errors.js';
 import type { Hex } from '../../protocol/types.js';
-import type { ChainClient } from '../chain-client.js';
+import type { ChainClient } from '../chain/client.js';
 import { eip3009Abi, erc1271Abi, ERC1271_MAGIC_VALUE } from './abi.js';
-import { isContractFailure, isOutOfGas } from './rpc-errors.js';
+import { isContractFailure, isOutOfGas } from '../chain/rpc-errors.js';
 
 export interface ExactEvmChainReader {
   readonly chainId: number;

@@ -7,12 +7,12 @@
  * pipeline is split so that each step knows:
  *
  *   1. estimate gas (this is the simulation: an expired, used, badly signed or unfunded
- *      authorization reverts here) and fees; an estimate
+ *      authorization reverts here) and fees (fee-estimate.ts); an estimate
  *      over `settle.maxGas` is refused (gas-limit.ts)   → a failure here sent nothing
  *   2. take a nonce, sign locally, hash                 → the tx hash is known before sending
  *   3. eth_sendRawTransaction, once                     → sent nothing only if the connection
  *                                                        failed or the node refused it outright
- *   4. wait for the receipt, bounded                    → no receipt in time: `settlement_pending`
+ *   4. wait for the receipt, bounded (receipt-wait.ts)  → no receipt in time: `settlement_pending`
  *
  * We sign and send ourselves rather than call `writeContract` so that an unclear send (a timeout)
  * still reports the transaction hash, which is what the receipt row and a later reconciliation
@@ -30,51 +30,27 @@
  *
  * CPU per settlement matters (it bounds a gateway's paid throughput): the transaction is signed
  * by native libsecp256k1 (transaction-signer.ts), and the receipt is asked for directly right
- * after the send, then polled, rather than through viem's block watcher.
+ * after the send, then polled, rather than through viem's block watcher (receipt-wait.ts).
  */
-import {
-  createWalletClient,
-  encodeFunctionData,
-  isAddressEqual,
-  keccak256,
-  parseEventLogs,
-  TransactionReceiptNotFoundError,
-  type Chain,
-  type TransactionReceipt,
-  type Transport,
-  type WalletClient,
-} from 'viem';
-import { DEFAULT_SETTLE_MAX_GAS } from '../../config/schema.js';
+import { createWalletClient, encodeFunctionData, isAddressEqual, keccak256, parseEventLogs, type Chain, type Transport, type WalletClient } from 'viem';
+import { DEFAULT_SETTLE_MAX_GAS, DEFAULT_SETTLE_RECEIPT_TIMEOUT_MS } from '../../config/schema.js';
 import type { Address, NetworkConfig, PaymentOption } from '../../config/types.js';
 import { InfrastructureError } from '../../errors.js';
-import type { DecodedPayment, Eip3009Authorization, Hex } from '../../protocol/types.js';
-import { sendTransport, type ChainClient } from '../chain-client.js';
+import type { DecodedPayment, Hex } from '../../protocol/types.js';
+import { sendTransport, type ChainClient } from '../chain/client.js';
 import type { Clock, SettleResult, Settler } from '../ports.js';
-import { eip3009Abi } from './abi.js';
+import { eip3009Abi, transferCall } from './abi.js';
+import { FeeEstimate, type Fees } from './fee-estimate.js';
 import { overCapMessage, settlementGasLimit, type GasLimit } from './gas-limit.js';
-import { MinedNonceGate } from './mined-nonce-gate.js';
 import { NonceAllocator } from './nonce-allocator.js';
 import { REASON, type ExactEvmReason } from '../../protocol/reasons.js';
-import { failureText, isContractFailure, NONCE_CONFLICT, neverReachedNode, reasonForTransferFailure, sendRejected } from './rpc-errors.js';
-import { classifySignature, splitEcdsa } from './signature.js';
+import { clip as clipText, failureText, isContractFailure, NONCE_CONFLICT, neverReachedNode, reasonForTransferFailure, sendRejected } from '../chain/rpc-errors.js';
+import { ReceiptWait } from './receipt-wait.js';
 import { createTransactionSigner, type TransactionSigner } from './transaction-signer.js';
 import { checkAuthorizationTerms, checkSchemeAndNetwork } from './verify.js';
 
-/** Used when the network's settle config does not say (it always does for `mode: local`). */
-export const DEFAULT_RECEIPT_TIMEOUT_MS = 30_000;
 /** Sends refused for a stale nonce are retried with a fresh one, this many times in all. */
 export const MAX_SEND_ATTEMPTS = 3;
-/** How long one fee estimate serves the settlements that follow it. */
-export const FEE_CACHE_MS = 1_000;
-/** How long to wait for a receipt before checking that the node still has the transaction. */
-export const DEFAULT_REBROADCAST_AFTER_MS = 5_000;
-/**
- * The first wait between receipt polls; each next one doubles, up to the client's polling
- * interval. A chain that mines on arrival (anvil, some L2 sequencers) usually has the receipt a
- * few milliseconds after the send: waiting a whole interval (100 ms) first was most of a
- * settlement's latency there, while a chain with seconds-long blocks costs only a few extra polls.
- */
-export const FIRST_RECEIPT_POLL_MS = 4;
 /** Longest failure detail kept in a result (they reach logs and receipt rows). */
 const MAX_MESSAGE_LENGTH = 300;
 
@@ -89,7 +65,7 @@ export interface LocalExactEvmSettlerOptions {
   readonly receiptTimeoutMs?: number;
   /** Gas units; defaults to the network's `settle.maxGas`. See gas-limit.ts. */
   readonly maxGas?: bigint;
-  /** See `#awaitReceipt`; DEFAULT_REBROADCAST_AFTER_MS by default. */
+  /** See receipt-wait.ts; DEFAULT_REBROADCAST_AFTER_MS by default. */
   readonly rebroadcastAfterMs?: number;
   /**
    * Shared by every settler of one key on one chain (a reload may build a second one while the
@@ -100,10 +76,6 @@ export interface LocalExactEvmSettlerOptions {
   readonly sendTransport?: Transport;
 }
 
-type Fees =
-  | { readonly type: 'eip1559'; readonly maxFeePerGas: bigint; readonly maxPriorityFeePerGas: bigint }
-  | { readonly type: 'legacy'; readonly gasPrice: bigint };
-
 /** Settles EIP-3009 payments on one chain with the gateway's own key. */
 export class LocalExactEvmSettler implements Settler {
   readonly #network: NetworkConfig;
@@ -112,30 +84,28 @@ export class LocalExactEvmSettler implements Settler {
   readonly #wallet: WalletClient<Transport, Chain>;
   readonly #signer: TransactionSigner;
   readonly #nonces: NonceAllocator;
-  readonly #mined: MinedNonceGate;
+  readonly #receipts: ReceiptWait;
   readonly #clock: Clock;
-  readonly #receiptTimeoutMs: number;
-  readonly #rebroadcastAfterMs: number;
   readonly #maxGas: bigint;
-  #feeCache: { readonly at: number; readonly fees: Promise<Fees> } | undefined;
+  readonly #fees: FeeEstimate;
 
   constructor(options: LocalExactEvmSettlerOptions) {
     this.#network = options.network;
     this.#client = options.client;
     this.#clock = options.clock;
+    this.#fees = new FeeEstimate(options.client, options.clock);
     this.#signer = createTransactionSigner(options.privateKey);
     this.#nonces = options.nonces ?? new NonceAllocator(() => options.clock.nowMs());
-    this.#mined = new MinedNonceGate(() => options.clock.nowMs(), FIRST_RECEIPT_POLL_MS);
-    this.#wallet = createWalletClient({
-      chain: options.client.chain,
-      transport:
-        options.sendTransport ??
-        sendTransport(options.network),
-    });
+    this.#wallet = createWalletClient({ chain: options.client.chain, transport: options.sendTransport ?? sendTransport(options.network) });
     const settle = options.network.settle;
-    this.#receiptTimeoutMs =
-      options.receiptTimeoutMs ?? (settle.mode === 'local' ? settle.receiptTimeoutMs : DEFAULT_RECEIPT_TIMEOUT_MS);
-    this.#rebroadcastAfterMs = options.rebroadcastAfterMs ?? DEFAULT_REBROADCAST_AFTER_MS;
+    this.#receipts = new ReceiptWait({
+      client: options.client,
+      address: this.#signer.address,
+      resend: (serialized) => this.#wallet.sendRawTransaction({ serializedTransaction: serialized }),
+      clock: options.clock,
+      timeoutMs: options.receiptTimeoutMs ?? (settle.mode === 'local' ? settle.receiptTimeoutMs : DEFAULT_SETTLE_RECEIPT_TIMEOUT_MS),
+      ...(options.rebroadcastAfterMs === undefined ? {} : { rebroadcastAfterMs: options.rebroadcastAfterMs }),
+    });
     this.#maxGas = options.maxGas ?? BigInt(settle.mode === 'local' ? settle.maxGas : DEFAULT_SETTLE_MAX_GAS);
   }
 
@@ -202,7 +172,7 @@ export class LocalExactEvmSettler implements Settler {
     let gas: bigint;
     let fees: Fees;
     try {
-      const [limit, estimatedFees] = await Promise.all([this.#gasLimit(asset, data), this.#fees()]);
+      const [limit, estimatedFees] = await Promise.all([this.#gasLimit(asset, data), this.#fees.fees()]);
       if (limit.kind === 'over_cap') return refused(REASON.settlementGasOverLimit, overCapMessage(limit));
       gas = limit.gas;
       fees = estimatedFees;
@@ -244,15 +214,15 @@ export class LocalExactEvmSettler implements Settler {
     }
     const hash = sent.hash;
 
-    // 4. Wait for the receipt, bounded.
-    const awaited = await this.#awaitReceipt(hash, serialized, nonce);
+    // 4. Wait for the receipt, bounded (receipt-wait.ts).
+    const awaited = await this.#receipts.receipt(hash, serialized, nonce);
     if (!('receipt' in awaited)) {
       if (ambiguousSend !== undefined) {
         // Never seen on chain after an unclear send: it may never have arrived, in which case its
         // nonce is a gap that would stall every later settlement. Re-read the pending nonce.
         this.#nonces.reset();
       }
-      const why = `no receipt within ${this.#receiptTimeoutMs} ms${awaited.lastError === undefined ? '' : ` (last poll: ${describe(awaited.lastError)})`}`;
+      const why = `no receipt within ${this.#receipts.timeoutMs} ms${awaited.lastError === undefined ? '' : ` (last poll: ${describe(awaited.lastError)})`}`;
       return {
         success: false,
         reason: REASON.settlementPending,
@@ -290,85 +260,12 @@ export class LocalExactEvmSettler implements Settler {
     return { success: true, transaction: hash, payer: auth.from };
   }
 
-  /**
-   * The receipt of `hash`, within the receipt timeout: asked for at once (a chain that mines on
-   * arrival often has it already), then after FIRST_RECEIPT_POLL_MS, doubling up to the polling
-   * interval, each time only if the shared mined count says its `nonce` may be mined. A failed poll is not the end: the
-   * money may move regardless, so polling goes on until the deadline.
-   *
-   * Nodes drop transactions from their pool (seen on anvil, and on real nodes under pressure); a
-   * dropped settlement would never be mined and its nonce would stall every later settlement of
-   * the key. So each time a slice of the wait passes without a receipt and the node no longer
-   * knows the transaction, the same signed bytes are sent again: the same hash and nonce, so it
-   * can be mined at most once.
-   */
-  async #awaitReceipt(hash: Hex, serialized: Hex, nonce: number): Promise<{ receipt: TransactionReceipt } | { lastError: unknown }> {
-    const start = this.#clock.nowMs();
-    const deadline = start + this.#receiptTimeoutMs;
-    let nextRebroadcast = start + this.#rebroadcastAfterMs;
-    let lastError: unknown;
-    let wait = FIRST_RECEIPT_POLL_MS;
-    const address = this.#signer.address;
-    const readMinedCount = () => this.#client.getTransactionCount({ address, blockTag: 'latest' });
-    for (let poll = 0; ; poll++) {
-      if (poll === 0 || (await this.#mined.mayBeMined(nonce, readMinedCount))) {
-        try {
-          return { receipt: await this.#client.getTransactionReceipt({ hash }) };
-        } catch (err) {
-          lastError = err instanceof TransactionReceiptNotFoundError ? undefined : err;
-        }
-      }
-      const now = this.#clock.nowMs();
-      if (now >= deadline) return { lastError };
-      if (now >= nextRebroadcast) {
-        nextRebroadcast = now + this.#rebroadcastAfterMs;
-        const known = await this.#client.getTransaction({ hash }).then(
-          () => true,
-          () => false,
-        );
-        if (!known) await this.#wallet.sendRawTransaction({ serializedTransaction: serialized }).catch(() => undefined);
-      }
-      await sleep(Math.min(wait, deadline - now));
-      wait = Math.min(wait * 2, this.#client.pollingInterval);
-    }
-  }
-
   /** Estimates the settlement (the simulation) and caps it; throws what the estimate throws. */
   async #gasLimit(asset: Address, data: Hex): Promise<GasLimit> {
     const estimate = await this.#client.estimateGas({ account: this.#signer.address, to: asset, data });
     return settlementGasLimit(estimate, this.#maxGas);
   }
-
-  /**
-   * Fee estimates, shared for FEE_CACHE_MS: concurrent settlements need not each ask for the base
-   * fee and tip (two RPC calls), and a fee a second old still clears (maxFeePerGas carries the
-   * estimator's headroom over the base fee). A failed estimate is not kept.
-   */
-  #fees(): Promise<Fees> {
-    const now = this.#clock.nowMs();
-    if (this.#feeCache && now - this.#feeCache.at < FEE_CACHE_MS) return this.#feeCache.fees;
-    const fees = this.#estimateFees();
-    this.#feeCache = { at: now, fees };
-    fees.catch(() => {
-      if (this.#feeCache?.fees === fees) this.#feeCache = undefined;
-    });
-    return fees;
-  }
-
-  /** EIP-1559 fees when the chain has them (every chain x402 pays on today), else a gas price. */
-  async #estimateFees(): Promise<Fees> {
-    try {
-      const fees = await this.#client.estimateFeesPerGas({ type: 'eip1559' });
-      return { type: 'eip1559', maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
-    } catch (err) {
-      if (err instanceof Error && err.name === 'Eip1559FeesNotSupportedError') {
-        return { type: 'legacy', gasPrice: await this.#client.getGasPrice() };
-      }
-      throw err;
-    }
-  }
 }
-
 
 /** Why a settlement with a `malformed` signature (see `classifySignature`) is refused unsent. */
 const MALFORMED_6492_MESSAGE = 'the signature has the ERC-6492 suffix but does not decode as an ERC-6492 wrapper';
@@ -383,25 +280,6 @@ function transferData(payment: DecodedPayment): Hex | undefined {
   return call === undefined ? undefined : encodeFunctionData({ abi: eip3009Abi, ...call });
 }
 
-/** The overload the reference uses: (v, r, s) for a 65-byte ECDSA signature, `bytes` otherwise. */
-function transferCall(auth: Eip3009Authorization, signature: Hex) {
-  const base = [auth.from, auth.to, auth.value, auth.validAfter, auth.validBefore, auth.nonce] as const;
-  const shape = classifySignature(signature);
-  switch (shape.kind) {
-    case 'ecdsa': {
-      const { v, r, s } = splitEcdsa(shape.signature);
-      return { functionName: 'transferWithAuthorization', args: [...base, v, r, s] } as const;
-    }
-    case 'erc6492':
-      // The wallet is deployed (verification refuses counterfactual ones): it checks the inner signature.
-      return { functionName: 'transferWithAuthorization', args: [...base, shape.inner] } as const;
-    case 'bytes':
-      return { functionName: 'transferWithAuthorization', args: [...base, shape.signature] } as const;
-    case 'malformed':
-      return undefined;
-  }
-}
-
 /** A failure that provably sent nothing: the caller may release the nonce. */
 function refused(reason: ExactEvmReason, message?: string): SettleResult {
   return {
@@ -412,14 +290,10 @@ function refused(reason: ExactEvmReason, message?: string): SettleResult {
   };
 }
 
+/** A fault in its own words (viem's `shortMessage` when it has one), clipped. */
 function describe(err: unknown): string {
-  if (err instanceof Error) {
-    const short = 'shortMessage' in err && typeof err.shortMessage === 'string' ? err.shortMessage : err.message;
-    return clip(short);
-  }
-  return clip(String(err));
+  if (!(err instanceof Error)) return clip(String(err));
+  return clip('shortMessage' in err && typeof err.shortMessage === 'string' ? err.shortMessage : err.message);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-const clip = (text: string): string => (text.length > MAX_MESSAGE_LENGTH ? `${text.slice(0, MAX_MESSAGE_LENGTH)}…` : text);
+const clip = (text: string): string => clipText(text, MAX_MESSAGE_LENGTH);

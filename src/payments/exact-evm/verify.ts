@@ -29,7 +29,7 @@ import { isAddressEqual } from 'viem';
 import { LRUCache } from 'lru-cache';
 import type { NetworkConfig, PaymentOption } from '../../config/types.js';
 import type { DecodedPayment, Hex, X402Version } from '../../protocol/types.js';
-import type { ChainClient } from '../chain-client.js';
+import type { ChainClient } from '../chain/client.js';
 import type { Clock, Verifier, VerifyResult } from '../ports.js';
 import { createViemChainReader, type ExactEvmChainReader } from './chain-reader.js';
 import { REASON, type ExactEvmReason } from '../../protocol/reasons.js';

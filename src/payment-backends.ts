@@ -3,33 +3,46 @@
  * local viem checks (behind the cache) or a facilitator list, a local key or a facilitator to
  * settle. One chain client per network, one HTTP pool for all facilitators.
  *
- * The pool outlives config reloads: a network whose config did not change keeps its backends,
+ * The composition root of the payment side: the only place concrete payment adapters are made
+ * (server.ts makes one of these; tests may pass their own `PaymentBackendSource`).
+ *
+ * The cache outlives config reloads: a network whose config did not change keeps its backends,
  * so the verification cache carries over. A changed network gets new backends, but its settler
  * shares the nonce allocator of every other settler with the same key on the same chain, so two
  * settlers side by side during a reload never pick the same transaction nonce.
  */
 import { privateKeyToAddress } from 'viem/accounts';
-import type { Config, NetworkConfig } from '../config/types.js';
-import { CachedVerifier, type CachedVerifierCounters } from './cached-verifier.js';
-import { checkAssetMetadata } from './asset-check.js';
-import { createChainClient, sendTransport, type ChainClient } from './chain-client.js';
-import { NonceAllocator } from './exact-evm/nonce-allocator.js';
-import { RpcConnections } from './rpc-connections.js';
-import { LocalExactEvmSettler } from './exact-evm/settle.js';
-import { LocalExactEvmVerifier } from './exact-evm/verify.js';
-import { createFacilitatorDispatcher, FacilitatorClient } from './facilitator-client.js';
-import { expectedFacilitatorKinds } from './facilitator-request.js';
-import { FacilitatorSettler } from './facilitator-settler.js';
-import { checkFacilitatorSupport, type FacilitatorSupportReport } from './facilitator-support.js';
-import { FacilitatorVerifier } from './facilitator-verifier.js';
-import type { Clock, ProofChecker, Settler, Verifier } from './ports.js';
-import { TxProofChecker } from './tx-proof.js';
+import type { AssetConfig, Config, NetworkConfig } from './config/types.js';
+import { CachedVerifier, type CachedVerifierCounters } from './payments/cached-verifier.js';
+import { checkAssetMetadata } from './payments/chain/asset-check.js';
+import { createChainClient, sendTransport, type ChainClient } from './payments/chain/client.js';
+import { NonceAllocator } from './payments/exact-evm/nonce-allocator.js';
+import { RpcConnections } from './payments/chain/rpc-connections.js';
+import { LocalExactEvmSettler } from './payments/exact-evm/settle.js';
+import { LocalExactEvmVerifier } from './payments/exact-evm/verify.js';
+import { createFacilitatorDispatcher, FacilitatorClient } from './payments/facilitator/client.js';
+import { expectedFacilitatorKinds } from './payments/facilitator/request.js';
+import { FacilitatorSettler } from './payments/facilitator/settler.js';
+import { checkFacilitatorSupport, type FacilitatorSupportReport } from './payments/facilitator/support.js';
+import { FacilitatorVerifier } from './payments/facilitator/verifier.js';
+import type { Clock, ProofChecker, Settler, Verifier } from './payments/ports.js';
+import { TxProofChecker } from './payments/tx-proof.js';
 
 export interface PaymentBackends {
   /** Keyed by network name, like everything below. */
   readonly verifiers: ReadonlyMap<string, Verifier>;
   readonly settlers: ReadonlyMap<string, Settler>;
   readonly proofs: ReadonlyMap<string, ProofChecker>;
+}
+
+/** What the process root needs from the payment side; PaymentBackendCache is the real one. */
+export interface PaymentBackendSource {
+  backendsFor(config: Config): PaymentBackends;
+  /** Asks each facilitator of a network `config` adds over `previous` (every one, without) what it supports. */
+  checkFacilitators(config: Config, previous?: Config): Promise<{ network: string; reports: FacilitatorSupportReport[] }[]>;
+  /** Checks each asset `config` adds over `previous` against its chain; the problems found. */
+  checkAssets(config: Config, previous?: Config): Promise<string[]>;
+  close(): Promise<void>;
 }
 
 interface NetworkBackends {
@@ -39,7 +52,7 @@ interface NetworkBackends {
   readonly facilitatorCheck: (() => Promise<FacilitatorSupportReport[]>) | undefined;
 }
 
-export class PaymentBackendPool {
+export class PaymentBackendCache implements PaymentBackendSource {
   readonly #clock: Clock;
   readonly #onCache: (counters: CachedVerifierCounters) => void;
   readonly #dispatcher = createFacilitatorDispatcher();
@@ -77,8 +90,10 @@ export class PaymentBackendPool {
   }
 
   /** Asks each facilitator of `config` whether it supports the networks it serves. */
-  checkFacilitators(config: Config): Promise<{ network: string; reports: FacilitatorSupportReport[] }[]> {
-    const checks = [...config.networks.values()].flatMap((network) => {
+  checkFacilitators(config: Config, previous?: Config): Promise<{ network: string; reports: FacilitatorSupportReport[] }[]> {
+    const known = new Set(previous ? [...previous.networks.values()].map(configKey) : []);
+    const added = [...config.networks.values()].filter((network) => !known.has(configKey(network)));
+    const checks = added.flatMap((network) => {
       const check = this.#network(network).facilitatorCheck;
       return check ? [check().then((reports) => ({ network: network.name, reports }))] : [];
     });
@@ -86,8 +101,9 @@ export class PaymentBackendPool {
   }
 
   /** Checks every asset on a network with an RPC against its chain; see `checkAssetMetadata`. */
-  async checkAssets(config: Config): Promise<string[]> {
-    const checks = [...config.assets.values()].flatMap((asset) => {
+  async checkAssets(config: Config, previous?: Config): Promise<string[]> {
+    const known = new Set(previous ? [...previous.assets.values()].map(assetKey) : []);
+    const checks = [...config.assets.values()].filter((asset) => !known.has(assetKey(asset))).flatMap((asset) => {
       const client = this.#clients.get(asset.network.chainId);
       return client ? [checkAssetMetadata(client, asset)] : [];
     });
@@ -162,6 +178,11 @@ export class PaymentBackendPool {
 }
 
 /** A network's whole config as a key: a changed RPC, key or facilitator list builds anew. */
+/** An asset as the chain check sees it: the same id on another address or chain is another asset. */
+function assetKey(asset: AssetConfig): string {
+  return JSON.stringify([asset.id, asset.network.chainId, asset.address, asset.eip712Name, asset.eip712Version, asset.decimals]);
+}
+
 function configKey(network: NetworkConfig): string {
   return JSON.stringify(network);
 }

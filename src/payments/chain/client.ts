@@ -1,12 +1,13 @@
 /**
  * One viem public client per network, over the network's RPC endpoints in order.
  *
- * The composition root creates these once at start-up and hands them to the verifier, the settler
- * and the tx-proof checker; nothing here is a module-level singleton.
+ * The payment wiring (payment-backends.ts) makes one per network config, and again when a reload
+ * changes that network's config, and hands it to the verifier, the settler and the tx-proof
+ * checker; nothing here is a module-level singleton.
  */
 import { createPublicClient, defineChain, fallback, type Chain, type PublicClient, type Transport } from 'viem';
-import type { NetworkConfig } from '../config/types.js';
-import { neverReachedNode } from './exact-evm/rpc-errors.js';
+import type { NetworkConfig } from '../../config/types.js';
+import { neverReachedNode } from './rpc-errors.js';
 import { RpcConnections } from './rpc-connections.js';
 
 /** How long one JSON-RPC request may take before the next endpoint (or a retry) is tried. */

@@ -3,6 +3,10 @@
  * call/estimate error → RPC error → HTTP error → fetch's TypeError → the socket error), so each
  * question here walks the whole `cause` chain, including `AggregateError.errors` (Node's
  * happy-eyeballs connect reports one error per address tried).
+ *
+ * `errorChain` and `clip` are also the facilitator client's and the RPC transport's: one walker
+ * of cause chains and one rule for cutting third-party text short, for every network fault the
+ * gateway reads.
  */
 import {
   ContractFunctionRevertedError,
@@ -13,7 +17,7 @@ import {
   RpcRequestError,
   TimeoutError,
 } from 'viem';
-import { NOT_SENT_ERROR_CODES } from '../connection-errors.js';
+import { NOT_SENT_ERROR_CODES } from './connection-errors.js';
 import { REASON, type ExactEvmReason } from '../../protocol/reasons.js';
 
 /** Every error reachable from `err` through `cause` and `AggregateError.errors`, outermost first. */
@@ -29,6 +33,19 @@ export function errorChain(err: unknown): unknown[] {
   };
   visit(err);
   return out;
+}
+
+/** The first string `code` in the error chain (a socket or undici code) that `accept` takes. */
+export function errorCode(err: unknown, accept: (code: string) => boolean = () => true): string | undefined {
+  for (const e of errorChain(err)) {
+    if (typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' && accept(e.code)) return e.code;
+  }
+  return undefined;
+}
+
+/** `text` cut to `max` characters, marked when cut: failure text from nodes and facilitators reaches logs, 402s and receipt rows. */
+export function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /**

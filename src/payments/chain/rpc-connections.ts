@@ -18,6 +18,7 @@
  */
 import { Pool } from 'undici';
 import { custom, HttpRequestError, RpcRequestError, TimeoutError, type Transport } from 'viem';
+import { clip, errorCode } from './rpc-errors.js';
 
 /** Connections kept per RPC origin: settlements and verifications in flight share them. */
 export const RPC_POOL_CONNECTIONS = 16;
@@ -66,13 +67,13 @@ export class RpcConnections {
         throw new HttpRequestError({ body, url: shownUrl, cause: err as Error, details: errorMessage(err) });
       }
       if (statusCode < 200 || statusCode > 299) {
-        throw new HttpRequestError({ body, url: shownUrl, status: statusCode, details: text.slice(0, 300) });
+        throw new HttpRequestError({ body, url: shownUrl, status: statusCode, details: clip(text, 300) });
       }
       let answer: { result?: unknown; error?: { code: number; message: string; data?: unknown } };
       try {
         answer = JSON.parse(text) as typeof answer;
       } catch {
-        throw new HttpRequestError({ body, url: shownUrl, status: statusCode, details: `not JSON: ${text.slice(0, 100)}` });
+        throw new HttpRequestError({ body, url: shownUrl, status: statusCode, details: `not JSON: ${clip(text, 100)}` });
       }
       if (answer.error !== undefined && answer.error !== null) throw new RpcRequestError({ body, error: answer.error, url: shownUrl });
       return answer.result;
@@ -97,9 +98,11 @@ export class RpcConnections {
   }
 }
 
+/** undici's "no answer in time" codes: the node may have received the request and acted on it. */
+const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 function isTimeout(err: unknown): boolean {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
-  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+  return errorCode(err, (code) => TIMEOUT_CODES.has(code)) !== undefined;
 }
 
 function errorMessage(err: unknown): string {

@@ -12,16 +12,13 @@
  * `@x402/core` 2.24+ we ask the same facilitator once more, which reconciles against the tx it
  * remembers instead of broadcasting again. Still pending after that: `maybeOnChain`.
  */
-import type { PaymentOption } from '../config/types.js';
-import { isTxHash, type DecodedPayment, type Hex } from '../protocol/types.js';
-import {
-  type FacilitatorClient,
-  type FacilitatorFailure,
-  type FacilitatorSettleAnswer,
-} from './facilitator-client.js';
-import { facilitatorRequestBody, type FacilitatorRequestContext } from './facilitator-request.js';
-import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
-import type { SettleResult, Settler } from './ports.js';
+import type { PaymentOption } from '../../config/types.js';
+import { isTxHash, type DecodedPayment, type Hex } from '../../protocol/types.js';
+import type { FacilitatorSettleAnswer } from './answers.js';
+import type { FacilitatorClient, FacilitatorFailure } from './client.js';
+import { facilitatorRequestBody, type FacilitatorRequestContext } from './request.js';
+import { GATEWAY_REASON, REASON } from '../../protocol/reasons.js';
+import type { SettleResult, Settler } from '../ports.js';
 
 const SETTLEMENT_PENDING_REASON = REASON.settlementPending;
 const UNEXPECTED_SETTLE_ERROR = REASON.unexpectedSettleError;

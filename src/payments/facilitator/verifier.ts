@@ -7,14 +7,14 @@
  * infrastructure fault, never free access. A signature that no facilitator can judge (an
  * ERC-6492 wrapper that does not decode) is refused before any is asked.
  */
-import type { PaymentOption } from '../config/types.js';
-import { InfrastructureError } from '../errors.js';
-import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
-import type { DecodedPayment } from '../protocol/types.js';
-import { classifySignature } from './exact-evm/signature.js';
-import type { FacilitatorClient, FacilitatorFailure } from './facilitator-client.js';
-import { facilitatorRequestBody, type FacilitatorRequestContext } from './facilitator-request.js';
-import type { Verifier, VerifyResult } from './ports.js';
+import type { PaymentOption } from '../../config/types.js';
+import { InfrastructureError } from '../../errors.js';
+import { GATEWAY_REASON, REASON } from '../../protocol/reasons.js';
+import type { DecodedPayment } from '../../protocol/types.js';
+import { classifySignature } from '../exact-evm/signature.js';
+import type { FacilitatorClient, FacilitatorFailure } from './client.js';
+import { facilitatorRequestBody, type FacilitatorRequestContext } from './request.js';
+import type { Verifier, VerifyResult } from '../ports.js';
 
 export class FacilitatorVerifier implements Verifier {
   readonly #clients: readonly FacilitatorClient[];

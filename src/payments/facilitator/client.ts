@@ -12,56 +12,34 @@
  * rules: 307/308 resend the POST, 301/302/303 turn it into a GET (which a facilitator answers with
  * an error, so such a hop ends as `unavailable`), and a cross-origin hop drops `authorization`
  * and `cookie`, though not other configured headers.
+ *
+ * This file is the transport (dispatcher, deadline, size limit, what counts as `unavailable`);
+ * what a body says is decoded in answers.ts.
  */
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
-import type { FacilitatorConfig } from '../config/types.js';
-import { GATEWAY_REASON } from '../protocol/reasons.js';
-import { isTxHash, type WireRequirementV1, type WireRequirementV2 } from '../protocol/types.js';
-import { NOT_SENT_ERROR_CODES } from './connection-errors.js';
+import type { FacilitatorConfig } from '../../config/types.js';
+import type { WireRequirementV1, WireRequirementV2 } from '../../protocol/types.js';
+import { NOT_SENT_ERROR_CODES } from '../chain/connection-errors.js';
+import { clip, errorCode } from '../chain/rpc-errors.js';
+import {
+  readSettleAnswer,
+  readSupported,
+  readVerifyAnswer,
+  type FacilitatorSettleAnswer,
+  type FacilitatorSupported,
+  type FacilitatorVerifyAnswer,
+} from './answers.js';
 
 /** Redirect hops followed per call. */
 export const FACILITATOR_MAX_REDIRECTS = 3;
 /** A `/supported` list of every kind a large facilitator offers fits easily; anything bigger is not an answer. */
 export const MAX_FACILITATOR_RESPONSE_BYTES = 1024 * 1024;
-/** Reason and message strings come from a third party and end up in our 402s and logs. */
-export const MAX_FACILITATOR_REASON_LENGTH = 128;
-export const MAX_FACILITATOR_MESSAGE_LENGTH = 512;
-/** The refusal reason used when a facilitator says `isValid:false` without saying why. */
-export const UNSPECIFIED_INVALID_REASON = GATEWAY_REASON.invalidPayment;
 
 /** The body of `/verify` and `/settle` (§4.1): the payload as received, our matched requirement. */
 export interface FacilitatorRequestBody {
   readonly x402Version: 1 | 2;
   readonly paymentPayload: Readonly<Record<string, unknown>>;
   readonly paymentRequirements: WireRequirementV1 | WireRequirementV2;
-}
-
-export type FacilitatorVerifyAnswer =
-  | { readonly isValid: true; readonly payer?: string }
-  | { readonly isValid: false; readonly invalidReason: string; readonly invalidMessage?: string; readonly payer?: string };
-
-export interface FacilitatorSettleAnswer {
-  readonly success: boolean;
-  readonly errorReason?: string;
-  readonly errorMessage?: string;
-  /** A tx hash on success (checked); on failure possibly `""`, or the hash of a tx still pending. */
-  readonly transaction: string;
-  readonly network?: string;
-  readonly payer?: string;
-}
-
-/** One (version, scheme, network) a facilitator handles. */
-export interface FacilitatorKind {
-  readonly x402Version: number;
-  readonly scheme: string;
-  readonly network: string;
-  readonly extra?: Readonly<Record<string, unknown>>;
-}
-
-export interface FacilitatorSupported {
-  readonly kinds: readonly FacilitatorKind[];
-  readonly extensions: readonly string[];
-  readonly signers: Readonly<Record<string, readonly string[]>>;
 }
 
 /** Why a call produced no usable answer. */
@@ -97,7 +75,6 @@ export interface FacilitatorClientOptions {
   /** A shared dispatcher from `createFacilitatorDispatcher`; the client makes (and owns) its own otherwise. */
   readonly dispatcher?: Dispatcher;
 }
-
 
 /** The client for one configured facilitator. */
 export class FacilitatorClient {
@@ -187,7 +164,7 @@ export class FacilitatorClient {
       }
       return unavailable({
         kind: 'unreachable',
-        mayHaveReceived: !NOT_SENT_ERROR_CODES.has(errorCode(error) ?? ''),
+        mayHaveReceived: !NOT_SENT_ERROR_CODES.has(socketCode(error) ?? ''),
         message: `${method} ${shown} failed: ${errorMessage(error)}`,
         error,
       });
@@ -229,105 +206,14 @@ async function readLimited(body: AsyncIterable<Buffer> & { destroy(err?: Error):
   return Buffer.concat(chunks).toString('utf8');
 }
 
-// ---- response shapes: strict enough that a malformed answer is never read as success ----
-
-function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** `undefined` and `null` read as absent (the SDK's `nullish`); a present non-string is a malformed body. */
-function optionalString(record: Readonly<Record<string, unknown>>, key: string, max: number): string | undefined | false {
-  const value = record[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') return false;
-  return value.length > max ? value.slice(0, max) : value;
-}
-
-
-function readVerifyAnswer(status: number, json: unknown): FacilitatorVerifyAnswer | undefined {
-  if (!isRecord(json) || typeof json['isValid'] !== 'boolean') return undefined;
-  const payer = optionalString(json, 'payer', MAX_FACILITATOR_REASON_LENGTH);
-  if (payer === false) return undefined;
-  const withPayer = payer === undefined || payer === '' ? {} : { payer };
-  if (json['isValid']) {
-    // A 4xx that says "valid" contradicts itself: not an answer to act on.
-    return status < 300 ? { isValid: true, ...withPayer } : undefined;
-  }
-  const reason = optionalString(json, 'invalidReason', MAX_FACILITATOR_REASON_LENGTH);
-  const message = optionalString(json, 'invalidMessage', MAX_FACILITATOR_MESSAGE_LENGTH);
-  if (reason === false || message === false) return undefined;
-  return {
-    isValid: false,
-    invalidReason: reason === undefined || reason === '' ? UNSPECIFIED_INVALID_REASON : reason,
-    ...(message === undefined ? {} : { invalidMessage: message }),
-    ...withPayer,
-  };
-}
-
-function readSettleAnswer(status: number, json: unknown): FacilitatorSettleAnswer | undefined {
-  if (!isRecord(json) || typeof json['success'] !== 'boolean') return undefined;
-  const transaction = optionalString(json, 'transaction', 256);
-  const network = optionalString(json, 'network', MAX_FACILITATOR_REASON_LENGTH);
-  const payer = optionalString(json, 'payer', MAX_FACILITATOR_REASON_LENGTH);
-  const reason = optionalString(json, 'errorReason', MAX_FACILITATOR_MESSAGE_LENGTH);
-  const message = optionalString(json, 'errorMessage', MAX_FACILITATOR_MESSAGE_LENGTH);
-  if (transaction === false || network === false || payer === false || reason === false || message === false) return undefined;
-  const optional = {
-    ...(network === undefined ? {} : { network }),
-    ...(payer === undefined || payer === '' ? {} : { payer }),
-  };
-  if (json['success']) {
-    // Success must name its transaction and come with a 2xx; the adapter checks the rest.
-    if (status >= 300 || transaction === undefined || !isTxHash(transaction)) return undefined;
-    return { success: true, transaction, ...optional };
-  }
-  return {
-    success: false,
-    transaction: transaction ?? '',
-    ...(reason === undefined || reason === '' ? {} : { errorReason: reason }),
-    ...(message === undefined ? {} : { errorMessage: message }),
-    ...optional,
-  };
-}
-
-function readSupported(status: number, json: unknown): FacilitatorSupported | undefined {
-  if (status >= 300 || !isRecord(json) || !Array.isArray(json['kinds'])) return undefined;
-  const kinds: FacilitatorKind[] = [];
-  for (const entry of json['kinds']) {
-    if (!isRecord(entry)) return undefined;
-    const { x402Version, scheme, network, extra } = entry;
-    if (typeof x402Version !== 'number' || typeof scheme !== 'string' || typeof network !== 'string') return undefined;
-    if (extra !== undefined && extra !== null && !isRecord(extra)) return undefined;
-    kinds.push({ x402Version, scheme, network, ...(isRecord(extra) ? { extra } : {}) });
-  }
-  // v1-era facilitators answer only `{kinds}`; the official client defaults the rest, so do we.
-  const extensions = json['extensions'] ?? [];
-  const signers = json['signers'] ?? {};
-  if (!Array.isArray(extensions) || !extensions.every((e): e is string => typeof e === 'string')) return undefined;
-  if (!isRecord(signers)) return undefined;
-  const signerLists: Record<string, readonly string[]> = {};
-  for (const [family, list] of Object.entries(signers)) {
-    if (!Array.isArray(list) || !list.every((s): s is string => typeof s === 'string')) return undefined;
-    signerLists[family] = list;
-  }
-  return { kinds, extensions, signers: signerLists };
-}
-
-function errorCode(error: unknown): string | undefined {
-  // undici wraps the socket error; the code may sit on the error or on its cause.
-  for (let current = error, depth = 0; isErrorLike(current) && depth < 5; current = current.cause, depth++) {
-    if (typeof current.code === 'string' && current.code !== 'UND_ERR_SOCKET') return current.code;
-  }
-  return undefined;
-}
-
-function isErrorLike(value: unknown): value is { code?: unknown; cause?: unknown } {
-  return typeof value === 'object' && value !== null;
+/** undici wraps the socket error: the code may sit on the error or on a cause; `UND_ERR_SOCKET` says nothing more. */
+function socketCode(error: unknown): string | undefined {
+  return errorCode(error, (code) => code !== 'UND_ERR_SOCKET');
 }
 
 function errorMessage(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const code = errorCode(error);
+  const code = socketCode(error);
   return code === undefined ? error.message : `${error.message} (${code})`;
 }
 
@@ -352,8 +238,8 @@ function redactUrl(url: string): string {
   }
 }
 
+/** A body quoted in a failure message: whitespace folded, clipped. */
 function excerpt(text: string, limit = 200): string {
   const compact = text.trim().replace(/\s+/g, ' ');
-  if (compact === '') return '<empty body>';
-  return compact.length <= limit ? compact : `${compact.slice(0, limit - 3)}...`;
+  return compact === '' ? '<empty body>' : clip(compact, limit);
 }

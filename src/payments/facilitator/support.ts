@@ -3,7 +3,8 @@
  * report which of the kinds the gateway will send it are missing. Reported, not enforced: a
  * facilitator may be down at start-up and fine a minute later, and fallback covers the gap.
  */
-import type { FacilitatorClient, FacilitatorKind } from './facilitator-client.js';
+import type { FacilitatorKind } from './answers.js';
+import type { FacilitatorClient } from './client.js';
 
 export type FacilitatorSupportReport =
   | {

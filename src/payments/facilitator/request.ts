@@ -4,11 +4,12 @@
  * Never the client's echo of a requirement: the facilitator checks the payment against what we
  * sent it, so a client cannot talk it into a cheaper price.
  */
-import type { NetworkConfig, PaymentOption } from '../config/types.js';
-import { requirementV1, requirementV2 } from '../protocol/challenge.js';
-import type { DecodedPayment } from '../protocol/types.js';
-import type { FacilitatorKind, FacilitatorRequestBody } from './facilitator-client.js';
-import type { PaymentContext } from './ports.js';
+import type { NetworkConfig, PaymentOption } from '../../config/types.js';
+import { requirementV1, requirementV2 } from '../../protocol/challenge.js';
+import type { DecodedPayment } from '../../protocol/types.js';
+import type { FacilitatorKind } from './answers.js';
+import type { FacilitatorRequestBody } from './client.js';
+import type { PaymentContext } from '../ports.js';
 
 /**
  * The request a v1 payment was made for. v1 requirements carry `resource`, `description` and

@@ -5,8 +5,8 @@
  * may be briefly unreachable at start, and a config problem must not stop a running fleet).
  */
 import { erc20Abi, parseAbi } from 'viem';
-import type { AssetConfig } from '../config/types.js';
-import type { ChainClient } from './chain-client.js';
+import type { AssetConfig } from '../../config/types.js';
+import type { ChainClient } from './client.js';
 
 const eip712Abi = parseAbi(['function name() view returns (string)', 'function version() view returns (string)']);
 
