@@ -167,6 +167,7 @@ async function printReceipts(config: Config, values: { json?: boolean; csv?: boo
     io.err('--limit must be a positive integer and --since a Unix time in milliseconds');
     return 2;
   }
+  // Read only: no expiry is judged, so the ledger's default clock (systemClock) is never consulted.
   const ledger = new SqliteLedger(config.ledger.path);
   try {
     const rows = await ledger.receipts({ limit, since });

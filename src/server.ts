@@ -57,7 +57,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const logger = options.logger ?? createLogger(initial.logLevel);
   const clock = options.clock ?? systemClock;
   const metrics = new GatewayMetrics();
-  const ledger = observeLedger(options.ledger ?? new SqliteLedger(initial.ledger.path), metrics, logger);
+  const ledger = observeLedger(options.ledger ?? new SqliteLedger(initial.ledger.path, { clock }), metrics, logger);
   const backends = options.backends ?? new PaymentBackendCache(clock, (counters) => metrics.addCacheSource(counters));
   const work = new WorkInFlight();
   const unchargedForwards = new TokenBuckets();

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
-import { formatPath, parseConfig, type ParseResult } from './parse.js';
+import { formatPath } from './format-path.js';
+import { parseConfig, type ParseResult } from './parse.js';
 
 /** `${NAME}` or `${NAME:-default}`; `$${` escapes a literal `${`. */
 const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;

@@ -1,40 +1,22 @@
 /**
  * Untrusted YAML data to a frozen `Config`, reporting every problem at once with its YAML path
  * (`routes[2].price: ...`). The gateway never starts, or reloads into, a half-valid config.
- * Pure: the caller reads the file and expands `${VAR}`.
+ * Pure: the caller reads the file and expands `${VAR}`. This file checks the sections against one
+ * another; each section is compiled by its own `compile-*.ts`, and `deep-freeze.ts` seals the result.
  */
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { getAddress } from 'viem';
 import type { z } from 'zod';
-import { KNOWN_CHAINS } from './known-networks.js';
+import { compileAllowlist } from './compile-allowlist.js';
+import { checkAssetIds, compileAssets } from './compile-assets.js';
+import { compileNetworks } from './compile-networks.js';
+import { compilePrice } from './compile-price.js';
+import { deepFreeze } from './deep-freeze.js';
+import { formatPath } from './format-path.js';
 import { configSchema, minimumAfterTimeout, type RawConfig } from './schema.js';
-import type {
-  Address,
-  Allowlist,
-  AssetConfig,
-  Config,
-  NetworkConfig,
-  PaymentOption,
-  RouteConfig,
-  RoutePrice,
-  SettleConfig,
-  UpstreamConfig,
-} from './types.js';
-import { dollarsToAtomic, parseAtomic } from '../pricing.js';
-import { withWire } from '../protocol/option-wire.js';
+import type { Config, RouteConfig, UpstreamConfig } from './types.js';
 import { compileRoute, type CompiledRoute } from '../routes/table.js';
 
 export type ParseResult = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly problems: readonly string[] };
-
-/** Formats a path like ['routes', 2, 'price'] as `routes[2].price`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const key of path) {
-    if (typeof key === 'number') out += `[${key}]`;
-    else out += out === '' ? String(key) : `.${String(key)}`;
-  }
-  return out === '' ? '(top level)' : out;
-}
 
 function zodProblems(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
@@ -163,173 +145,6 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
     reload: raw.reload,
     hash,
   };
-}
-
-function compileNetworks(raw: RawConfig, problems: string[]): Map<string, NetworkConfig> {
-  const networks = new Map<string, NetworkConfig>();
-  for (const [name, n] of Object.entries(raw.networks)) {
-    const chainId = Number(n.network.slice('eip155:'.length));
-    if (!Number.isSafeInteger(chainId)) {
-      problems.push(`networks.${name}.network: chain id is too large`);
-      continue;
-    }
-    const rpc = n.rpc === undefined ? [] : Array.isArray(n.rpc) ? n.rpc : [n.rpc];
-    const verify = n.verify ?? (n.settle.mode === 'facilitator' && rpc.length === 0 ? 'facilitator' : 'local');
-    if (rpc.length === 0 && (verify === 'local' || n.settle.mode === 'local')) {
-      problems.push(`networks.${name}.rpc: required to ${n.settle.mode === 'local' ? 'settle' : 'verify payments'} locally`);
-    }
-    if (verify === 'facilitator' && n.settle.mode !== 'facilitator') {
-      problems.push(`networks.${name}.verify: "facilitator" needs settle.mode: facilitator`);
-    }
-    const settle: SettleConfig =
-      n.settle.mode === 'local'
-        ? {
-            mode: 'local',
-            privateKey: n.settle.privateKey as `0x${string}`,
-            receiptTimeoutMs: n.settle.receiptTimeoutMs,
-            maxGas: n.settle.maxGas,
-            revertPenaltySeconds: n.settle.revertPenaltySeconds,
-          }
-        : {
-            mode: 'facilitator',
-            facilitators: [{ url: n.settle.url, headers: n.settle.headers, timeoutMs: n.settle.timeoutMs }, ...n.settle.fallbacks],
-          };
-    networks.set(name, {
-      name,
-      caip2: n.network as `eip155:${number}`,
-      chainId,
-      v1Name: KNOWN_CHAINS.get(chainId)?.v1Name,
-      rpc,
-      verify,
-      settle,
-      proofConfirmations: n.proof.confirmations,
-      proofMaxAgeSeconds: n.proof.maxAgeSeconds,
-    });
-  }
-  return networks;
-}
-
-/** Built-in `usdc@<network>` for every configured network on a known chain, then declared assets over them. */
-function compileAssets(raw: RawConfig, networks: ReadonlyMap<string, NetworkConfig>, problems: string[]): Map<string, AssetConfig> {
-  const assets = new Map<string, AssetConfig>();
-  for (const network of networks.values()) {
-    const usdc = KNOWN_CHAINS.get(network.chainId)?.usdc;
-    if (!usdc) continue;
-    assets.set(`usdc@${network.name}`, {
-      id: `usdc@${network.name}`,
-      network,
-      address: getAddress(usdc.address),
-      eip712Name: usdc.eip712Name,
-      eip712Version: usdc.eip712Version,
-      decimals: usdc.decimals,
-      symbol: 'USDC',
-    });
-  }
-  raw.assets.forEach((a, i) => {
-    const network = networks.get(a.network);
-    if (!network) {
-      problems.push(`assets[${i}].network: unknown network "${a.network}" (declare it under networks)`);
-      return;
-    }
-    if (!a.id.endsWith(`@${a.network}`)) problems.push(`assets[${i}].id: "${a.id}" must end with "@${a.network}"`);
-    assets.set(a.id, {
-      id: a.id,
-      network,
-      address: getAddress(a.address),
-      eip712Name: a.name,
-      eip712Version: a.version,
-      decimals: a.decimals,
-      symbol: a.symbol ?? (a.id.split('@')[0] ?? a.id).toUpperCase(),
-    });
-  });
-  return assets;
-}
-
-function checkAssetIds(ids: readonly string[], assets: ReadonlyMap<string, AssetConfig>, path: (string | number)[], problems: string[]): void {
-  ids.forEach((id, i) => {
-    if (!assets.has(id)) problems.push(`${formatPath([...path, i])}: unknown asset "${id}"${assetHint(assets)}`);
-  });
-}
-
-function assetHint(assets: ReadonlyMap<string, AssetConfig>): string {
-  return assets.size === 0 ? ' (no assets: declare one under assets, or use a network on a known chain)' : ` (known: ${[...assets.keys()].join(', ')})`;
-}
-
-interface PriceContext {
-  readonly assets: ReadonlyMap<string, AssetConfig>;
-  readonly accepts: readonly string[];
-  readonly payTo: Address;
-  readonly maxTimeoutSeconds: number;
-  readonly problems: string[];
-}
-
-function compilePrice(r: RawConfig['routes'][number], index: number, ctx: PriceContext): RoutePrice {
-  const at = `routes[${index}].price`;
-  // Each option's wire form (v2 requirement and its JSON, v1 terms, info headers) is built here,
-  // once, so no request rebuilds it.
-  const option = (asset: AssetConfig, amount: bigint): PaymentOption =>
-    withWire({ scheme: 'exact', asset, amount, payTo: ctx.payTo, maxTimeoutSeconds: ctx.maxTimeoutSeconds });
-  if (r.price === 'free') return { kind: 'free' };
-  if (typeof r.price === 'string') {
-    if (r.accepts) checkAssetIds(r.accepts, ctx.assets, ['routes', index, 'accepts'], ctx.problems);
-    const options: PaymentOption[] = [];
-    for (const id of ctx.accepts) {
-      const asset = ctx.assets.get(id);
-      if (!asset) continue; // reported by checkAssetIds
-      const amount = dollarsToAtomic(r.price, asset.decimals);
-      if (!amount.ok) {
-        ctx.problems.push(`${at}: ${amount.problem}`);
-        return { kind: 'free' };
-      }
-      options.push(option(asset, amount.amount));
-    }
-    if (options.length === 0 && ctx.accepts.length === 0) ctx.problems.push(`${at}: no asset to charge in (set defaults.accepts or routes[${index}].accepts)`);
-    return { kind: 'priced', options };
-  }
-  const asset = ctx.assets.get(r.price.asset);
-  if (!asset) {
-    ctx.problems.push(`${at}.asset: unknown asset "${r.price.asset}"${assetHint(ctx.assets)}`);
-    return { kind: 'free' };
-  }
-  const amount = parseAtomic(r.price.amount);
-  if (!amount.ok) {
-    ctx.problems.push(`${at}.amount: ${amount.problem}`);
-    return { kind: 'free' };
-  }
-  return { kind: 'priced', options: [option(asset, amount.amount)] };
-}
-
-/** API key hashes and CIDRs (checked with node's BlockList, which parses and matches them). */
-function compileAllowlist(raw: NonNullable<RawConfig['defaults']['allow']>, path: (string | number)[], problems: string[]): Allowlist {
-  const cidrs = new BlockList();
-  raw.cidrs.forEach((text, i) => {
-    const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(text);
-    const address = m?.[1] ?? '';
-    const type = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
-    const prefix = m?.[2] === undefined ? (type === 'ipv6' ? 128 : 32) : Number(m[2]);
-    if (!type || prefix > (type === 'ipv6' ? 128 : 32)) {
-      problems.push(`${formatPath([...path, 'cidrs', i])}: "${text}" is not an IP address or CIDR block`);
-      return;
-    }
-    cidrs.addSubnet(address, prefix, type);
-  });
-  return {
-    apiKeySha256: new Set(raw.apiKeySha256.map((h) => h.toLowerCase())),
-    apiKeyHeader: raw.apiKeyHeader.toLowerCase(),
-    cidrs,
-    cidrList: raw.cidrs,
-  };
-}
-
-/** Freezes the config graph so nothing past the edge can change it. Maps are left as they are. */
-function deepFreeze<T>(value: T): T {
-  // BlockList is a native handle: freezing it would break its methods.
-  if (value && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof BlockList)) {
-    Object.freeze(value);
-    if (value instanceof Map) for (const v of value.values()) deepFreeze(v);
-    else for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }
 
 /**

@@ -20,7 +20,7 @@ export type PaymentOutcome =
   | {
       readonly kind: 'failed';
       readonly reason: string;
-      readonly transaction: string;
+      readonly transaction?: Hex;
       /** The transaction may still land: the receipt row says `pending`, the nonce stays reserved. */
       readonly pending: boolean;
     }
@@ -113,7 +113,7 @@ export class PendingPayment {
     const value =
       outcome.kind === 'settled'
         ? encodeReceiptHeader({ success: true, transaction: outcome.transaction, network: a.payment.network, payer: outcome.payer })
-        : encodeReceiptHeader({ success: false, transaction: outcome.transaction, network: a.payment.network, payer: a.payer, errorReason: outcome.reason });
+        : encodeReceiptHeader({ success: false, transaction: outcome.transaction ?? '', network: a.payment.network, payer: a.payer, errorReason: outcome.reason });
     return { name: receiptHeaderName(a.payment.x402Version), value };
   }
 

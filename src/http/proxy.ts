@@ -15,47 +15,20 @@
  * case is caught where reply-from reports every upstream answer: its `retryDelay` callback (which
  * also turns its retries off: a retried request may have done its work already).
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import httpProxy from '@fastify/http-proxy';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Config, UpstreamConfig } from '../config/types.js';
 import type { Checkout } from '../payments/checkout.js';
-import type { Readable } from 'node:stream';
-import { watchIdle } from './idle-timeout.js';
-import { formKind, formOverridesMethod, MAX_INSPECTED_FORM_BYTES, overrideCouldReachPricedRoute, readBounded } from './method-override.js';
-import { resourceUrl, sendError, sendSettlementFailure } from './replies.js';
-import type { PendingPayment } from './pending-payment.js';
-import { paymentOf, type RequestState, type RequestStates } from './request-state.js';
-import { UPSTREAM_CONSTRAINT } from './routing.js';
 import { GATEWAY_REASON, upstreamStatusReason } from '../protocol/reasons.js';
-
-/**
- * Request headers that never reach an upstream: payment instruments, a header official clients
- * add by mistake, method overrides (a request priced as the GET it is must not become the POST an
- * upstream's override middleware would turn it into), and path overrides (IIS URL Rewrite and some
- * frameworks route `/free` with `X-Original-URL: /paid` to the paid handler).
- */
-const STRIPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
-  'payment-signature',
-  'x-payment',
-  'x-payment-proof',
-  'x-payment-proof-signature',
-  'access-control-expose-headers',
-  'x-http-method-override',
-  'x-http-method',
-  'x-method-override',
-  'x-original-url',
-  'x-rewrite-url',
-  'x-forwarded-prefix',
-]);
-/** Response headers an upstream may not set: receipts and challenges are the gateway's to give. */
-const STRIPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set(['payment-response', 'x-payment-response', 'payment-required']);
-/**
- * Cache directives for shared caches only (RFC 9213 `CDN-Cache-Control`, Fastly's and Akamai's
- * `Surrogate-Control`, vendor `*-CDN-Cache-Control`): a CDN obeys them over `Cache-Control:
- * private`, and would serve a paid body to everyone. Dropped from answers of priced routes.
- */
-const SHARED_CACHE_HEADER = /^(?:surrogate-control|(?:[a-z0-9-]+-)?cdn-cache-control)$/;
+import { mayForward, refuseFormOverride } from './forward-guard.js';
+import { watchIdle } from './idle-timeout.js';
+import { formKind } from './method-override.js';
+import type { PendingPayment } from './pending-payment.js';
+import { resourceUrl, sendError, sendSettlementFailure } from './replies.js';
+import { paymentOf, type RequestStates } from './request-state.js';
+import { UPSTREAM_CONSTRAINT } from './routing.js';
+import { dropUpstreamHeaders, keepFromSharedCaches, STRIPPED_REQUEST_HEADERS, upstreamRequestHeaders, upstreamResponseHeaders } from './upstream-headers.js';
 
 export interface ProxyDeps {
   readonly config: Config;
@@ -155,48 +128,6 @@ function http1Reply(reply: FastifyReply<RouteGenericInterface, RawServerBase>): 
   return reply as FastifyReply;
 }
 
-/**
- * The headers sent upstream. Copied name by name rather than spread and `delete`d: deleting
- * turns an object into a slow dictionary, and this runs for every request.
- *
- * `stripped`: lowercase names never forwarded. `credentials`: the upstream's configured headers,
- * lowercased; they win over the caller's.
- */
-function upstreamRequestHeaders(
-  request: FastifyRequest,
-  headers: IncomingHttpHeaders,
-  stripped: ReadonlySet<string>,
-  credentials: readonly (readonly [string, string])[],
-): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = {};
-  for (const name in headers) {
-    if (!stripped.has(name)) out[name] = headers[name];
-  }
-  const priorFor = request.headers['x-forwarded-for'];
-  out['x-forwarded-for'] = priorFor ? `${String(priorFor)}, ${request.ip}` : request.ip;
-  out['x-forwarded-proto'] = request.protocol;
-  // The host that was routed on (routing.ts checked it is one host), never a caller's own
-  // X-Forwarded-Host: an upstream that picks a tenant from it must see the host that was priced.
-  // (undefined for an HTTP/1.0 request without Host: undici sends no such header).
-  out['x-forwarded-host'] = request.raw.headers.host;
-  for (const [name, value] of credentials) out[name] = value;
-  return out;
-}
-
-function upstreamResponseHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = {};
-  for (const name in headers) {
-    if (!STRIPPED_RESPONSE_HEADERS.has(name)) out[name] = headers[name];
-  }
-  return out;
-}
-
-/** A paid answer must not be cached where an unpaid caller could be served it. */
-function privateCacheControl(existing: unknown): string {
-  const kept = typeof existing === 'string' ? existing.split(',').map((d) => d.trim()).filter((d) => d !== '' && d.toLowerCase() !== 'public' && d.toLowerCase() !== 'private') : [];
-  return [...kept, 'private'].join(', ');
-}
-
 async function onUpstreamResponse(
   deps: ProxyDeps,
   upstream: UpstreamConfig,
@@ -245,8 +176,7 @@ async function onUpstreamResponse(
   // cache must not hand to the next, unpaid caller.
   const route = state?.match?.route;
   if (route?.price.kind === 'priced' && route.mode === 'enforce') {
-    reply.header('cache-control', privateCacheControl(reply.getHeader('cache-control')));
-    for (const name of Object.keys(reply.getHeaders())) if (SHARED_CACHE_HEADER.test(name)) reply.removeHeader(name);
+    keepFromSharedCaches(reply);
   }
   const eventStream = String(reply.getHeader('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
   const idleMs = eventStream ? upstream.sseIdleTimeoutMs : upstream.idleTimeoutMs;
@@ -272,65 +202,6 @@ async function decideWithoutCaller(deps: ProxyDeps, request: FastifyRequest, pay
   if (payment.decided) return;
   await (status < 400 ? payment.settle(GATEWAY_REASON.clientClosed) : payment.release(upstreamStatusReason(status)));
   deps.summariseLate(request);
-}
-
-/**
- * Whether the request may leave for the upstream. A priced, enforced route passes only with a
- * payment settled (`before`, a proof) or reserved (`after`), or as allowlisted; anything else
- * means the paywall's answer has not stopped the request, and it is refused here instead. A
- * reserved payment whose caller left before forwarding is released: no work, no charge.
- */
-export function mayForward(state: RequestState | undefined, request: FastifyRequest, reply: FastifyReply): boolean {
-  const route = state?.match?.route;
-  if (!state || !route || route.price.kind === 'free' || route.mode === 'shadow') return true;
-  const decision = state.decision;
-  const callerGone = reply.raw.destroyed || request.raw.aborted;
-  switch (decision.kind) {
-    case 'allowlisted':
-    case 'proof':
-      return true;
-    case 'payment': {
-      const payment = decision.payment;
-      if (payment.outcome?.kind === 'settled') return true;
-      if (!payment.decided && !callerGone) return true;
-      payment.abandon()?.catch((err: unknown) => request.log.error({ err }, 'could not release the payment of a closed request'));
-      break;
-    }
-    case 'none':
-    case 'shadow':
-    case 'challenged':
-    case 'refused':
-      break;
-  }
-  if (!callerGone && !reply.sent) {
-    request.log.error({ decision: decision.kind }, 'a priced request reached the proxy without a payment');
-    sendError(reply, 'GW_ERR_GATEWAY_INTERNAL');
-  }
-  return false;
-}
-
-/**
- * A method override in a form body (method-override.ts), which only now, after the paywall, can be
- * read; true when the request was refused. A refused request's reservation is released; a
- * `before` payment already settled keeps its receipt, as after an upstream failure.
- */
-async function refuseFormOverride(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply, kind: 'urlencoded' | 'multipart'): Promise<boolean> {
-  const state = deps.states.get(request.raw);
-  if (!state?.target.ok) return false;
-  if (!overrideCouldReachPricedRoute(deps.config.table, request.method, request.raw.headers.host, state.target.segments)) return false;
-  const read = await readBounded(request.body as Readable, MAX_INSPECTED_FORM_BYTES);
-  if (read.ok && !formOverridesMethod(kind, read.body)) {
-    request.body = read.body;
-    return false;
-  }
-  const reason = read.ok ? GATEWAY_REASON.methodOverride : GATEWAY_REASON.formTooLarge;
-  state.answer = { kind: 'invalid', reason };
-  const payment = paymentOf(state);
-  if (payment && !payment.decided) await payment.release(reason);
-  const receipt = payment?.receiptHeader();
-  if (receipt) reply.header(receipt.name, receipt.value);
-  sendError(reply, read.ok ? 'GW_ERR_METHOD_OVERRIDE' : 'GW_ERR_BODY_TOO_LARGE');
-  return true;
 }
 
 async function onUpstreamError(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply, error: Error): Promise<void> {
@@ -361,14 +232,3 @@ function discard(stream: NodeJS.ReadableStream & { destroy(): void }): void {
   stream.destroy();
 }
 
-/**
- * Before the gateway answers itself in place of the upstream: removes every header reply-from
- * copied from the upstream, keeping only the gateway's own CORS headers (a browser must be able to
- * read why it was refused) and `connection` (reply-from's `close` when the request body was not
- * consumed). Nothing else is set on the reply before the upstream answers.
- */
-function dropUpstreamHeaders(reply: FastifyReply): void {
-  for (const name of Object.keys(reply.getHeaders())) {
-    if (!name.startsWith('access-control-') && name !== 'connection') reply.removeHeader(name);
-  }
-}

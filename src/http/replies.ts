@@ -7,7 +7,7 @@ import type { Config, RouteConfig } from '../config/types.js';
 import { errorBody, GatewayError, InfrastructureError, type ErrorCode } from '../errors.js';
 import { buildChallenge, PAYMENT_REQUIRED_HEADER } from '../protocol/challenge.js';
 import { buildDiscovery } from '../protocol/discovery.js';
-import { renderPaywallPage } from '../protocol/paywall-page.js';
+import { renderChallengePage } from '../protocol/challenge-page.js';
 import { PROOF_MESSAGE_HEADER, proofMessageTemplate } from '../protocol/proof-message.js';
 import type { PendingPayment } from './pending-payment.js';
 import type { RequestStates } from './request-state.js';
@@ -34,7 +34,7 @@ function wantsHtml(request: FastifyRequest): boolean {
 }
 
 /**
- * Sends a 402: the v2 `PAYMENT-REQUIRED` header, the v1 JSON body (or a paywall page for a
+ * Sends a 402: the v2 `PAYMENT-REQUIRED` header, the v1 JSON body (or the challenge page for a
  * browser), the informational `X-Payment-*` headers, and `Cache-Control: no-store`.
  * `extraHeaders` carries a failed settlement's receipt. On a route that accepts proofs, also the
  * message a payer signs (`X-Payment-Proof-Message`); it stays out of the v1 body and the v2
@@ -52,7 +52,7 @@ export function sendChallenge(
   const proofMessage = input.route.proof ? proofMessageTemplate(input.url) : undefined;
   if (proofMessage !== undefined) reply.header(PROOF_MESSAGE_HEADER, proofMessage);
   if (wantsHtml(request)) {
-    return reply.type('text/html; charset=utf-8').send(renderPaywallPage({ route: input.route, resourceUrl: input.url, options }));
+    return reply.type('text/html; charset=utf-8').send(renderChallengePage({ route: input.route, resourceUrl: input.url, options }));
   }
   return reply.type('application/json; charset=utf-8').send(challenge.v1Body);
 }

@@ -86,7 +86,7 @@ export function summaryOf(state: RequestState): RequestSummary {
             settlement,
           };
         case 'failed':
-          return { ...base, outcome: 'refused', reason: outcome.reason, payer, transaction: outcome.transaction || undefined, settlement };
+          return { ...base, outcome: 'refused', reason: outcome.reason, payer, transaction: outcome.transaction, settlement };
         case 'released':
           return { ...base, outcome: answered?.kind ?? 'not_charged', reason: answered?.reason ?? outcome.reason, payer };
       }

@@ -17,7 +17,17 @@
  */
 import Database from 'better-sqlite3';
 import type { Hex } from '../protocol/types.js';
-import { MONEY_STATUSES, nonceKeyString, type Ledger, type NonceKey, type Receipt, type ReceiptQuery, type ReceiptStatus } from '../payments/ports.js';
+import {
+  MONEY_STATUSES,
+  nonceKeyString,
+  systemClock,
+  type Clock,
+  type Ledger,
+  type NonceKey,
+  type Receipt,
+  type ReceiptQuery,
+  type ReceiptStatus,
+} from '../payments/ports.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS nonces (
@@ -89,51 +99,58 @@ function receiptRow(r: Receipt): ReceiptRow {
   };
 }
 
+export interface SqliteLedgerOptions {
+  /** The time reservation expiry, proof claims and payer penalties are judged by; systemClock by default. */
+  readonly clock?: Clock;
+}
 
+/** The `Ledger` in one SQLite file (`':memory:'` for none). */
 export class SqliteLedger implements Ledger {
-  private readonly db: Database.Database;
-  private readonly stmts;
+  readonly #db: Database.Database;
+  readonly #clock: Clock;
+  readonly #stmts;
   /** Writes waiting for the next group commit (see the file comment). */
-  private queue: QueuedWrite[] = [];
+  #queue: QueuedWrite[] = [];
   /** The connection's current `synchronous` setting: FULL (fsync per commit) or NORMAL. */
-  private syncFull = true;
-  private readonly commitBatch: (batch: readonly QueuedWrite[]) => WriteOutcome[];
+  #syncFull = true;
+  readonly #commitBatch: (batch: readonly QueuedWrite[]) => WriteOutcome[];
 
-  constructor(path: string, private readonly nowSeconds: () => number = () => Math.floor(Date.now() / 1000)) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
-    this.stmts = {
+  constructor(path: string, options: SqliteLedgerOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+    this.#db = new Database(path);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#db.exec(SCHEMA);
+    this.#stmts = {
       // A reservation whose authorization has expired can be taken again: the chain refuses it anyway.
-      reserve: this.db.prepare(
+      reserve: this.#db.prepare(
         `INSERT INTO nonces (key, state, expires_at) VALUES (?, 'reserved', ?)
          ON CONFLICT (key) DO UPDATE SET state = 'reserved', expires_at = excluded.expires_at
          WHERE nonces.state = 'reserved' AND nonces.expires_at < ?`,
       ),
-      release: this.db.prepare(`DELETE FROM nonces WHERE key = ?`),
-      keep: this.db.prepare(`UPDATE nonces SET state = 'kept' WHERE key = ?`),
-      claim: this.db.prepare(`INSERT OR IGNORE INTO proofs (chain_id, tx_hash, claimed_at) VALUES (?, ?, ?)`),
-      record: this.db.prepare(
+      release: this.#db.prepare(`DELETE FROM nonces WHERE key = ?`),
+      keep: this.#db.prepare(`UPDATE nonces SET state = 'kept' WHERE key = ?`),
+      claim: this.#db.prepare(`INSERT OR IGNORE INTO proofs (chain_id, tx_hash, claimed_at) VALUES (?, ?, ?)`),
+      record: this.#db.prepare(
         `INSERT INTO receipts (request_id, time, route, method, path, amount, asset, network, payer, nonce, tx_hash, status, reason)
          VALUES (@request_id, @time, @route, @method, @path, @amount, @asset, @network, @payer, @nonce, @tx_hash, @status, @reason)
          ON CONFLICT (request_id) DO UPDATE SET time = excluded.time, status = excluded.status, reason = excluded.reason,
            tx_hash = excluded.tx_hash, payer = excluded.payer`,
       ),
-      list: this.db.prepare(`SELECT * FROM receipts WHERE time >= ? ORDER BY time DESC, rowid DESC LIMIT ?`),
-      penalise: this.db.prepare(
+      list: this.#db.prepare(`SELECT * FROM receipts WHERE time >= ? ORDER BY time DESC, rowid DESC LIMIT ?`),
+      penalise: this.#db.prepare(
         `INSERT INTO payer_penalties (chain_id, payer, until) VALUES (?, ?, ?)
          ON CONFLICT (chain_id, payer) DO UPDATE SET until = max(until, excluded.until)`,
       ),
       // Expired refusals are dropped whenever one is added, so the table holds only live ones.
-      prunePenalties: this.db.prepare(`DELETE FROM payer_penalties WHERE until <= ?`),
-      penalty: this.db.prepare(`SELECT until FROM payer_penalties WHERE chain_id = ? AND payer = ? AND until > ?`),
+      prunePenalties: this.#db.prepare(`DELETE FROM payer_penalties WHERE until <= ?`),
+      penalty: this.#db.prepare(`SELECT until FROM payer_penalties WHERE chain_id = ? AND payer = ? AND until > ?`),
     };
     // Inside the batch's transaction a nested better-sqlite3 transaction is a savepoint: one
     // write's statements roll back together, and alone.
-    const inSavepoint = this.db.transaction((run: () => unknown) => run());
-    this.commitBatch = this.db.transaction((batch: readonly QueuedWrite[]) =>
+    const inSavepoint = this.#db.transaction((run: () => unknown) => run());
+    this.#commitBatch = this.#db.transaction((batch: readonly QueuedWrite[]) =>
       batch.map((write): WriteOutcome => {
         try {
           return { ok: true, value: inSavepoint(write.run) };
@@ -145,47 +162,47 @@ export class SqliteLedger implements Ledger {
   }
 
   reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean> {
-    return this.write(false, () => this.stmts.reserve.run(nonceKeyString(key), expiresAtSeconds, this.nowSeconds()).changes === 1);
+    return this.#write(false, () => this.#stmts.reserve.run(nonceKeyString(key), expiresAtSeconds, this.#nowSeconds()).changes === 1);
   }
 
   releaseNonce(key: NonceKey): Promise<void> {
-    return this.write(false, () => {
-      this.stmts.release.run(nonceKeyString(key));
+    return this.#write(false, () => {
+      this.#stmts.release.run(nonceKeyString(key));
     });
   }
 
   beginSettlement(key: NonceKey, pending: Receipt): Promise<void> {
     // One write: the nonce kept and the pending row land together or not at all.
-    return this.write(true, () => {
-      this.stmts.keep.run(nonceKeyString(key));
-      this.stmts.record.run(receiptRow(pending));
+    return this.#write(true, () => {
+      this.#stmts.keep.run(nonceKeyString(key));
+      this.#stmts.record.run(receiptRow(pending));
     });
   }
 
   claimProof(chainId: number, txHash: Hex): Promise<boolean> {
-    return this.write(true, () => this.stmts.claim.run(chainId, txHash.toLowerCase(), this.nowSeconds()).changes === 1);
+    return this.#write(true, () => this.#stmts.claim.run(chainId, txHash.toLowerCase(), this.#nowSeconds()).changes === 1);
   }
 
   penalisePayer(chainId: number, payer: Hex, untilSeconds: number): Promise<void> {
-    return this.write(false, () => {
-      this.stmts.prunePenalties.run(this.nowSeconds());
-      this.stmts.penalise.run(chainId, payer.toLowerCase(), untilSeconds);
+    return this.#write(false, () => {
+      this.#stmts.prunePenalties.run(this.#nowSeconds());
+      this.#stmts.penalise.run(chainId, payer.toLowerCase(), untilSeconds);
     });
   }
 
   async payerPenalty(chainId: number, payer: Hex): Promise<number | undefined> {
-    const row = this.stmts.penalty.get(chainId, payer.toLowerCase(), this.nowSeconds()) as { until: number } | undefined;
+    const row = this.#stmts.penalty.get(chainId, payer.toLowerCase(), this.#nowSeconds()) as { until: number } | undefined;
     return row?.until;
   }
 
   record(r: Receipt): Promise<void> {
-    return this.write(MONEY_STATUSES.has(r.status), () => {
-      this.stmts.record.run(receiptRow(r));
+    return this.#write(MONEY_STATUSES.has(r.status), () => {
+      this.#stmts.record.run(receiptRow(r));
     });
   }
 
   async receipts(query: ReceiptQuery): Promise<Receipt[]> {
-    const rows = this.stmts.list.all(query.since ?? 0, query.limit ?? 1000) as ReceiptRow[];
+    const rows = this.#stmts.list.all(query.since ?? 0, query.limit ?? 1000) as ReceiptRow[];
     return rows.map((row) => ({
       time: row.time,
       requestId: row.request_id,
@@ -204,34 +221,39 @@ export class SqliteLedger implements Ledger {
   }
 
   async close(): Promise<void> {
-    this.flush();
-    if (this.db.open) this.db.close();
+    this.#flush();
+    if (this.#db.open) this.#db.close();
+  }
+
+  /** The clock's unix second, as the `INTEGER` columns store it. */
+  #nowSeconds(): number {
+    return Number(this.#clock.nowSeconds());
   }
 
   /**
    * Queues `run` for the next group commit; resolves with its result once that is committed, and
    * on disk if `durable` (then the whole batch is).
    */
-  private write<T>(durable: boolean, run: () => T): Promise<T> {
+  #write<T>(durable: boolean, run: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
-      if (this.queue.length === 1) setImmediate(() => this.flush());
+      this.#queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#queue.length === 1) setImmediate(() => this.#flush());
     });
   }
 
-  private flush(): void {
-    const batch = this.queue;
+  #flush(): void {
+    const batch = this.#queue;
     if (batch.length === 0) return;
-    this.queue = [];
+    this.#queue = [];
     let outcomes: WriteOutcome[];
     try {
-      if (!this.db.open) throw new Error('ledger closed');
+      if (!this.#db.open) throw new Error('ledger closed');
       const durable = batch.some((write) => write.durable);
-      if (durable !== this.syncFull) {
-        this.db.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
-        this.syncFull = durable;
+      if (durable !== this.#syncFull) {
+        this.#db.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
+        this.#syncFull = durable;
       }
-      outcomes = this.commitBatch(batch);
+      outcomes = this.#commitBatch(batch);
     } catch (err) {
       for (const write of batch) write.reject(err);
       return;

@@ -84,7 +84,7 @@ export class CachedVerifier implements Verifier {
     this.#lowBalance = new LRUCache({ max });
   }
 
-  verify(payment: DecodedPayment, option: PaymentOption, context?: PaymentContext): Promise<VerifyResult> {
+  verify(payment: DecodedPayment, option: PaymentOption, context: PaymentContext): Promise<VerifyResult> {
     const nonce = nonceKey(payment, option);
     if (this.#usedNonces.has(nonce)) {
       this.counters.hits++;

@@ -22,7 +22,7 @@
 import type { PaymentOption, RouteConfig } from '../config/types.js';
 import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import { selectRequirement } from '../protocol/select-requirement.js';
-import type { DecodedPayment, Hex } from '../protocol/types.js';
+import type { Address, DecodedPayment, Hex } from '../protocol/types.js';
 import type { Clock, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, TxProof, Verifier } from './ports.js';
 import { WorkInFlight } from './work-in-flight.js';
 
@@ -51,7 +51,7 @@ export interface PaymentRequestInfo {
 export interface AuthorizedPayment {
   readonly payment: DecodedPayment;
   readonly option: PaymentOption;
-  readonly payer: Hex;
+  readonly payer: Address;
   readonly nonceKey: NonceKey;
   readonly request: PaymentRequestInfo;
 }
@@ -61,17 +61,18 @@ export type AuthorizeOutcome =
   | { readonly kind: 'refused'; readonly reason: string; readonly message?: string };
 
 export type SettleOutcome =
-  | { readonly kind: 'settled'; readonly transaction: Hex; readonly payer: Hex }
+  | { readonly kind: 'settled'; readonly transaction: Hex; readonly payer: Address }
   | {
       readonly kind: 'failed';
       readonly reason: string;
-      readonly transaction: string;
+      /** The settlement's transaction, when one was made. */
+      readonly transaction?: Hex;
       /** The transaction may still land: the receipt row says `pending`, the nonce stays reserved. */
       readonly pending: boolean;
     };
 
 export type ProofOutcome =
-  | { readonly kind: 'accepted'; readonly payer: Hex; readonly option: PaymentOption }
+  | { readonly kind: 'accepted'; readonly payer: Address; readonly option: PaymentOption }
   | { readonly kind: 'refused'; readonly reason: string };
 
 export class Checkout {
@@ -136,7 +137,7 @@ export class Checkout {
       if (!settler) {
         await this.deps.ledger.releaseNonce(a.nonceKey);
         await this.record(a, 'settle_failed', GATEWAY_REASON.settlementNotConfigured, '');
-        return { kind: 'failed', reason: GATEWAY_REASON.settlementNotConfigured, transaction: '', pending: false };
+        return { kind: 'failed', reason: GATEWAY_REASON.settlementNotConfigured, pending: false };
       }
       // Before anything is sent: the nonce is kept (no later request can take the reservation
       // over while the transaction is out) and a pending row names the payment, in one write.
@@ -159,7 +160,7 @@ export class Checkout {
         await this.deps.ledger.releaseNonce(a.nonceKey);
         await this.record(a, 'settle_failed', result.reason, result.transaction ?? '');
       }
-      return { kind: 'failed', reason: result.reason, transaction: result.transaction ?? '', pending: result.maybeOnChain };
+      return { kind: 'failed', reason: result.reason, ...(result.transaction === undefined ? {} : { transaction: result.transaction }), pending: result.maybeOnChain };
     });
   }
 

@@ -1,6 +1,7 @@
 /**
  * The seams between the HTTP layer and everything that touches a chain, a facilitator or a disk.
- * `http/` sees only these; `gateway.ts` wires the concrete adapters in.
+ * `http/` sees `Checkout` and these ports, never a concrete adapter; `src/payment-backends.ts`
+ * makes the concrete adapters and `server.ts` wires them (and the ledger) in.
  */
 import type { Address, PaymentOption, RouteConfig } from '../config/types.js';
 import type { DecodedPayment, Hex } from '../protocol/types.js';
@@ -36,7 +37,7 @@ export interface PaymentContext {
 
 export interface Verifier {
   /** Checks `payment` against the one requirement it was matched to. Throws only on infrastructure faults. */
-  verify(payment: DecodedPayment, option: PaymentOption, context?: PaymentContext): Promise<VerifyResult>;
+  verify(payment: DecodedPayment, option: PaymentOption, context: PaymentContext): Promise<VerifyResult>;
 }
 
 /**
@@ -60,7 +61,7 @@ export type SettleResult =
 
 export interface Settler {
   /** Moves the money. Never throws: every failure is a `SettleResult` (faults become `unexpected_settle_error`). */
-  settle(payment: DecodedPayment, option: PaymentOption, context?: PaymentContext): Promise<SettleResult>;
+  settle(payment: DecodedPayment, option: PaymentOption, context: PaymentContext): Promise<SettleResult>;
 }
 
 /** The replay key of an EIP-3009 authorization: one per (chain, asset, payer, nonce). */
@@ -85,7 +86,10 @@ export type ReceiptStatus =
   | 'proof_accepted' // X-Payment-Proof transfer accepted
   | 'proof_refused';
 
-/** One row per payment outcome. */
+/**
+ * One row per payment outcome. A stored row: its string fields use `''` for "absent" (no payer,
+ * nonce or transaction yet), which is their column encoding, so they are not optional here.
+ */
 export interface Receipt {
   readonly time: number;
   readonly requestId: string;

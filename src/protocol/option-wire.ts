@@ -2,7 +2,7 @@
  * The wire form of one payment option: its v2 requirement (object and JSON), the part of its v1
  * requirement that does not depend on the request, and the informational `X-Payment-*` headers.
  *
- * Built once per option by the config compile (`withWire`, from `config/parse.ts`) and frozen on
+ * Built once per option by the config compile (`withWire`, from `config/compile-price.ts`) and frozen on
  * the option, so the 402 challenge, requirement selection and discovery read a field instead of
  * rebuilding it per request. Addresses are used as they are: config checksums every one.
  *

@@ -14,7 +14,7 @@ import type { PaymentOption } from '../../src/config/types.js';
 import { transferWithAuthorizationTypedData } from '../../src/payments/exact-evm/typed-data.js';
 import type { Verifier } from '../../src/payments/ports.js';
 import type { DecodedPayment, Eip3009Authorization } from '../../src/protocol/types.js';
-import { makePayment, type PaymentOverrides } from '../helpers/options.js';
+import { makePayment, PAYMENT_CONTEXT, type PaymentOverrides } from '../helpers/options.js';
 
 /** What the payloads need from the chain they are verified on. */
 export interface VerifierWorld {
@@ -166,7 +166,7 @@ export function verifierContract(
 
     it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
       const payment = await payments().payment(c);
-      const result = await verifier().verify(payment, payments().option);
+      const result = await verifier().verify(payment, payments().option, PAYMENT_CONTEXT);
       const payer = payment.payload.authorization.from;
       const reason = reasons[c.name] ?? c.reason;
       // toMatchObject: a facilitator may add a `message`; the reason is the contract.

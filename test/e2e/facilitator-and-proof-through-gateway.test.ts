@@ -14,7 +14,7 @@ import { startTestFacilitator, type TestFacilitator } from '../helpers/facilitat
 import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { closedLoopbackUrl } from '../helpers/ports.js';
+import { closedLoopbackUrl } from '../helpers/free-ports.js';
 import { proofMessage } from '../../src/protocol/proof-message.js';
 
 const CENT = 10_000n;

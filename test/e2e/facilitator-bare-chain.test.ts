@@ -17,7 +17,7 @@ import { buildChallenge, PAYMENT_REQUIRED_HEADER } from '../../src/protocol/chal
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
 import { MULTICALL3_ADDRESS, startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';
-import { makeOption, makeRoute } from '../helpers/options.js';
+import { makeOption, makeRoute, PAYMENT_CONTEXT } from '../helpers/options.js';
 
 const [DEPLOYER_KEY, PAYER_KEY, FACILITATOR_KEY, PAY_TO_KEY, BROKE_KEY] = ANVIL_DEV_KEYS;
 const payer = privateKeyToAccount(PAYER_KEY).address;
@@ -58,18 +58,18 @@ afterAll(async () => {
 
 it('a good payment verifies and settles without Multicall3', async () => {
   const payment = await pay(PAYER_KEY);
-  expect(await new FacilitatorVerifier([client]).verify(payment, option)).toEqual({ valid: true, payer });
-  expect(await new FacilitatorSettler([client]).settle(payment, option)).toMatchObject({ success: true, payer });
+  expect(await new FacilitatorVerifier([client]).verify(payment, option, PAYMENT_CONTEXT)).toEqual({ valid: true, payer });
+  expect(await new FacilitatorSettler([client]).settle(payment, option, PAYMENT_CONTEXT)).toMatchObject({ success: true, payer });
 
   // A replay: the precise reason needs Multicall3; without it only the generic one is left.
-  expect(await new FacilitatorVerifier([client]).verify(payment, option)).toMatchObject({
+  expect(await new FacilitatorVerifier([client]).verify(payment, option, PAYMENT_CONTEXT)).toMatchObject({
     valid: false,
     reason: 'invalid_exact_evm_transaction_simulation_failed',
   });
 });
 
 it('an unfunded payer is only "simulation failed" without Multicall3', async () => {
-  expect(await new FacilitatorVerifier([client]).verify(await pay(BROKE_KEY), option)).toMatchObject({
+  expect(await new FacilitatorVerifier([client]).verify(await pay(BROKE_KEY), option, PAYMENT_CONTEXT)).toMatchObject({
     valid: false,
     reason: 'invalid_exact_evm_transaction_simulation_failed',
   });

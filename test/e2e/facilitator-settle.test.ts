@@ -13,15 +13,16 @@ import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type D
 import { BASE_USDC, installTestUsdc, mintTestUsdc, usdcBalance } from '../../src/tools/devchain/token.js';
 import { InfrastructureError } from '../../src/errors.js';
 import { FacilitatorClient, createFacilitatorDispatcher } from '../../src/payments/facilitator/client.js';
-import { expectedFacilitatorKinds, type FacilitatorRequestContext } from '../../src/payments/facilitator/request.js';
+import { expectedFacilitatorKinds } from '../../src/payments/facilitator/request.js';
 import { FacilitatorSettler } from '../../src/payments/facilitator/settler.js';
 import { FacilitatorVerifier } from '../../src/payments/facilitator/verifier.js';
+import type { PaymentContext } from '../../src/payments/ports.js';
 import { buildChallenge, PAYMENT_REQUIRED_HEADER, requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
 import { MULTICALL3_ADDRESS, startTestFacilitator, type TestFacilitator } from '../helpers/facilitator.js';
 import { makeOption, makeRoute } from '../helpers/options.js';
-import { closedLoopbackUrl } from '../helpers/ports.js';
+import { closedLoopbackUrl } from '../helpers/free-ports.js';
 import { checkFacilitatorSupport } from '../../src/payments/facilitator/support.js';
 
 const [DEPLOYER_KEY, PAYER_KEY, FACILITATOR_KEY, PAY_TO_KEY, SECOND_FACILITATOR_KEY, BROKE_KEY, PENDING_FACILITATOR_KEY] = ANVIL_DEV_KEYS;
@@ -31,7 +32,7 @@ const RESOURCE = 'https://gw.example.com/v1/weather?city=Paris';
 
 const option = makeOption({ payTo, amount: 10_000n });
 const route = makeRoute([option]);
-const context: FacilitatorRequestContext = { resourceUrl: RESOURCE, route };
+const context: PaymentContext = { resourceUrl: RESOURCE, route };
 
 let chain: DevChain;
 let deployer: DevChainClient;
@@ -96,8 +97,8 @@ describe('the official facilitator behind FacilitatorVerifier / FacilitatorSettl
     const before = await balances();
     const sentFrom = first.requests.length;
 
-    expect(await new FacilitatorVerifier(clients(first.url)).verify(payment, option)).toEqual({ valid: true, payer });
-    const result = await new FacilitatorSettler(clients(first.url)).settle(payment, option);
+    expect(await new FacilitatorVerifier(clients(first.url)).verify(payment, option, context)).toEqual({ valid: true, payer });
+    const result = await new FacilitatorSettler(clients(first.url)).settle(payment, option, context);
     expect(result).toMatchObject({ success: true, payer });
     if (!result.success) return;
 
@@ -137,8 +138,8 @@ describe('the official facilitator behind FacilitatorVerifier / FacilitatorSettl
     const sentFrom = second.requests.length;
 
     const list = clients(dead, second.url);
-    expect(await new FacilitatorVerifier(list).verify(payment, option)).toEqual({ valid: true, payer });
-    expect(await new FacilitatorSettler(list).settle(payment, option)).toMatchObject({ success: true, payer });
+    expect(await new FacilitatorVerifier(list).verify(payment, option, context)).toEqual({ valid: true, payer });
+    expect(await new FacilitatorSettler(list).settle(payment, option, context)).toMatchObject({ success: true, payer });
     expect(await balances()).toEqual({ payer: before.payer - 10_000n, payTo: before.payTo + 10_000n });
     expect(second.requests.slice(sentFrom).map((r) => r.path)).toEqual(['/verify', '/settle']);
   });
@@ -147,10 +148,10 @@ describe('the official facilitator behind FacilitatorVerifier / FacilitatorSettl
     const list = clients(await closedLoopbackUrl(), await closedLoopbackUrl());
     const payment = await pay(2);
     const before = await balances();
-    const err = await new FacilitatorVerifier(list).verify(payment, option).catch((e: unknown) => e);
+    const err = await new FacilitatorVerifier(list).verify(payment, option, context).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
     expect(err).toMatchObject({ code: 'GW_ERR_FACILITATOR_UNAVAILABLE' });
-    expect(await new FacilitatorSettler(list).settle(payment, option)).toMatchObject({
+    expect(await new FacilitatorSettler(list).settle(payment, option, context)).toMatchObject({
       success: false,
       reason: 'unexpected_settle_error',
       maybeOnChain: false,
@@ -160,18 +161,18 @@ describe('the official facilitator behind FacilitatorVerifier / FacilitatorSettl
 
   it('a replayed payment is refused by the first facilitator, and that refusal is final', async () => {
     const payment = await pay(2);
-    const settled = await new FacilitatorSettler(clients(first.url)).settle(payment, option);
+    const settled = await new FacilitatorSettler(clients(first.url)).settle(payment, option, context);
     expect(settled.success).toBe(true);
 
     const secondFrom = second.requests.length;
     const list = clients(first.url, second.url);
-    expect(await new FacilitatorVerifier(list).verify(payment, option)).toEqual({
+    expect(await new FacilitatorVerifier(list).verify(payment, option, context)).toEqual({
       valid: false,
       reason: 'invalid_exact_evm_nonce_already_used',
       message: expect.any(String),
       payer,
     });
-    const again = await new FacilitatorSettler(list).settle(payment, option);
+    const again = await new FacilitatorSettler(list).settle(payment, option, context);
     expect(again).toMatchObject({ success: false, reason: 'invalid_exact_evm_nonce_already_used', maybeOnChain: false });
     expect(second.requests.length).toBe(secondFrom);
   });
@@ -179,12 +180,12 @@ describe('the official facilitator behind FacilitatorVerifier / FacilitatorSettl
   it('the facilitator judges the payment against OUR requirement, not the one the client echoed', async () => {
     const payment = await pay(2);
     const dearer = makeOption({ payTo, amount: 20_000n });
-    expect(await new FacilitatorVerifier(clients(first.url)).verify(payment, dearer)).toMatchObject({
+    expect(await new FacilitatorVerifier(clients(first.url)).verify(payment, dearer, context)).toMatchObject({
       valid: false,
       reason: 'invalid_exact_evm_payload_authorization_value_mismatch',
     });
     const elsewhere = makeOption({ payTo: privateKeyToAccount(BROKE_KEY).address });
-    expect(await new FacilitatorVerifier(clients(first.url)).verify(payment, elsewhere)).toMatchObject({
+    expect(await new FacilitatorVerifier(clients(first.url)).verify(payment, elsewhere, context)).toMatchObject({
       valid: false,
       reason: 'invalid_exact_evm_recipient_mismatch',
     });
@@ -192,7 +193,7 @@ describe('the official facilitator behind FacilitatorVerifier / FacilitatorSettl
 
   it('a payer without funds is refused as such (Multicall3 diagnosis)', async () => {
     const payment = await pay(2, option, BROKE_KEY);
-    expect(await new FacilitatorVerifier(clients(first.url)).verify(payment, option)).toMatchObject({
+    expect(await new FacilitatorVerifier(clients(first.url)).verify(payment, option, context)).toMatchObject({
       valid: false,
       reason: 'invalid_exact_evm_insufficient_balance',
     });
@@ -235,7 +236,7 @@ describe('settlement_pending', () => {
     await anvil.setAutomine(false);
     let result;
     try {
-      result = await new FacilitatorSettler(clients(slow.url, second.url)).settle(payment, option);
+      result = await new FacilitatorSettler(clients(slow.url, second.url)).settle(payment, option, context);
     } finally {
       await anvil.setAutomine(true);
     }

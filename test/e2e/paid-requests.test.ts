@@ -15,7 +15,7 @@ import type { Receipt } from '../../src/payments/ports.js';
 import type { RunningGateway } from '../../src/server.js';
 import { challengeOf, localSettlementBase, PAYEE, PAYER, PAYER_KEY, startChainWorld, UNFUNDED_KEY, v1Fetch, v2Fetch, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
 import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
-import { closedLoopbackUrl } from '../helpers/ports.js';
+import { closedLoopbackUrl } from '../helpers/free-ports.js';
 import { waitFor } from '../helpers/wait.js';
 import { decodeHeader, send } from '../helpers/http.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';

@@ -28,9 +28,9 @@ import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import { withWire } from '../../src/protocol/option-wire.js';
 import type { DecodedPayment, Hex } from '../../src/protocol/types.js';
 import { realClock } from '../helpers/clock.js';
-import { makePayment } from '../helpers/options.js';
+import { makePayment, PAYMENT_CONTEXT } from '../helpers/options.js';
 import { waitFor } from '../helpers/wait.js';
-import { closedLoopbackUrl } from '../helpers/ports.js';
+import { closedLoopbackUrl } from '../helpers/free-ports.js';
 
 const SETTLER_KEY = ANVIL_DEV_KEYS[1];
 const PAYER = privateKeyToAccount(ANVIL_DEV_KEYS[2]);
@@ -118,18 +118,18 @@ afterAll(async () => {
 
 describe('verify on anvil', () => {
   it('accepts a v2 payload signed by the official @x402/evm client', async () => {
-    expect(await verifier.verify(await officialV2(), option)).toEqual({ valid: true, payer: PAYER.address });
+    expect(await verifier.verify(await officialV2(), option, PAYMENT_CONTEXT)).toEqual({ valid: true, payer: PAYER.address });
   });
 
   it('accepts a v1 payload signed by x402 1.2.0', async () => {
-    expect(await verifier.verify(await officialV1(), option)).toEqual({ valid: true, payer: PAYER.address });
+    expect(await verifier.verify(await officialV1(), option, PAYMENT_CONTEXT)).toEqual({ valid: true, payer: PAYER.address });
   });
 
   it.each([
     ['wrong amount', () => ({ ...option, amount: PRICE + 1n }), 'invalid_exact_evm_payload_authorization_value_mismatch'],
     ['wrong payTo', () => ({ ...option, payTo: UNFUNDED.address }), 'invalid_exact_evm_recipient_mismatch'],
   ])('refuses a payment checked against the %s', async (_name, other, reason) => {
-    expect(await verifier.verify(await officialV2(), other())).toEqual({ valid: false, reason, payer: PAYER.address });
+    expect(await verifier.verify(await officialV2(), other(), PAYMENT_CONTEXT)).toEqual({ valid: false, reason, payer: PAYER.address });
   });
 
   it('refuses an expired authorization', async () => {
@@ -154,7 +154,7 @@ describe('verify on anvil', () => {
     };
     const signature = await PAYER.signTypedData(transferWithAuthorizationTypedData(option.asset, authorization));
     const payment = makePayment({ option, authorization, signature });
-    expect(await verifier.verify(payment, option)).toMatchObject({
+    expect(await verifier.verify(payment, option, PAYMENT_CONTEXT)).toMatchObject({
       valid: false,
       reason: 'invalid_exact_evm_payload_authorization_valid_after',
     });
@@ -178,12 +178,12 @@ describe('verify on anvil', () => {
     const payment = await officialV2();
     const sig = payment.payload.signature;
     const tampered: Hex = `0x${sig.slice(2, 40)}${sig[40] === '0' ? '1' : '0'}${sig.slice(41)}`;
-    const result = await verifier.verify({ ...payment, payload: { ...payment.payload, signature: tampered } }, option);
+    const result = await verifier.verify({ ...payment, payload: { ...payment.payload, signature: tampered } }, option, PAYMENT_CONTEXT);
     expect(result).toMatchObject({ valid: false, reason: 'invalid_exact_evm_signature' });
   });
 
   it('refuses a payer without the funds', async () => {
-    expect(await verifier.verify(await officialV2(option, UNFUNDED), option)).toEqual({
+    expect(await verifier.verify(await officialV2(option, UNFUNDED), option, PAYMENT_CONTEXT)).toEqual({
       valid: false,
       reason: 'invalid_exact_evm_insufficient_balance',
       payer: UNFUNDED.address,
@@ -194,8 +194,8 @@ describe('verify on anvil', () => {
     const payment = await officialV2();
     expect(await settler.settle(payment, option)).toMatchObject({ success: true });
     const before = { ...verifier.counters };
-    expect(await verifier.verify(payment, option)).toMatchObject({ valid: false, reason: 'invalid_exact_evm_nonce_already_used' });
-    expect(await verifier.verify(payment, option)).toMatchObject({ valid: false, reason: 'invalid_exact_evm_nonce_already_used' });
+    expect(await verifier.verify(payment, option, PAYMENT_CONTEXT)).toMatchObject({ valid: false, reason: 'invalid_exact_evm_nonce_already_used' });
+    expect(await verifier.verify(payment, option, PAYMENT_CONTEXT)).toMatchObject({ valid: false, reason: 'invalid_exact_evm_nonce_already_used' });
     expect(verifier.counters.misses - before.misses).toBe(1);
     expect(verifier.counters.hits - before.hits).toBe(1);
   });
@@ -366,13 +366,13 @@ describe('a contract wallet payer (ERC-1271)', () => {
       raw: {},
     };
 
-    expect(await verifier.verify(payment, option)).toEqual({ valid: true, payer: wallet });
+    expect(await verifier.verify(payment, option, PAYMENT_CONTEXT)).toEqual({ valid: true, payer: wallet });
     const [before = 0n] = await balances(PAY_TO);
     expect(await settler.settle(payment, option)).toMatchObject({ success: true, payer: wallet });
     expect(await balances(PAY_TO)).toEqual([before + PRICE]);
 
     const forged: DecodedPayment = { ...payment, payload: { ...payment.payload, signature: `0x${'11'.repeat(97)}` } };
-    expect(await verifier.verify(forged, option)).toMatchObject({ valid: false, reason: 'invalid_exact_evm_signature' });
+    expect(await verifier.verify(forged, option, PAYMENT_CONTEXT)).toMatchObject({ valid: false, reason: 'invalid_exact_evm_signature' });
   });
 });
 
@@ -382,7 +382,7 @@ describe('an unreachable chain', () => {
     const deadClient = createChainClient(dead);
     const payment = await officialV2();
     const deadVerifier = new CachedVerifier(new LocalExactEvmVerifier({ client: deadClient, clock: systemClock }), { clock: systemClock });
-    const error = await deadVerifier.verify(payment, option).then(
+    const error = await deadVerifier.verify(payment, option, PAYMENT_CONTEXT).then(
       () => undefined,
       (err: unknown) => err,
     );

@@ -23,7 +23,7 @@ import { proofMessage } from '../../src/protocol/proof-message.js';
 import type { Hex } from '../../src/protocol/types.js';
 import { realClock } from '../helpers/clock.js';
 import { makeOption } from '../helpers/options.js';
-import { closedLoopbackUrl } from '../helpers/ports.js';
+import { closedLoopbackUrl } from '../helpers/free-ports.js';
 
 const [DEPLOYER_KEY, PAYER_KEY, PAY_TO_KEY, STRANGER_KEY] = ANVIL_DEV_KEYS;
 const payer = privateKeyToAccount(PAYER_KEY).address;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import type { Receipt } from '../../src/payments/ports.js';
-import { freePorts } from './ports.js';
+import { freePorts } from './free-ports.js';
 
 export interface GatewayProcess {
   readonly child: ChildProcess;

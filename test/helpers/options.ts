@@ -10,6 +10,7 @@ import type { Address, AssetConfig, NetworkConfig, PaymentOption, PaymentTerms, 
 import { requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import { withWire } from '../../src/protocol/option-wire.js';
+import type { PaymentContext } from '../../src/payments/ports.js';
 import type { DecodedPayment, Eip3009Authorization, Hex, WireRequirementV2, X402Version } from '../../src/protocol/types.js';
 
 export const BASE_USDC: Address = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
@@ -47,6 +48,12 @@ export const USDC_ARBITRUM: AssetConfig = Object.freeze({
   id: 'usdc@arbitrum',
   network: ARBITRUM,
   address: '0xaf88d065e77c8cC2239327C5EDb3A432268e5831',
+});
+
+/** The request a payment is for, as Checkout passes it to the ports (v1 facilitator requirements name it). */
+export const PAYMENT_CONTEXT: PaymentContext = Object.freeze({
+  resourceUrl: 'https://gw.example.com/v1/weather',
+  route: Object.freeze({ description: 'Weather', mimeType: 'application/json' }),
 });
 
 /** `$0.01` of USDC on Base to PAY_TO, 300 s; override any term. The wire form is built as config builds it. */

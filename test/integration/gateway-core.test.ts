@@ -117,7 +117,7 @@ describe('402 challenge', () => {
     expect(reached(before)).toBe(0);
   });
 
-  it('gives a browser a paywall page with the same headers', async () => {
+  it('gives a browser a challenge page with the same headers', async () => {
     const res = await send(gw.url, 'GET', '/weather', { headers: { accept: 'text/html,application/xhtml+xml', 'user-agent': 'Mozilla/5.0' } });
     const agent = await send(gw.url, 'GET', '/weather', { headers: { accept: 'text/html, application/json', 'user-agent': 'my-agent/1.0' } });
     expect(agent.headers['content-type']).toContain('application/json');

@@ -7,7 +7,7 @@
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { PendingPayment } from '../../src/http/pending-payment.js';
-import { mayForward } from '../../src/http/proxy.js';
+import { mayForward } from '../../src/http/forward-guard.js';
 import { newRequestState, type PaywallDecision } from '../../src/http/request-state.js';
 import type { AuthorizedPayment, Checkout } from '../../src/payments/checkout.js';
 import { makeOption, makeRoute } from '../helpers/options.js';

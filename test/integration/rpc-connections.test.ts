@@ -9,7 +9,7 @@ import { createPublicClient, parseAbi, type Transport } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isContractFailure, neverReachedNode, nodeRefused } from '../../src/payments/chain/rpc-errors.js';
 import { RpcConnections } from '../../src/payments/chain/rpc-connections.js';
-import { closedLoopbackUrl } from '../helpers/ports.js';
+import { closedLoopbackUrl } from '../helpers/free-ports.js';
 
 type Handler = (body: { id: number; method: string; params: unknown[] }, req: IncomingMessage, res: ServerResponse) => void;
 

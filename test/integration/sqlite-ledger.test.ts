@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import type { NonceKey, Receipt } from '../../src/payments/ports.js';
+import { fixedClock } from '../helpers/clock.js';
 
 let dir: string;
 let path: string;
@@ -19,7 +20,7 @@ let ledger: SqliteLedger;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'x402-ledger-'));
   path = join(dir, 'ledger.sqlite');
-  ledger = new SqliteLedger(path, () => 1_000);
+  ledger = new SqliteLedger(path, { clock: fixedClock(1_000) });
 });
 
 afterEach(async () => {
@@ -104,14 +105,14 @@ describe('SqliteLedger payer penalties (refused after a reverted settlement)', (
   const PAYER = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 
   it('ends at its expiry (by the ledger\'s clock), survives a reopen, and expired rows are pruned', async () => {
-    let now = 1_000;
+    const clock = fixedClock(1_000);
     await ledger.close();
-    ledger = new SqliteLedger(path, () => now);
+    ledger = new SqliteLedger(path, { clock });
     await ledger.penalisePayer(8453, PAYER, 1_500);
     await ledger.close();
-    ledger = new SqliteLedger(path, () => now);
+    ledger = new SqliteLedger(path, { clock });
     expect(await ledger.payerPenalty(8453, PAYER)).toBe(1_500);
-    now = 1_500;
+    clock.set(1_500);
     expect(await ledger.payerPenalty(8453, PAYER)).toBeUndefined();
     await ledger.penalisePayer(8453, '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC', 5_000);
     const db = new Database(path, { readonly: true });

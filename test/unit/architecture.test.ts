@@ -73,7 +73,7 @@ const OUTWARD_ALLOWED: Readonly<Record<string, string>> = {
   // declares only types (no code, nothing at run time), so these edges are type-only.
   'protocol/challenge.ts -> config/types.ts': 'a challenge is built from a route and its PaymentOptions',
   'protocol/discovery.ts -> config/types.ts': 'discovery lists the RouteConfigs it is given',
-  'protocol/paywall-page.ts -> config/types.ts': 'the page shows the PaymentOptions it is given',
+  'protocol/challenge-page.ts -> config/types.ts': 'the page shows the PaymentOptions it is given',
   'protocol/select-requirement.ts -> config/types.ts': 'selection picks one of the PaymentOptions it is given',
 };
 
@@ -144,9 +144,9 @@ function loopThrough(component: readonly string[], graph: ReadonlyMap<string, re
  * in config (the operator's addresses) and in the decoder (the client's addresses); nowhere
  * else in the core, which trusts what config checksummed.
  */
-const PURE = /^(protocol\/|routes\/|limits\/|pricing\.ts$|errors\.ts$|config\/(parse|schema|types|known-networks)\.ts$)/;
+const PURE = /^(protocol\/|routes\/|limits\/|pricing\.ts$|errors\.ts$|config\/(parse|compile-[a-z-]+|deep-freeze|format-path|schema|types|known-networks)\.ts$)/;
 const PURE_ALLOWED: Readonly<Record<string, { readonly names: ReadonlySet<string> | 'any'; readonly files?: RegExp }>> = {
-  viem: { names: new Set(['getAddress']), files: /^(protocol\/decode-payment|config\/parse)\.ts$/ },
+  viem: { names: new Set(['getAddress']), files: /^(protocol\/decode-payment|config\/(parse|compile-assets))\.ts$/ },
   zod: { names: 'any' },
   'node:net': { names: new Set(['BlockList', 'isIPv4', 'isIPv6']) },
   // An in-memory bounded map: no I/O, and no clock without a ttl (token-buckets is passed the time).

@@ -44,6 +44,24 @@ describe('config', () => {
     expect(c.hash).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  // Object.freeze stops a Map gaining properties, not entries: a frozen Map still accepted set().
+  it('refuses changes to the compiled Maps, Sets and CIDR lists, not only to its objects', () => {
+    const r = parseConfigText(MINIMAL.replace('routes:', 'defaults: { allow: { apiKeySha256: ["' + 'ab'.repeat(32) + '"], cidrs: ["10.0.0.0/8"] } }\nroutes:'), { KEY });
+    if (!r.ok) throw new Error(r.problems.join('\n'));
+    const { networks, assets, upstreams, routes } = r.config;
+    const allow = routes[0]?.allow;
+    if (!allow) throw new Error('no allowlist');
+    // The types say ReadonlyMap; these casts play the part of a caller that ignores them.
+    expect(() => (networks as Map<string, unknown>).set('x', {})).toThrow(/read-only/);
+    expect(() => (assets as Map<string, unknown>).delete('usdc@base')).toThrow(/read-only/);
+    expect(() => (upstreams as Map<string, unknown>).clear()).toThrow(/read-only/);
+    expect(() => (allow.apiKeySha256 as Set<string>).add('cd'.repeat(32))).toThrow(/read-only/);
+    expect(() => allow.cidrs.addAddress('192.0.2.1')).toThrow(/read-only/);
+    expect([networks.size, assets.has('usdc@base'), upstreams.size, allow.apiKeySha256.size]).toEqual([1, true, 1, 1]);
+    expect([allow.cidrs.check('10.1.2.3'), allow.cidrs.check('192.0.2.1')]).toEqual([true, false]);
+    expect(Object.isFrozen(networks.get('base'))).toBe(true);
+  });
+
   it('turns the X-Payment-Proof flow on only where a route or defaults say so, with a 15-minute default age', () => {
     const off = parseConfigText(MINIMAL, { KEY });
     if (!off.ok) throw new Error(off.problems.join('\n'));

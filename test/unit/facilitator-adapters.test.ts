@@ -5,14 +5,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { InfrastructureError } from '../../src/errors.js';
 import { FacilitatorClient, createFacilitatorDispatcher } from '../../src/payments/facilitator/client.js';
-import { expectedFacilitatorKinds, V1_FALLBACK_CONTEXT } from '../../src/payments/facilitator/request.js';
+import { expectedFacilitatorKinds } from '../../src/payments/facilitator/request.js';
 import { FacilitatorSettler } from '../../src/payments/facilitator/settler.js';
 import { FacilitatorVerifier } from '../../src/payments/facilitator/verifier.js';
 import { requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import type { DecodedPayment } from '../../src/protocol/types.js';
 import { startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
-import { makeOption, makePayment, USDC_ARBITRUM } from '../helpers/options.js';
-import { closedLoopbackUrl } from '../helpers/ports.js';
+import { makeOption, makePayment, PAYMENT_CONTEXT, USDC_ARBITRUM } from '../helpers/options.js';
+import { closedLoopbackUrl } from '../helpers/free-ports.js';
 import { checkFacilitatorSupport } from '../../src/payments/facilitator/support.js';
 import { PaymentBackendCache } from '../../src/payment-backends.js';
 import { systemClock } from '../../src/payments/ports.js';
@@ -57,7 +57,7 @@ describe('what is sent', () => {
     a.answer(() => ({ status: 200, body: { isValid: true } }));
     const before = a.requests.length;
     const p = payment(2);
-    await new FacilitatorVerifier(clients(a.url)).verify(p, option);
+    await new FacilitatorVerifier(clients(a.url)).verify(p, option, PAYMENT_CONTEXT);
     expect(a.requests[before]?.body).toEqual({ x402Version: 2, paymentPayload: p.raw, paymentRequirements: requirementV2(option) });
   });
 
@@ -73,19 +73,11 @@ describe('what is sent', () => {
     expect(sent).toMatchObject({ paymentRequirements: { maxAmountRequired: '10000', network: 'base', resource: context.resourceUrl } });
   });
 
-  it('v1 without request context: a placeholder resource that parses as a URL', async () => {
-    a.answer(() => ({ status: 200, body: { isValid: true } }));
-    const before = a.requests.length;
-    await new FacilitatorVerifier(clients(a.url)).verify(payment(1), option);
-    expect(a.requests[before]?.body).toMatchObject({ paymentRequirements: { resource: V1_FALLBACK_CONTEXT.resourceUrl } });
-    expect(() => new URL(V1_FALLBACK_CONTEXT.resourceUrl)).not.toThrow();
-  });
-
   it('v1 on a network without a v1 name: refused without asking anyone', async () => {
     const before = a.requests.length;
     const noV1 = makeOption({ payTo: PAY_TO, asset: USDC_ARBITRUM });
-    expect(await new FacilitatorVerifier(clients(a.url)).verify(payment(1), noV1)).toMatchObject({ valid: false, reason: 'invalid_network' });
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(1), noV1)).toMatchObject({ success: false, maybeOnChain: false });
+    expect(await new FacilitatorVerifier(clients(a.url)).verify(payment(1), noV1, PAYMENT_CONTEXT)).toMatchObject({ valid: false, reason: 'invalid_network' });
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(1), noV1, PAYMENT_CONTEXT)).toMatchObject({ success: false, maybeOnChain: false });
     expect(a.requests.length).toBe(before);
   });
 });
@@ -93,14 +85,14 @@ describe('what is sent', () => {
 describe('FacilitatorVerifier', () => {
   it('returns the payer from the authorization on a valid answer', async () => {
     a.answer(() => ({ status: 200, body: { isValid: true, payer: '0x0000000000000000000000000000000000000001' } }));
-    expect(await new FacilitatorVerifier(clients(a.url)).verify(payment(2), option)).toEqual({ valid: true, payer: PAYER });
+    expect(await new FacilitatorVerifier(clients(a.url)).verify(payment(2), option, PAYMENT_CONTEXT)).toEqual({ valid: true, payer: PAYER });
   });
 
   it('a refusal is final: the next facilitator is not asked', async () => {
     a.answer(() => ({ status: 400, body: { isValid: false, invalidReason: 'invalid_exact_evm_signature', invalidMessage: 'nope' } }));
     b.answer(() => ({ status: 200, body: { isValid: true } }));
     const before = b.requests.length;
-    expect(await new FacilitatorVerifier(clients(a.url, b.url)).verify(payment(2), option)).toEqual({
+    expect(await new FacilitatorVerifier(clients(a.url, b.url)).verify(payment(2), option, PAYMENT_CONTEXT)).toEqual({
       valid: false,
       reason: 'invalid_exact_evm_signature',
       message: 'nope',
@@ -116,12 +108,12 @@ describe('FacilitatorVerifier', () => {
   ])('falls back past %s', async (_name, answer) => {
     a.answer(() => answer);
     b.answer(() => ({ status: 200, body: { isValid: true } }));
-    expect(await new FacilitatorVerifier(clients(a.url, b.url)).verify(payment(2), option)).toEqual({ valid: true, payer: PAYER });
+    expect(await new FacilitatorVerifier(clients(a.url, b.url)).verify(payment(2), option, PAYMENT_CONTEXT)).toEqual({ valid: true, payer: PAYER });
   });
 
   it('falls back past a dead one', async () => {
     b.answer(() => ({ status: 200, body: { isValid: true } }));
-    expect(await new FacilitatorVerifier(clients(dead, b.url)).verify(payment(2), option)).toEqual({ valid: true, payer: PAYER });
+    expect(await new FacilitatorVerifier(clients(dead, b.url)).verify(payment(2), option, PAYMENT_CONTEXT)).toEqual({ valid: true, payer: PAYER });
   });
 
   it('an ERC-6492 wrapper that does not decode is refused without asking (the reference facilitator 500s on it)', async () => {
@@ -131,14 +123,14 @@ describe('FacilitatorVerifier', () => {
     for (const version of [1, 2] as const) {
       const p = payment(version);
       const garbage: DecodedPayment = { ...p, payload: { ...p.payload, signature } };
-      expect(await new FacilitatorVerifier(clients(a.url)).verify(garbage, option)).toEqual({ valid: false, reason: 'invalid_exact_evm_signature', payer: PAYER });
+      expect(await new FacilitatorVerifier(clients(a.url)).verify(garbage, option, PAYMENT_CONTEXT)).toEqual({ valid: false, reason: 'invalid_exact_evm_signature', payer: PAYER });
     }
     expect(a.requests.length).toBe(before);
   });
 
   it('throws GW_ERR_FACILITATOR_UNAVAILABLE when none answers', async () => {
     a.answer(() => ({ status: 502, body: 'bad gateway' }));
-    const err = await new FacilitatorVerifier(clients(dead, a.url)).verify(payment(2), option).catch((e: unknown) => e);
+    const err = await new FacilitatorVerifier(clients(dead, a.url)).verify(payment(2), option, PAYMENT_CONTEXT).catch((e: unknown) => e);
     if (!(err instanceof InfrastructureError)) throw new Error(`expected an InfrastructureError, got ${String(err)}`);
     expect(err.code).toBe('GW_ERR_FACILITATOR_UNAVAILABLE');
     expect(err.message).toContain(dead);
@@ -149,7 +141,7 @@ describe('FacilitatorVerifier', () => {
 describe('FacilitatorSettler', () => {
   it('succeeds with the transaction and the authorization signer as payer', async () => {
     a.answer(() => ({ status: 200, body: { success: true, transaction: TX, network: 'eip155:8453', payer: PAYER } }));
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toEqual({ success: true, transaction: TX, payer: PAYER });
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toEqual({ success: true, transaction: TX, payer: PAYER });
   });
 
   it('a 200 {success:false} is a failure, final, and nothing moved', async () => {
@@ -158,7 +150,7 @@ describe('FacilitatorSettler', () => {
       body: { success: false, errorReason: 'invalid_exact_evm_payload_authorization_valid_before', transaction: '', network: 'eip155:8453' },
     }));
     const before = b.requests.length;
-    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option)).toEqual({
+    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toEqual({
       success: false,
       reason: 'invalid_exact_evm_payload_authorization_valid_before',
       maybeOnChain: false,
@@ -168,7 +160,7 @@ describe('FacilitatorSettler', () => {
 
   it('keeps the hash of a reverted transaction, not on chain', async () => {
     a.answer(() => ({ status: 200, body: { success: false, errorReason: 'invalid_exact_evm_transaction_failed', transaction: TX } }));
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toEqual({
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toEqual({
       success: false,
       reason: 'invalid_exact_evm_transaction_failed',
       transaction: TX,
@@ -178,36 +170,36 @@ describe('FacilitatorSettler', () => {
 
   it('a failure that names a broadcast transaction may still land', async () => {
     a.answer(() => ({ status: 200, body: { success: false, errorReason: 'invalid_transaction_state', transaction: TX } }));
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toMatchObject({ success: false, transaction: TX, maybeOnChain: true });
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toMatchObject({ success: false, transaction: TX, maybeOnChain: true });
   });
 
   it('all refused connections: unexpected_settle_error, certainly not on chain', async () => {
     const other = await closedLoopbackUrl();
-    const result = await new FacilitatorSettler(clients(dead, other)).settle(payment(2), option);
+    const result = await new FacilitatorSettler(clients(dead, other)).settle(payment(2), option, PAYMENT_CONTEXT);
     expect(result).toMatchObject({ success: false, reason: 'unexpected_settle_error', maybeOnChain: false });
   });
 
   it('all failing after one timed out: maybe on chain', async () => {
     a.answer(() => ({ status: 200, hang: true }));
-    const result = await new FacilitatorSettler(clients(a.url, dead)).settle(payment(2), option);
+    const result = await new FacilitatorSettler(clients(a.url, dead)).settle(payment(2), option, PAYMENT_CONTEXT);
     expect(result).toMatchObject({ success: false, reason: 'unexpected_settle_error', maybeOnChain: true });
   });
 
   it('a 5xx may have been received: maybe on chain', async () => {
     a.answer(() => ({ status: 500, body: { error: 'rpc down after broadcast?' } }));
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toMatchObject({ success: false, maybeOnChain: true });
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toMatchObject({ success: false, maybeOnChain: true });
   });
 
   it('falls back after a timeout and takes the next success', async () => {
     a.answer(() => ({ status: 200, hang: true }));
     b.answer(() => ({ status: 200, body: { success: true, transaction: TX, network: 'eip155:8453' } }));
-    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option)).toEqual({ success: true, transaction: TX, payer: PAYER });
+    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toEqual({ success: true, transaction: TX, payer: PAYER });
   });
 
   it('a refusal after an earlier timeout may be the earlier one succeeding: maybe on chain', async () => {
     a.answer(() => ({ status: 200, hang: true }));
     b.answer(() => ({ status: 200, body: { success: false, errorReason: 'invalid_exact_evm_nonce_already_used', transaction: '' } }));
-    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option)).toEqual({
+    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toEqual({
       success: false,
       reason: 'invalid_exact_evm_nonce_already_used',
       maybeOnChain: true,
@@ -222,7 +214,7 @@ describe('FacilitatorSettler', () => {
         : { status: 200, body: { success: true, transaction: TX, network: 'eip155:8453' } },
     );
     const before = a.requests.length;
-    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option)).toEqual({ success: true, transaction: TX, payer: PAYER });
+    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toEqual({ success: true, transaction: TX, payer: PAYER });
     expect(calls(a, before, '/settle')).toBe(2);
     expect(a.requests[before]?.body).toEqual(a.requests[before + 1]?.body);
   });
@@ -231,7 +223,7 @@ describe('FacilitatorSettler', () => {
     a.answer(() => ({ status: 200, body: { success: false, errorReason: 'settlement_pending', transaction: TX, errorMessage: 'receipt wait timed out' } }));
     const before = a.requests.length;
     const beforeB = b.requests.length;
-    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option)).toEqual({
+    expect(await new FacilitatorSettler(clients(a.url, b.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toEqual({
       success: false,
       reason: 'settlement_pending',
       message: 'receipt wait timed out',
@@ -249,7 +241,7 @@ describe('FacilitatorSettler', () => {
         ? { status: 200, body: { success: false, errorReason: 'settlement_pending', transaction: TX } }
         : { status: 200, body: { success: false, errorReason: 'invalid_exact_evm_nonce_already_used', transaction: '' } },
     );
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toMatchObject({
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toMatchObject({
       success: false,
       reason: 'invalid_exact_evm_nonce_already_used',
       transaction: TX,
@@ -264,7 +256,7 @@ describe('FacilitatorSettler', () => {
         ? { status: 200, body: { success: false, errorReason: 'settlement_pending', transaction: TX } }
         : { status: 200, body: { success: false, errorReason: 'invalid_exact_evm_transaction_failed', transaction: TX } },
     );
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toMatchObject({
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toMatchObject({
       success: false,
       reason: 'invalid_exact_evm_transaction_failed',
       transaction: TX,
@@ -275,7 +267,7 @@ describe('FacilitatorSettler', () => {
   it('settlement_pending, then the facilitator goes away: maybe on chain, with the hash', async () => {
     let n = 0;
     a.answer(() => (++n === 1 ? { status: 200, body: { success: false, errorReason: 'settlement_pending', transaction: TX } } : { status: 503 }));
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toMatchObject({
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toMatchObject({
       success: false,
       reason: 'settlement_pending',
       transaction: TX,
@@ -286,7 +278,7 @@ describe('FacilitatorSettler', () => {
   it('settlement_pending without a hash is not retried, but may be on chain', async () => {
     a.answer(() => ({ status: 200, body: { success: false, errorReason: 'settlement_pending', transaction: '' } }));
     const before = a.requests.length;
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toEqual({
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toEqual({
       success: false,
       reason: 'settlement_pending',
       maybeOnChain: true,
@@ -299,7 +291,7 @@ describe('FacilitatorSettler', () => {
       status: 200,
       body: { success: false, errorReason: 'Timed out while waiting for transaction with hash "0x…" to be confirmed.', transaction: '' },
     }));
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(1), option)).toMatchObject({
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(1), option, PAYMENT_CONTEXT)).toMatchObject({
       success: false,
       reason: 'unexpected_settle_error',
       message: expect.stringContaining('Timed out'),
@@ -309,7 +301,7 @@ describe('FacilitatorSettler', () => {
 
   it('a success on another network is not recorded as ours', async () => {
     a.answer(() => ({ status: 200, body: { success: true, transaction: TX, network: 'eip155:1' } }));
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option)).toMatchObject({
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(2), option, PAYMENT_CONTEXT)).toMatchObject({
       success: false,
       reason: 'unexpected_settle_error',
       transaction: TX,
@@ -319,7 +311,7 @@ describe('FacilitatorSettler', () => {
 
   it('accepts a v1 network name in the success of a v1 payment', async () => {
     a.answer(() => ({ status: 200, body: { success: true, transaction: TX, network: 'base' } }));
-    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(1), option)).toMatchObject({ success: true });
+    expect(await new FacilitatorSettler(clients(a.url)).settle(payment(1), option, PAYMENT_CONTEXT)).toMatchObject({ success: true });
   });
 });
 

@@ -12,7 +12,7 @@ import {
   type FacilitatorRequestBody,
 } from '../../src/payments/facilitator/client.js';
 import { startFakeFacilitator, type FakeFacilitator } from '../helpers/facilitator.js';
-import { closedLoopbackUrl } from '../helpers/ports.js';
+import { closedLoopbackUrl } from '../helpers/free-ports.js';
 
 const TX = `0x${'ab'.repeat(32)}`;
 

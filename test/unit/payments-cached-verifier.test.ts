@@ -12,7 +12,7 @@ import type { Verifier, VerifyResult } from '../../src/payments/ports.js';
 import { withWire } from '../../src/protocol/option-wire.js';
 import type { DecodedPayment, Eip3009Authorization, Hex } from '../../src/protocol/types.js';
 import { fixedClockMs, type TestClock } from '../helpers/clock.js';
-import { makePayment, PAY_TO, USDC_BASE } from '../helpers/options.js';
+import { makePayment, PAY_TO, PAYMENT_CONTEXT, USDC_BASE } from '../helpers/options.js';
 
 const ASSET = USDC_BASE;
 const PAYER: Address = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
@@ -66,7 +66,7 @@ describe('CachedVerifier: in-flight collapse', () => {
   it('runs concurrent identical verifications once and gives every caller the answer', async () => {
     const p = payment();
     inner.gate();
-    const pending = [cached.verify(p, OPTION), cached.verify(p, OPTION), cached.verify({ ...p }, OPTION)];
+    const pending = [cached.verify(p, OPTION, PAYMENT_CONTEXT), cached.verify(p, OPTION, PAYMENT_CONTEXT), cached.verify({ ...p }, OPTION, PAYMENT_CONTEXT)];
     inner.release();
     const results = await Promise.all(pending);
     expect(inner.calls).toBe(1);
@@ -78,10 +78,10 @@ describe('CachedVerifier: in-flight collapse', () => {
     const p = payment();
     inner.gate();
     const pending = [
-      cached.verify(p, OPTION),
-      cached.verify(payment(), OPTION),
-      cached.verify(p, { ...OPTION, amount: 20_000n }),
-      cached.verify(p, { ...OPTION, asset: { ...ASSET, eip712Name: 'USDC' } }),
+      cached.verify(p, OPTION, PAYMENT_CONTEXT),
+      cached.verify(payment(), OPTION, PAYMENT_CONTEXT),
+      cached.verify(p, { ...OPTION, amount: 20_000n }, PAYMENT_CONTEXT),
+      cached.verify(p, { ...OPTION, asset: { ...ASSET, eip712Name: 'USDC' } }, PAYMENT_CONTEXT),
     ];
     inner.release();
     await Promise.all(pending);
@@ -92,7 +92,7 @@ describe('CachedVerifier: in-flight collapse', () => {
     const p = payment();
     const altered = payment({ nonce: p.payload.authorization.nonce, value: 1n }, p.payload.signature);
     inner.gate();
-    const pending = [cached.verify(p, OPTION), cached.verify(altered, OPTION)];
+    const pending = [cached.verify(p, OPTION, PAYMENT_CONTEXT), cached.verify(altered, OPTION, PAYMENT_CONTEXT)];
     inner.release();
     await Promise.all(pending);
     expect(inner.calls).toBe(2);
@@ -102,13 +102,13 @@ describe('CachedVerifier: in-flight collapse', () => {
     const p = payment();
     inner.answer = new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', 'rpc down');
     inner.gate();
-    const pending = [cached.verify(p, OPTION), cached.verify(p, OPTION)];
+    const pending = [cached.verify(p, OPTION, PAYMENT_CONTEXT), cached.verify(p, OPTION, PAYMENT_CONTEXT)];
     inner.release();
     const settled = await Promise.allSettled(pending);
     expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected']);
     expect(inner.calls).toBe(1);
     inner.answer = { valid: true, payer: PAYER };
-    expect(await cached.verify(p, OPTION)).toEqual({ valid: true, payer: PAYER });
+    expect(await cached.verify(p, OPTION, PAYMENT_CONTEXT)).toEqual({ valid: true, payer: PAYER });
     expect(inner.calls).toBe(2);
   });
 });
@@ -116,18 +116,18 @@ describe('CachedVerifier: in-flight collapse', () => {
 describe('CachedVerifier: what is never cached', () => {
   it('never caches "valid": it includes "nonce unused", which settling ends', async () => {
     const p = payment();
-    await cached.verify(p, OPTION);
-    await cached.verify(p, OPTION);
-    await cached.verify(p, OPTION);
+    await cached.verify(p, OPTION, PAYMENT_CONTEXT);
+    await cached.verify(p, OPTION, PAYMENT_CONTEXT);
+    await cached.verify(p, OPTION, PAYMENT_CONTEXT);
     expect(inner.calls).toBe(3);
   });
 
   it('never caches "not yet valid": time fixes it', async () => {
     const p = payment();
     inner.answer = refusal('invalid_exact_evm_payload_authorization_valid_after');
-    await cached.verify(p, OPTION);
+    await cached.verify(p, OPTION, PAYMENT_CONTEXT);
     inner.answer = { valid: true, payer: PAYER };
-    expect((await cached.verify(p, OPTION)).valid).toBe(true);
+    expect((await cached.verify(p, OPTION, PAYMENT_CONTEXT)).valid).toBe(true);
   });
 });
 
@@ -135,17 +135,17 @@ describe('CachedVerifier: used nonces', () => {
   it('remembers a used nonce for every payload with that (token, payer, nonce)', async () => {
     const first = payment();
     inner.answer = refusal('invalid_exact_evm_nonce_already_used');
-    await cached.verify(first, OPTION);
+    await cached.verify(first, OPTION, PAYMENT_CONTEXT);
     inner.answer = { valid: true, payer: PAYER };
 
     // Another payload (other signature, other option) reusing the nonce: answered from cache.
     const reuse = payment({ nonce: first.payload.authorization.nonce });
-    expect(await cached.verify(reuse, { ...OPTION, amount: 10_000n, maxTimeoutSeconds: 60 })).toEqual(
+    expect(await cached.verify(reuse, { ...OPTION, amount: 10_000n, maxTimeoutSeconds: 60 }, PAYMENT_CONTEXT)).toEqual(
       refusal('invalid_exact_evm_nonce_already_used'),
     );
     // Days later, still.
     clock.advanceMs(86_400_000);
-    expect(await cached.verify(first, OPTION)).toEqual(refusal('invalid_exact_evm_nonce_already_used'));
+    expect(await cached.verify(first, OPTION, PAYMENT_CONTEXT)).toEqual(refusal('invalid_exact_evm_nonce_already_used'));
     expect(inner.calls).toBe(1);
     expect(cached.counters.hits).toBe(2);
   });
@@ -153,12 +153,12 @@ describe('CachedVerifier: used nonces', () => {
   it('keys the nonce by token and payer: the same nonce elsewhere is asked again', async () => {
     const first = payment();
     inner.answer = refusal('invalid_exact_evm_nonce_already_used');
-    await cached.verify(first, OPTION);
+    await cached.verify(first, OPTION, PAYMENT_CONTEXT);
     inner.answer = { valid: true, payer: PAYER };
     const otherPayer = payment({ nonce: first.payload.authorization.nonce, from: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8' });
-    expect((await cached.verify(otherPayer, OPTION)).valid).toBe(true);
+    expect((await cached.verify(otherPayer, OPTION, PAYMENT_CONTEXT)).valid).toBe(true);
     const otherToken = { ...OPTION, asset: { ...ASSET, address: '0x036CbD53842c5426634e7929541eC2318f3dCF7e' as const } };
-    expect((await cached.verify(first, otherToken)).valid).toBe(true);
+    expect((await cached.verify(first, otherToken, PAYMENT_CONTEXT)).valid).toBe(true);
     expect(inner.calls).toBe(3);
   });
 });
@@ -175,12 +175,12 @@ describe('CachedVerifier: final refusals', () => {
   ])('keeps %s for the same payment and option', async (reason) => {
     const p = payment();
     inner.answer = refusal(reason);
-    await cached.verify(p, OPTION);
+    await cached.verify(p, OPTION, PAYMENT_CONTEXT);
     clock.advanceMs(3_600_000);
-    expect(await cached.verify(p, OPTION)).toEqual(refusal(reason));
+    expect(await cached.verify(p, OPTION, PAYMENT_CONTEXT)).toEqual(refusal(reason));
     expect(inner.calls).toBe(1);
     // Not for another option: the answer depended on it.
-    await cached.verify(p, { ...OPTION, payTo: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8' });
+    await cached.verify(p, { ...OPTION, payTo: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8' }, PAYMENT_CONTEXT);
     expect(inner.calls).toBe(2);
   });
 });
@@ -189,15 +189,15 @@ describe('CachedVerifier: insufficient balance', () => {
   it('is reused for the TTL only, on the injected clock', async () => {
     const p = payment();
     inner.answer = refusal('invalid_exact_evm_insufficient_balance');
-    await cached.verify(p, OPTION);
+    await cached.verify(p, OPTION, PAYMENT_CONTEXT);
     clock.advanceMs(DEFAULT_BALANCE_TTL_MS - 1);
-    expect(await cached.verify(p, OPTION)).toEqual(refusal('invalid_exact_evm_insufficient_balance'));
+    expect(await cached.verify(p, OPTION, PAYMENT_CONTEXT)).toEqual(refusal('invalid_exact_evm_insufficient_balance'));
     expect(inner.calls).toBe(1);
 
     // The payer topped up; after the TTL the chain is asked again.
     inner.answer = { valid: true, payer: PAYER };
     clock.advanceMs(1);
-    expect((await cached.verify(p, OPTION)).valid).toBe(true);
+    expect((await cached.verify(p, OPTION, PAYMENT_CONTEXT)).valid).toBe(true);
     expect(inner.calls).toBe(2);
   });
 
@@ -205,9 +205,9 @@ describe('CachedVerifier: insufficient balance', () => {
     const short = new CachedVerifier(inner, { clock, balanceTtlMs: 100 });
     const p = payment();
     inner.answer = refusal('invalid_exact_evm_insufficient_balance');
-    await short.verify(p, OPTION);
+    await short.verify(p, OPTION, PAYMENT_CONTEXT);
     clock.advanceMs(100);
-    await short.verify(p, OPTION);
+    await short.verify(p, OPTION, PAYMENT_CONTEXT);
     expect(inner.calls).toBe(2);
   });
 });

@@ -12,29 +12,15 @@ import type { FacilitatorRequestBody } from './client.js';
 import type { PaymentContext } from '../ports.js';
 
 /**
- * The request a v1 payment was made for. v1 requirements carry `resource`, `description` and
- * `mimeType`, and legacy facilitators (`x402` 1.x) validate `resource` as a URL.
- */
-export type FacilitatorRequestContext = PaymentContext;
-
-/**
- * Used when a v1 payment arrives without its request context. The `@x402/evm` v1 facilitator does
- * not read these fields; a legacy one only checks that `resource` parses as a URL (`.invalid` is
- * reserved, RFC 2606).
- */
-export const V1_FALLBACK_CONTEXT: FacilitatorRequestContext = Object.freeze({
-  resourceUrl: 'https://x402-gateway.invalid/',
-  route: Object.freeze({ description: '', mimeType: 'application/json' }),
-});
-
-/**
  * The `/verify` and `/settle` body, or `undefined` for a v1 payment on a network that has no v1
  * name (no v1 client can have paid there; requirement selection normally rules it out first).
+ * `context` fills v1's `resource`, `description` and `mimeType`; legacy facilitators (`x402` 1.x)
+ * validate `resource` as a URL. v2 requirements do not carry them.
  */
 export function facilitatorRequestBody(
   payment: DecodedPayment,
   option: PaymentOption,
-  context: FacilitatorRequestContext = V1_FALLBACK_CONTEXT,
+  context: PaymentContext,
 ): FacilitatorRequestBody | undefined {
   if (payment.x402Version === 2) {
     return { x402Version: 2, paymentPayload: payment.raw, paymentRequirements: requirementV2(option) };

@@ -16,18 +16,9 @@ import type { PaymentOption } from '../../config/types.js';
 import { isTxHash, type DecodedPayment, type Hex } from '../../protocol/types.js';
 import type { FacilitatorSettleAnswer } from './answers.js';
 import type { FacilitatorClient, FacilitatorFailure } from './client.js';
-import { facilitatorRequestBody, type FacilitatorRequestContext } from './request.js';
+import { facilitatorRequestBody } from './request.js';
 import { GATEWAY_REASON, REASON } from '../../protocol/reasons.js';
-import type { SettleResult, Settler } from '../ports.js';
-
-const SETTLEMENT_PENDING_REASON = REASON.settlementPending;
-const UNEXPECTED_SETTLE_ERROR = REASON.unexpectedSettleError;
-
-/** Failures reported after the transfer transaction was mined successfully: the authorization is spent. */
-const MINED_FAILURE_REASONS: ReadonlySet<string> = new Set([REASON.transferEventMismatch]);
-
-/** The transfer was mined and reverted: certainly nothing moved. */
-const REVERTED_REASON = REASON.transactionFailed;
+import type { PaymentContext, SettleResult, Settler } from '../ports.js';
 
 /** Protocol reasons are snake_case; anything else is an exception message passed through as a reason. */
 const PROTOCOL_REASON = /^[a-z0-9_]+$/;
@@ -41,7 +32,7 @@ export class FacilitatorSettler implements Settler {
   }
 
   /** Never throws. `context` is the request a v1 payment was made for, as for `FacilitatorVerifier.verify`. */
-  async settle(payment: DecodedPayment, option: PaymentOption, context?: FacilitatorRequestContext): Promise<SettleResult> {
+  async settle(payment: DecodedPayment, option: PaymentOption, context: PaymentContext): Promise<SettleResult> {
     const body = facilitatorRequestBody(payment, option, context);
     if (body === undefined) {
       return { success: false, reason: GATEWAY_REASON.invalidNetwork, message: 'x402 v1 cannot pay on this network', maybeOnChain: false };
@@ -66,12 +57,12 @@ export class FacilitatorSettler implements Settler {
       // The first attempt broadcast `first`, and that alone can spend the authorization: a retry
       // refused with `nonce_already_used` (a facilitator that restarted and forgot it) may mean
       // exactly that. Only a report that `first` itself reverted says nothing moved.
-      const firstReverted = !second.success && second.errorReason === REVERTED_REASON && second.transaction === first;
+      const firstReverted = !second.success && second.errorReason === REASON.transactionFailed && second.transaction === first;
       return settleResult({ ...second, transaction: isTxHash(second.transaction) ? second.transaction : first }, payment, option, doubt || !firstReverted);
     }
     return {
       success: false,
-      reason: UNEXPECTED_SETTLE_ERROR,
+      reason: REASON.unexpectedSettleError,
       message: `no facilitator could settle the payment: ${failures.map((f) => f.message).join('; ')}`,
       maybeOnChain: doubt,
     };
@@ -79,13 +70,13 @@ export class FacilitatorSettler implements Settler {
 }
 
 function isRetryablePending(answer: FacilitatorSettleAnswer): answer is FacilitatorSettleAnswer & { transaction: Hex } {
-  return !answer.success && answer.errorReason === SETTLEMENT_PENDING_REASON && isTxHash(answer.transaction);
+  return !answer.success && answer.errorReason === REASON.settlementPending && isTxHash(answer.transaction);
 }
 
 function pending(transaction: Hex, message: string | undefined): SettleResult {
   return {
     success: false,
-    reason: SETTLEMENT_PENDING_REASON,
+    reason: REASON.settlementPending,
     ...(message === undefined ? {} : { message }),
     transaction,
     maybeOnChain: true,
@@ -101,22 +92,22 @@ function settleResult(answer: FacilitatorSettleAnswer, payment: DecodedPayment, 
     if (answer.network !== undefined && answer.network !== network.caip2 && answer.network !== network.v1Name) {
       return {
         success: false,
-        reason: UNEXPECTED_SETTLE_ERROR,
+        reason: REASON.unexpectedSettleError,
         message: `facilitator reported settlement on network "${answer.network}", expected ${network.caip2}`,
         ...transaction,
         maybeOnChain: true,
       };
     }
     // Unreachable: the client reads a success without a valid hash as malformed.
-    if (!isTxHash(hash)) return { success: false, reason: UNEXPECTED_SETTLE_ERROR, maybeOnChain: true };
+    if (!isTxHash(hash)) return { success: false, reason: REASON.unexpectedSettleError, maybeOnChain: true };
     return { success: true, transaction: hash, payer: payment.payload.authorization.from };
   }
 
-  const reported = answer.errorReason ?? UNEXPECTED_SETTLE_ERROR;
+  const reported = answer.errorReason ?? REASON.unexpectedSettleError;
   // `@x402/evm`'s v1 settle returns a thrown error's message as the reason, e.g. a receipt-wait
   // timeout after broadcast, with no tx hash: an exception mid-settlement, outcome unknown.
   if (!PROTOCOL_REASON.test(reported)) {
-    return { success: false, reason: UNEXPECTED_SETTLE_ERROR, message: reported, ...transaction, maybeOnChain: true };
+    return { success: false, reason: REASON.unexpectedSettleError, message: reported, ...transaction, maybeOnChain: true };
   }
   return {
     success: false,
@@ -125,11 +116,12 @@ function settleResult(answer: FacilitatorSettleAnswer, payment: DecodedPayment, 
     ...transaction,
     // A failure that names a transaction hash means something was broadcast, and unless the
     // facilitator says it reverted, it may still land (one whose pending store failed answers
-    // `invalid_transaction_state` with the hash).
+    // `invalid_transaction_state` with the hash). `transferEventMismatch` is reported after the
+    // transfer was mined successfully: the authorization is spent.
     maybeOnChain:
       doubt ||
-      (isTxHash(hash) && reported !== REVERTED_REASON) ||
-      reported === SETTLEMENT_PENDING_REASON ||
-      MINED_FAILURE_REASONS.has(reported),
+      (isTxHash(hash) && reported !== REASON.transactionFailed) ||
+      reported === REASON.settlementPending ||
+      reported === REASON.transferEventMismatch,
   };
 }

@@ -13,8 +13,8 @@ import { GATEWAY_REASON, REASON } from '../../protocol/reasons.js';
 import type { DecodedPayment } from '../../protocol/types.js';
 import { classifySignature } from '../exact-evm/signature.js';
 import type { FacilitatorClient, FacilitatorFailure } from './client.js';
-import { facilitatorRequestBody, type FacilitatorRequestContext } from './request.js';
-import type { Verifier, VerifyResult } from '../ports.js';
+import { facilitatorRequestBody } from './request.js';
+import type { PaymentContext, Verifier, VerifyResult } from '../ports.js';
 
 export class FacilitatorVerifier implements Verifier {
   readonly #clients: readonly FacilitatorClient[];
@@ -24,11 +24,8 @@ export class FacilitatorVerifier implements Verifier {
     this.#clients = clients;
   }
 
-  /**
-   * `context` is the request a v1 payment was made for (v1 requirements name their resource);
-   * without it a placeholder is sent, which the official facilitators accept.
-   */
-  async verify(payment: DecodedPayment, option: PaymentOption, context?: FacilitatorRequestContext): Promise<VerifyResult> {
+  /** `context` is the request a v1 payment was made for: v1 requirements name their resource. */
+  async verify(payment: DecodedPayment, option: PaymentOption, context: PaymentContext): Promise<VerifyResult> {
     const body = facilitatorRequestBody(payment, option, context);
     if (body === undefined) return { valid: false, reason: GATEWAY_REASON.invalidNetwork, message: 'x402 v1 cannot pay on this network' };
     // The reference facilitator throws on a 6492 wrapper that does not decode, and its 500 reads
@@ -56,14 +53,14 @@ export class FacilitatorVerifier implements Verifier {
         payer,
       };
     }
-    throw unavailableError('verify', failures);
+    throw unavailableError(failures);
   }
 }
 
 /** The fault thrown when no facilitator answered; every attempt is kept as the cause. */
-export function unavailableError(operation: string, failures: readonly FacilitatorFailure[]): InfrastructureError {
+function unavailableError(failures: readonly FacilitatorFailure[]): InfrastructureError {
   const detail = failures.map((f) => f.message).join('; ');
-  return new InfrastructureError('GW_ERR_FACILITATOR_UNAVAILABLE', `no facilitator could ${operation} the payment: ${detail}`, {
+  return new InfrastructureError('GW_ERR_FACILITATOR_UNAVAILABLE', `no facilitator could verify the payment: ${detail}`, {
     cause: new AggregateError(
       failures.map((f) => f.error ?? new Error(f.message)),
       `${failures.length} facilitator(s) failed`,

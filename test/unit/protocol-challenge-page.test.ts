@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { escapeHtml, renderPaywallPage } from '../../src/protocol/paywall-page.js';
+import { escapeHtml, renderChallengePage } from '../../src/protocol/challenge-page.js';
 import { makeOption, makeRoute, PAY_TO, USDC_ARBITRUM } from '../helpers/options.js';
 
-describe('renderPaywallPage', () => {
+describe('renderChallengePage', () => {
   const options = [makeOption(), makeOption({ asset: USDC_ARBITRUM, amount: 1_500_000n })];
 
   it('shows description, prices, networks and payee', () => {
-    const html = renderPaywallPage({ route: makeRoute(options), resourceUrl: 'https://gw.example.com/v1/weather', options });
+    const html = renderChallengePage({ route: makeRoute(options), resourceUrl: 'https://gw.example.com/v1/weather', options });
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).toContain('Current weather');
     expect(html).toContain('0.01 USDC');
@@ -19,7 +19,7 @@ describe('renderPaywallPage', () => {
 
   it('escapes every interpolated string', () => {
     const route = makeRoute(options, { description: '<script>alert("x")</script>' });
-    const html = renderPaywallPage({ route, resourceUrl: 'https://gw.example.com/?q="><img src=x onerror=alert(1)>', options });
+    const html = renderChallengePage({ route, resourceUrl: 'https://gw.example.com/?q="><img src=x onerror=alert(1)>', options });
     expect(html).not.toContain('<script>alert');
     expect(html).not.toContain('<img');
     expect(html).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
@@ -27,7 +27,7 @@ describe('renderPaywallPage', () => {
 
   it('escapes symbols from config too', () => {
     const odd = makeOption({ asset: { ...USDC_ARBITRUM, symbol: '<b>' } });
-    expect(renderPaywallPage({ route: makeRoute([odd]), resourceUrl: 'https://x/', options: [odd] })).toContain('&lt;b&gt;');
+    expect(renderChallengePage({ route: makeRoute([odd]), resourceUrl: 'https://x/', options: [odd] })).toContain('&lt;b&gt;');
   });
 });
 

@@ -7,7 +7,7 @@ import type { PaymentOption } from '../config/types.js';
 import { atomicToDecimal } from '../pricing.js';
 import type { ChallengeRoute } from './challenge.js';
 
-export interface PaywallPageInput {
+export interface ChallengePageInput {
   readonly route: ChallengeRoute;
   readonly resourceUrl: string;
   readonly options: readonly PaymentOption[];
@@ -40,7 +40,7 @@ function optionRow(option: PaymentOption): string {
 }
 
 /** The page sent with a 402 to a browser (`Accept: text/html`). Every interpolated string is escaped. */
-export function renderPaywallPage(input: PaywallPageInput): string {
+export function renderChallengePage(input: ChallengePageInput): string {
   const { route, resourceUrl, options } = input;
   const title = route.description === '' ? 'Payment required' : route.description;
   return `<!doctype html>

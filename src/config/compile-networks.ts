@@ -1,0 +1,49 @@
+/** The `networks` section compiled: chain id, RPC list, verify and settle modes checked against each other. */
+import { KNOWN_CHAINS } from './known-networks.js';
+import type { RawConfig } from './schema.js';
+import type { NetworkConfig, SettleConfig } from './types.js';
+
+/** Each declared network, keyed by its name; problems are pushed with their YAML path. */
+export function compileNetworks(raw: RawConfig, problems: string[]): Map<string, NetworkConfig> {
+  const networks = new Map<string, NetworkConfig>();
+  for (const [name, n] of Object.entries(raw.networks)) {
+    const chainId = Number(n.network.slice('eip155:'.length));
+    if (!Number.isSafeInteger(chainId)) {
+      problems.push(`networks.${name}.network: chain id is too large`);
+      continue;
+    }
+    const rpc = n.rpc === undefined ? [] : Array.isArray(n.rpc) ? n.rpc : [n.rpc];
+    const verify = n.verify ?? (n.settle.mode === 'facilitator' && rpc.length === 0 ? 'facilitator' : 'local');
+    if (rpc.length === 0 && (verify === 'local' || n.settle.mode === 'local')) {
+      problems.push(`networks.${name}.rpc: required to ${n.settle.mode === 'local' ? 'settle' : 'verify payments'} locally`);
+    }
+    if (verify === 'facilitator' && n.settle.mode !== 'facilitator') {
+      problems.push(`networks.${name}.verify: "facilitator" needs settle.mode: facilitator`);
+    }
+    const settle: SettleConfig =
+      n.settle.mode === 'local'
+        ? {
+            mode: 'local',
+            privateKey: n.settle.privateKey as `0x${string}`,
+            receiptTimeoutMs: n.settle.receiptTimeoutMs,
+            maxGas: n.settle.maxGas,
+            revertPenaltySeconds: n.settle.revertPenaltySeconds,
+          }
+        : {
+            mode: 'facilitator',
+            facilitators: [{ url: n.settle.url, headers: n.settle.headers, timeoutMs: n.settle.timeoutMs }, ...n.settle.fallbacks],
+          };
+    networks.set(name, {
+      name,
+      caip2: n.network as `eip155:${number}`,
+      chainId,
+      v1Name: KNOWN_CHAINS.get(chainId)?.v1Name,
+      rpc,
+      verify,
+      settle,
+      proofConfirmations: n.proof.confirmations,
+      proofMaxAgeSeconds: n.proof.maxAgeSeconds,
+    });
+  }
+  return networks;
+}
