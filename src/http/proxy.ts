@@ -18,6 +18,7 @@
 import httpProxy from '@fastify/http-proxy';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Config, UpstreamConfig } from '../config/types.js';
 import type { Checkout } from '../payments/checkout.js';
 import { GATEWAY_REASON, upstreamStatusReason } from '../protocol/reasons.js';
@@ -103,7 +104,8 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
         },
         rewriteHeaders: (headers) => upstreamResponseHeaders(headers as IncomingHttpHeaders),
         onResponse: (request, reply, res) => {
-          onUpstreamResponse(deps, upstream, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream).catch((err: unknown) => {
+          // reply-from types the body loosely; with its undici transport it is undici's body Readable.
+          onUpstreamResponse(deps, upstream, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream as Readable).catch((err: unknown) => {
             discard(res.stream);
             dropUpstreamHeaders(http1Reply(reply));
             reply.send(err);
@@ -134,7 +136,7 @@ async function onUpstreamResponse(
   request: FastifyRequest,
   reply: FastifyReply,
   status: number,
-  stream: NodeJS.ReadableStream & { destroy(): void },
+  stream: Readable,
 ): Promise<void> {
   const state = deps.states.get(request.raw);
   if (state?.forwardedAt !== undefined) state.upstreamSeconds = (performance.now() - state.forwardedAt) / 1000;
