@@ -155,7 +155,8 @@ describe('the paid path against recording fakes', () => {
     await waitFor(() => hitsOf('/patient/slow') > before);
     controller.abort();
     expect(await request).toBe('aborted');
-    await waitFor(async () => (await rowsSince(t0)).length > 0, 5_000);
+    // The pending row comes first (written before the settlement is sent), then its outcome.
+    await waitFor(async () => (await rowsSince(t0)).some(([status]) => status !== 'pending'), 5_000);
     expect(await rowsSince(t0)).toEqual([['settled', 'client_closed']]);
     expect(hitsOf('/patient/slow') - before).toBe(1);
   });
