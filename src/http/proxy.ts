@@ -19,11 +19,11 @@ import httpProxy from '@fastify/http-proxy';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Config, UpstreamConfig } from '../config/types.js';
+import type { Config } from '../config/types.js';
 import type { Checkout } from '../payments/checkout.js';
 import { GATEWAY_REASON, upstreamStatusReason } from '../protocol/reasons.js';
 import { mayForward, refuseFormOverride } from './forward-guard.js';
-import { watchIdle } from './idle-timeout.js';
+import { IdleWatch } from './idle-timeout.js';
 import { formKind } from './method-override.js';
 import type { PendingPayment } from './pending-payment.js';
 import { resourceUrl, sendError, sendSettlementFailure } from './replies.js';
@@ -40,12 +40,20 @@ export interface ProxyDeps {
 }
 
 /**
+ * The request a forwarded header set belongs to, for `retryDelay` (see UpstreamAttempt): a
+ * non-enumerable symbol on the header object, so it never reaches the wire; a WeakMap from header
+ * sets to requests would add an ephemeron per request for the garbage collector to walk (see
+ * RequestStates).
+ */
+const FORWARDED_FOR = Symbol('x402-gateway forwarded request');
+
+/**
  * What reply-from really hands `retryDelay` (its typings say otherwise): the options of the
  * upstream request, whose `headers` is the object `rewriteRequestHeaders` returned, and the
  * upstream's answer, if there was one.
  */
 interface UpstreamAttempt {
-  readonly req: { readonly headers: IncomingHttpHeaders };
+  readonly req: { readonly headers: IncomingHttpHeaders & { readonly [FORWARDED_FOR]?: FastifyRequest } };
   readonly res?: { readonly statusCode: number };
 }
 
@@ -56,11 +64,13 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
     ...STRIPPED_REQUEST_HEADERS,
     ...deps.config.routes.flatMap((route) => (route.allow ? [route.allow.apiKeyHeader] : [])),
   ]);
-  /** The request each forwarded header set belongs to, for `retryDelay` (see UpstreamAttempt). */
-  const forwarded = new WeakMap<IncomingHttpHeaders, FastifyRequest>();
   for (const upstream of deps.config.upstreams.values()) {
     const { origin, pathname } = new URL(upstream.url);
     const credentials = Object.entries(upstream.headers).map(([name, value]) => [name.toLowerCase(), value] as const);
+    const idle: AnswerWatches = {
+      answer: new IdleWatch(upstream.idleTimeoutMs),
+      eventStream: upstream.sseIdleTimeoutMs === undefined ? undefined : new IdleWatch(upstream.sseIdleTimeoutMs),
+    };
     await app.register(httpProxy, {
       upstream: origin,
       prefix: '/',
@@ -87,7 +97,7 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
       replyOptions: {
         retryDelay: (details) => {
           const attempt = details as unknown as UpstreamAttempt;
-          const request = forwarded.get(attempt.req.headers);
+          const request = attempt.req.headers[FORWARDED_FOR];
           if (request && attempt.res) onStatusLineWithoutCaller(deps, request, attempt.res.statusCode);
           return null;
         },
@@ -99,13 +109,12 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
             paymentOf(state)?.markForwarded();
           }
           const out = upstreamRequestHeaders(http1(request), headers as IncomingHttpHeaders, stripped, credentials);
-          forwarded.set(out, http1(request));
-          return out;
+          return Object.defineProperty(out, FORWARDED_FOR, { value: http1(request) });
         },
         rewriteHeaders: (headers) => upstreamResponseHeaders(headers as IncomingHttpHeaders),
         onResponse: (request, reply, res) => {
           // reply-from types the body loosely; with its undici transport it is undici's body Readable.
-          onUpstreamResponse(deps, upstream, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream as Readable).catch((err: unknown) => {
+          onUpstreamResponse(deps, idle, http1(request), http1Reply(reply), res.statusCode ?? 502, res.stream as Readable).catch((err: unknown) => {
             discard(res.stream);
             dropUpstreamHeaders(http1Reply(reply));
             reply.send(err);
@@ -130,9 +139,15 @@ function http1Reply(reply: FastifyReply<RouteGenericInterface, RawServerBase>): 
   return reply as FastifyReply;
 }
 
+/** One upstream's watches of the silence in its answers' bodies; event streams may have none. */
+interface AnswerWatches {
+  readonly answer: IdleWatch;
+  readonly eventStream: IdleWatch | undefined;
+}
+
 async function onUpstreamResponse(
   deps: ProxyDeps,
-  upstream: UpstreamConfig,
+  idle: AnswerWatches,
   request: FastifyRequest,
   reply: FastifyReply,
   status: number,
@@ -181,8 +196,9 @@ async function onUpstreamResponse(
     keepFromSharedCaches(reply);
   }
   const eventStream = String(reply.getHeader('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
-  const idleMs = eventStream ? upstream.sseIdleTimeoutMs : upstream.idleTimeoutMs;
-  reply.send(idleMs === undefined ? stream : watchIdle(stream, idleMs));
+  const watch = eventStream ? idle.eventStream : idle.answer;
+  const raw = reply.raw;
+  reply.send(watch ? watch.watch(stream, () => raw.socket?.bytesWritten ?? 0) : stream);
 }
 
 /**

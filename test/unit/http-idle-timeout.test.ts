@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { UpstreamIdleError, watchIdle } from '../../src/http/idle-timeout.js';
+import { IdleWatch, UpstreamIdleError } from '../../src/http/idle-timeout.js';
 
 /** A source that pushes `chunks` at the given delays (ms after the previous one), then ends. */
 function timedSource(steps: readonly (readonly [number, string])[]): Readable {
@@ -14,27 +14,60 @@ function timedSource(steps: readonly (readonly [number, string])[]): Readable {
   return source;
 }
 
-async function collect(stream: Readable): Promise<{ text: string; error?: unknown }> {
-  let text = '';
-  try {
-    for await (const chunk of stream) text += String(chunk);
-    return { text };
-  } catch (error) {
-    return { text, error };
-  }
+/** A caller that reads everything; `delivered` counts what it has read, as a socket's bytesWritten would. */
+function caller(): { delivered: () => number; collect: (stream: Readable) => Promise<{ text: string; error?: unknown }> } {
+  let bytes = 0;
+  return {
+    delivered: () => bytes,
+    async collect(stream) {
+      let text = '';
+      try {
+        for await (const chunk of stream) {
+          bytes += String(chunk).length;
+          text += String(chunk);
+        }
+        return { text };
+      } catch (error) {
+        return { text, error };
+      }
+    },
+  };
 }
 
-describe('watchIdle', () => {
+describe('IdleWatch', () => {
   it('passes a stream whose gaps stay under the limit, however long it lasts in all', async () => {
+    const reader = caller();
     const source = timedSource([[0, 'a'], [60, 'b'], [60, 'c'], [60, 'd']]);
-    expect(await collect(watchIdle(source, 100))).toEqual({ text: 'abcd' });
+    expect(await reader.collect(new IdleWatch(100).watch(source, reader.delivered))).toEqual({ text: 'abcd' });
   });
 
   it('cuts a stream at the first gap longer than the limit, with UpstreamIdleError', async () => {
+    const reader = caller();
     const source = timedSource([[0, 'a'], [40, 'b'], [250, 'late']]);
-    const result = await collect(watchIdle(source, 100));
+    const result = await reader.collect(new IdleWatch(100).watch(source, reader.delivered));
     expect(result.text).toBe('ab');
     expect(source.destroyed).toBe(true);
     expect(result.error).toBeInstanceOf(UpstreamIdleError);
+  });
+
+  it('does not cut a body that waits for a slow caller: its buffer is full, the upstream is paused', async () => {
+    const reader = caller();
+    const source = new Readable({ read() {} });
+    const watched = new IdleWatch(100).watch(source, reader.delivered);
+    source.push(Buffer.alloc(32 * 1024));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    source.push(null);
+    expect(await reader.collect(watched)).toEqual({ text: String(Buffer.alloc(32 * 1024)) });
+  });
+
+  it('watches many answers with one limit, cutting only the quiet one', async () => {
+    const watch = new IdleWatch(100);
+    const [busyReader, quietReader] = [caller(), caller()];
+    const busy = watch.watch(timedSource([[0, 'a'], [60, 'b'], [60, 'c'], [60, 'd']]), busyReader.delivered);
+    const quiet = watch.watch(timedSource([[0, 'x'], [250, 'late']]), quietReader.delivered);
+    const [busyResult, quietResult] = await Promise.all([busyReader.collect(busy), quietReader.collect(quiet)]);
+    expect(busyResult).toEqual({ text: 'abcd' });
+    expect(quietResult.text).toBe('x');
+    expect(quietResult.error).toBeInstanceOf(UpstreamIdleError);
   });
 });
