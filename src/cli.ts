@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import type { CliIo } from './cli-io.js';
 import { loadConfigFile } from './config/load.js';
 import type { Config } from './config/types.js';
-import { SqliteLedger } from './ledger/sqlite-ledger.js';
+import { openLedger } from './ledger/open-ledger.js';
 import type { Receipt } from './payments/ports.js';
 import { runGateway, type RunningGateway } from './server.js';
 
@@ -168,7 +168,7 @@ async function printReceipts(config: Config, values: { json?: boolean; csv?: boo
     return 2;
   }
   // Read only: no expiry is judged, so the ledger's default clock (systemClock) is never consulted.
-  const ledger = new SqliteLedger(config.ledger.path);
+  const ledger = await openLedger(config.ledger);
   try {
     const rows = await ledger.receipts({ limit, since });
     if (values.json) io.out(JSON.stringify(rows, null, 2));

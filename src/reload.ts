@@ -72,7 +72,7 @@ function restartOnlyChanges(current: Config, next: Config): string[] {
   const changes: string[] = [];
   if (JSON.stringify(current.listen) !== JSON.stringify(next.listen)) changes.push('listen');
   if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) changes.push('admin');
-  if (current.ledger.path !== next.ledger.path) changes.push('ledger.path');
+  if (JSON.stringify(current.ledger) !== JSON.stringify(next.ledger)) changes.push('ledger');
   if (current.logLevel !== next.logLevel) changes.push('log.level');
   if (JSON.stringify(current.reload) !== JSON.stringify(next.reload)) changes.push('reload');
   return changes;

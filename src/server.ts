@@ -15,7 +15,7 @@ import { buildGateway } from './gateway.js';
 import { buildAdmin, type ReloadResult } from './http/admin.js';
 import { PublicListener } from './http/listener.js';
 import { observeLedger } from './ledger/observed-ledger.js';
-import { SqliteLedger } from './ledger/sqlite-ledger.js';
+import { openLedger } from './ledger/open-ledger.js';
 import { TokenBuckets } from './limits/token-buckets.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
@@ -57,7 +57,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const logger = options.logger ?? createLogger(initial.logLevel);
   const clock = options.clock ?? systemClock;
   const metrics = new GatewayMetrics();
-  const ledger = observeLedger(options.ledger ?? new SqliteLedger(initial.ledger.path, { clock }), metrics, logger);
+  const ledger = observeLedger(options.ledger ?? (await openLedger(initial.ledger, { clock })), metrics, logger);
   const backends = options.backends ?? new PaymentBackendCache(clock, (counters) => metrics.addCacheSource(counters));
   const work = new WorkInFlight();
   const unchargedForwards = new TokenBuckets();

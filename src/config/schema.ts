@@ -44,6 +44,7 @@ export const DEFAULT_PROOF_MAX_AGE_SECONDS = 900;
  */
 export const DEFAULT_PROOF_ENABLED = false;
 export const DEFAULT_LEDGER_PATH = './x402-gateway.db';
+export const DEFAULT_LEDGER_POOL = 10;
 /** How long a SIGTERM drain may take before the gateway exits anyway. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
 /** Quiet time after a config file change before it is reloaded (editors write in several steps). */
@@ -211,7 +212,19 @@ export const configSchema = z.strictObject({
       unchargedForwards: rateLimit(DEFAULT_UNCHARGED_FORWARDS).default(DEFAULT_UNCHARGED_FORWARDS),
     })
     .default({ unchargedForwards: DEFAULT_UNCHARGED_FORWARDS }),
-  ledger: z.strictObject({ path: z.string().min(1).default(DEFAULT_LEDGER_PATH) }).default({ path: DEFAULT_LEDGER_PATH }),
+  /** The embedded SQLite file (`path`, the default), or a PostgreSQL server shared by every replica. */
+  ledger: z
+    .union([
+      z.strictObject({ store: z.literal('sqlite').default('sqlite'), path: z.string().min(1).default(DEFAULT_LEDGER_PATH) }),
+      z.strictObject({
+        store: z.literal('postgres'),
+        /** A libpq connection URL (`postgres://user:password@host:5432/db`), usually `${DATABASE_URL}`. */
+        url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
+        /** Connections per replica. */
+        pool: z.number().int().min(1).max(100).default(DEFAULT_LEDGER_POOL),
+      }),
+    ])
+    .default({ store: 'sqlite', path: DEFAULT_LEDGER_PATH }),
   /** Trust X-Forwarded-For from a proxy in front (for client IPs in allowlists and logs): fastify's trustProxy. */
   trustProxy: z.union([z.boolean(), z.number().int().min(1), z.array(z.string())]).default(false),
   shutdown: z

@@ -156,10 +156,20 @@ export interface LimitsConfig {
   readonly unchargedForwards: RateLimit;
 }
 
-export interface LedgerConfig {
-  /** SQLite file path; `:memory:` keeps it in memory (tests only). */
-  readonly path: string;
-}
+/** Where the ledger lives: the embedded SQLite file, or a PostgreSQL server every replica shares. */
+export type LedgerConfig =
+  | {
+      readonly store: 'sqlite';
+      /** SQLite file path; `:memory:` keeps it in memory (tests only). */
+      readonly path: string;
+    }
+  | {
+      readonly store: 'postgres';
+      /** Connection URL; it carries the password, so it is never logged. */
+      readonly url: string;
+      /** Connections per replica. */
+      readonly pool: number;
+    };
 
 export interface Config {
   readonly listen: ListenConfig;

@@ -28,6 +28,13 @@ import {
   type ReceiptQuery,
   type ReceiptStatus,
 } from '../payments/ports.js';
+import { LedgerSchemaError } from './schema-version.js';
+
+/**
+ * The schema version this gateway writes, kept in the file's `user_version`. Files made before
+ * versions were kept read 0 and have the same tables as version 1.
+ */
+export const SQLITE_SCHEMA_VERSION = 1;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS nonces (
@@ -121,7 +128,13 @@ export class SqliteLedger implements Ledger {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('busy_timeout = 5000');
+    const version = this.#db.pragma('user_version', { simple: true }) as number;
+    if (version > SQLITE_SCHEMA_VERSION) {
+      this.#db.close();
+      throw new LedgerSchemaError('sqlite', version, SQLITE_SCHEMA_VERSION);
+    }
     this.#db.exec(SCHEMA);
+    if (version < SQLITE_SCHEMA_VERSION) this.#db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
     this.#stmts = {
       // A reservation whose authorization has expired can be taken again: the chain refuses it anyway.
       reserve: this.#db.prepare(

@@ -153,7 +153,7 @@ const PURE_ALLOWED: Readonly<Record<string, { readonly names: ReadonlySet<string
   'lru-cache': { names: new Set(['LRUCache']), files: /^limits\// },
 };
 /** Modules with I/O, clocks or a framework. */
-const IMPURE_PACKAGES = /^(fastify|@fastify\/|undici|pino|better-sqlite3|prom-client|node:(fs|http|https|child_process|os)|viem\/(accounts|actions))/;
+const IMPURE_PACKAGES = /^(fastify|@fastify\/|undici|pino|better-sqlite3|pg|prom-client|node:(fs|http|https|child_process|os)|viem\/(accounts|actions))/;
 
 describe('architecture', () => {
   it('finds the source files', () => {

@@ -1,0 +1,222 @@
+/**
+ * The shared ledger: one PostgreSQL database for every replica of the gateway. The same tables
+ * and the same `Ledger` contract as the embedded SQLite file (sqlite-ledger.ts), so a nonce
+ * reserved or spent through one replica is refused by all of them.
+ *
+ * Durability (the `Ledger` contract): sessions run with `synchronous_commit = off`, so a
+ * reservation, a release or a row of an outcome that moved nothing is committed (visible to
+ * every replica at once) without waiting for its WAL flush; a write that records money runs in a
+ * transaction with `SET LOCAL synchronous_commit = on`, so it is on the server's disk when its
+ * promise resolves.
+ *
+ * Time (reservation expiry, proof claims, payer penalties) is the server's clock, one for all
+ * replicas, whatever their own clocks say.
+ *
+ * The schema is created and migrated by `migratePostgres` (postgres-schema.ts) before the first
+ * query, under an advisory lock, so replicas starting together migrate once.
+ */
+import pg from 'pg';
+import type { Hex } from '../protocol/types.js';
+import { MONEY_STATUSES, nonceKeyString, type Ledger, type NonceKey, type Receipt, type ReceiptQuery, type ReceiptStatus } from '../payments/ports.js';
+import { migratePostgres } from './postgres-schema.js';
+
+export interface PostgresLedgerOptions {
+  /** Connections in this replica's pool. */
+  readonly pool: number;
+}
+
+/** The server's unix second, as the `BIGINT` columns store it. */
+const NOW = `floor(extract(epoch from clock_timestamp()))::bigint`;
+
+const RECORD = `INSERT INTO receipts (request_id, time, route, method, path, amount, asset, network, payer, nonce, tx_hash, status, reason)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+  ON CONFLICT (request_id) DO UPDATE SET time = excluded.time, status = excluded.status, reason = excluded.reason,
+    tx_hash = excluded.tx_hash, payer = excluded.payer`;
+
+function recordParams(r: Receipt): unknown[] {
+  return [r.requestId, r.time, r.route, r.method, r.path, r.amount, r.asset, r.network, r.payer, r.nonce, r.transaction, r.status, r.reason];
+}
+
+interface ReceiptRow {
+  request_id: string;
+  time: string; // BIGINT comes back as a string
+  route: string;
+  method: string;
+  path: string;
+  amount: string;
+  asset: string;
+  network: string;
+  payer: string;
+  nonce: string;
+  tx_hash: string;
+  status: string;
+  reason: string;
+}
+
+/** The `Ledger` in a PostgreSQL database. Open with `PostgresLedger.open`. */
+export class PostgresLedger implements Ledger {
+  readonly #pool: pg.Pool;
+  /** Operations asked for and not yet settled: close waits for them, so none is cut off. */
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #closed = false;
+
+  private constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  /** Connects, migrates the schema (or refuses a newer one) and returns the ledger. */
+  static async open(url: string, options: PostgresLedgerOptions): Promise<PostgresLedger> {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: options.pool,
+      options: '-c synchronous_commit=off',
+      connectionTimeoutMillis: 5_000,
+      // A query the server does not answer fails instead of holding a paid request for ever.
+      query_timeout: 10_000,
+    });
+    // A connection that dies while idle is dropped from the pool, which opens a new one for the
+    // next query; without a listener, the pool's 'error' event would end the process.
+    pool.on('error', () => {});
+    try {
+      await migratePostgres(pool);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PostgresLedger(pool);
+  }
+
+  reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean> {
+    return this.#run(async () => {
+      // A reservation whose authorization has expired can be taken again: the chain refuses it anyway.
+      const result = await this.#pool.query(
+        `INSERT INTO nonces (key, state, expires_at) VALUES ($1, 'reserved', $2)
+         ON CONFLICT (key) DO UPDATE SET state = 'reserved', expires_at = excluded.expires_at
+         WHERE nonces.state = 'reserved' AND nonces.expires_at < ${NOW}`,
+        [nonceKeyString(key), expiresAtSeconds],
+      );
+      return result.rowCount === 1;
+    });
+  }
+
+  releaseNonce(key: NonceKey): Promise<void> {
+    return this.#run(async () => {
+      await this.#pool.query(`DELETE FROM nonces WHERE key = $1`, [nonceKeyString(key)]);
+    });
+  }
+
+  beginSettlement(key: NonceKey, pending: Receipt): Promise<void> {
+    return this.#run(async () => {
+      // One transaction: the nonce kept and the pending row land together or not at all.
+      await this.#durably(async (client) => {
+        await client.query(`UPDATE nonces SET state = 'kept' WHERE key = $1`, [nonceKeyString(key)]);
+        await client.query(RECORD, recordParams(pending));
+      });
+    });
+  }
+
+  claimProof(chainId: number, txHash: Hex): Promise<boolean> {
+    return this.#run(async () => {
+      return this.#durably(async (client) => {
+        const result = await client.query(
+          `INSERT INTO proofs (chain_id, tx_hash, claimed_at) VALUES ($1, $2, ${NOW}) ON CONFLICT DO NOTHING`,
+          [chainId, txHash.toLowerCase()],
+        );
+        return result.rowCount === 1;
+      });
+    });
+  }
+
+  penalisePayer(chainId: number, payer: Hex, untilSeconds: number): Promise<void> {
+    return this.#run(async () => {
+      // Expired refusals are dropped whenever one is added, so the table holds only live ones.
+      await this.#pool.query(`DELETE FROM payer_penalties WHERE until <= ${NOW}`);
+      await this.#pool.query(
+        `INSERT INTO payer_penalties (chain_id, payer, until) VALUES ($1, $2, $3)
+         ON CONFLICT (chain_id, payer) DO UPDATE SET until = GREATEST(payer_penalties.until, excluded.until)`,
+        [chainId, payer.toLowerCase(), untilSeconds],
+      );
+    });
+  }
+
+  payerPenalty(chainId: number, payer: Hex): Promise<number | undefined> {
+    return this.#run(async () => {
+      const result = await this.#pool.query<{ until: string }>(
+        `SELECT until FROM payer_penalties WHERE chain_id = $1 AND payer = $2 AND until > ${NOW}`,
+        [chainId, payer.toLowerCase()],
+      );
+      const until = result.rows[0]?.until;
+      return until === undefined ? undefined : Number(until);
+    });
+  }
+
+  record(receipt: Receipt): Promise<void> {
+    return this.#run(async () => {
+      if (MONEY_STATUSES.has(receipt.status)) {
+        await this.#durably((client) => client.query(RECORD, recordParams(receipt)));
+      } else {
+        await this.#pool.query(RECORD, recordParams(receipt));
+      }
+    });
+  }
+
+  receipts(query: ReceiptQuery): Promise<Receipt[]> {
+    return this.#run(async () => {
+      const result = await this.#pool.query<ReceiptRow>(`SELECT * FROM receipts WHERE time >= $1 ORDER BY time DESC, seq DESC LIMIT $2`, [
+        query.since ?? 0,
+        query.limit ?? 1000,
+      ]);
+      return result.rows.map((row) => ({
+        time: Number(row.time),
+        requestId: row.request_id,
+        route: row.route,
+        method: row.method,
+        path: row.path,
+        amount: row.amount,
+        asset: row.asset,
+        network: row.network,
+        payer: row.payer,
+        nonce: row.nonce,
+        transaction: row.tx_hash,
+        status: row.status as ReceiptStatus,
+        reason: row.reason,
+      }));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#inFlight]);
+    await this.#pool.end();
+  }
+
+  /** Runs one operation of the port, refused once the ledger is closed, awaited by close. */
+  #run<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error('ledger closed'));
+    const running = operation();
+    this.#inFlight.add(running);
+    const forget = (): void => {
+      this.#inFlight.delete(running);
+    };
+    running.then(forget, forget);
+    return running;
+  }
+
+  /** Runs `work` in one transaction that is on the server's disk when it resolves. */
+  async #durably<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL synchronous_commit = on');
+      const value = await work(client);
+      await client.query('COMMIT');
+      return value;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The PostgreSQL ledger's schema and its migrations. Each migration is one step from the version
+ * before it; the version reached is kept in `x402_gateway_schema`. Every replica runs this at
+ * start-up under one advisory lock, so the first migrates and the others find the work done; a
+ * database migrated by a newer gateway is refused, not written with old assumptions.
+ */
+import type pg from 'pg';
+import { LedgerSchemaError } from './schema-version.js';
+
+/** Any fixed 64-bit number; it names this lock among the database's advisory locks. */
+const MIGRATION_LOCK = 0x7834_3032_6777n; // "x402gw"
+
+/** Migration `i` takes the schema from version `i` to `i + 1`. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE nonces (
+     key TEXT PRIMARY KEY,
+     state TEXT NOT NULL CHECK (state IN ('reserved', 'kept')),
+     expires_at BIGINT NOT NULL
+   );
+   CREATE TABLE proofs (
+     chain_id BIGINT NOT NULL,
+     tx_hash TEXT NOT NULL,
+     claimed_at BIGINT NOT NULL,
+     PRIMARY KEY (chain_id, tx_hash)
+   );
+   CREATE TABLE receipts (
+     seq BIGSERIAL,
+     request_id TEXT PRIMARY KEY,
+     time BIGINT NOT NULL,
+     route TEXT NOT NULL,
+     method TEXT NOT NULL,
+     path TEXT NOT NULL,
+     amount TEXT NOT NULL,
+     asset TEXT NOT NULL,
+     network TEXT NOT NULL,
+     payer TEXT NOT NULL,
+     nonce TEXT NOT NULL,
+     tx_hash TEXT NOT NULL,
+     status TEXT NOT NULL,
+     reason TEXT NOT NULL
+   );
+   CREATE INDEX receipts_time ON receipts (time, seq);
+   CREATE TABLE payer_penalties (
+     chain_id BIGINT NOT NULL,
+     payer TEXT NOT NULL,
+     until BIGINT NOT NULL,
+     PRIMARY KEY (chain_id, payer)
+   );`,
+];
+
+/** The schema version this gateway writes. */
+export const POSTGRES_SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Creates or migrates the schema to POSTGRES_SCHEMA_VERSION; throws LedgerSchemaError on a newer one. */
+export async function migratePostgres(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK.toString()]);
+    try {
+      await client.query('CREATE TABLE IF NOT EXISTS x402_gateway_schema (version INTEGER NOT NULL)');
+      const found = await client.query<{ version: number }>('SELECT version FROM x402_gateway_schema');
+      const current = found.rows[0]?.version ?? 0;
+      if (current > POSTGRES_SCHEMA_VERSION) throw new LedgerSchemaError('postgres', current, POSTGRES_SCHEMA_VERSION);
+      for (let version = current; version < POSTGRES_SCHEMA_VERSION; version++) {
+        await client.query('BEGIN');
+        try {
+          await client.query(MIGRATIONS[version] as string);
+          await client.query('DELETE FROM x402_gateway_schema');
+          await client.query('INSERT INTO x402_gateway_schema (version) VALUES ($1)', [version + 1]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw err;
+        }
+      }
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK.toString()]).catch(() => {});
+    }
+  } finally {
+    client.release();
+  }
+}

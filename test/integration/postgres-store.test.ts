@@ -1,0 +1,131 @@
+/**
+ * The PostgreSQL store beyond the `Ledger` contract (postgres-ledger.contract.test.ts): its schema
+ * version and migration under replicas starting together, the config that names it, two gateways
+ * sharing one database (a nonce spent through one is refused by the other), and `receipts` reading it.
+ */
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliIo } from '../../src/cli-io.js';
+import { runCli } from '../../src/cli.js';
+import { PostgresLedger } from '../../src/ledger/postgres-ledger.js';
+import { POSTGRES_SCHEMA_VERSION } from '../../src/ledger/postgres-schema.js';
+import { runGateway } from '../../src/server.js';
+import { fakePayments, paymentHeaderFor } from '../helpers/fake-payments.js';
+import { gatewayYamlHead, parseTestConfig, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
+import { decodeHeader, send } from '../helpers/http.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const PAY_TO = '0x209693Bc6afc0C5328bA36FaF03C514EF312287C';
+
+let server: TestPostgres;
+let upstream: TestUpstream;
+
+beforeAll(async () => {
+  server = await startPostgres();
+  upstream = await startUpstream();
+}, 60_000);
+afterAll(async () => {
+  await upstream?.close();
+  await server?.destroy();
+});
+
+async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+function gatewayYaml(): string {
+  return `${gatewayYamlHead({ payTo: PAY_TO, network: UNREACHABLE_FACILITATOR_BASE })}
+upstreams:
+  api: { url: "${upstream.url}" }
+routes:
+  - { match: "GET /weather", price: "$0.01" }
+ledger: { store: postgres, url: "\${DATABASE_URL}", pool: 4 }
+log: { level: silent }
+reload: { watch: false }
+`;
+}
+
+describe('the PostgreSQL schema', () => {
+  it('replicas starting together migrate once, under the lock, to the version this gateway knows', async () => {
+    const url = await server.newDatabase();
+    const ledgers = await Promise.all([1, 2, 3].map(() => PostgresLedger.open(url, { pool: 2 })));
+    await Promise.all(ledgers.map((l) => l.close()));
+    expect(await sql(url, 'SELECT version FROM x402_gateway_schema')).toEqual([{ version: POSTGRES_SCHEMA_VERSION }]);
+    const tables = await sql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`);
+    expect(tables.map((t) => t.table_name)).toEqual(['nonces', 'payer_penalties', 'proofs', 'receipts', 'x402_gateway_schema']);
+  });
+
+  it('refuses a database migrated by a newer gateway, saying what to do', async () => {
+    const url = await server.newDatabase();
+    await (await PostgresLedger.open(url, { pool: 1 })).close();
+    await sql(url, `UPDATE x402_gateway_schema SET version = ${POSTGRES_SCHEMA_VERSION + 1}`);
+    await expect(PostgresLedger.open(url, { pool: 1 })).rejects.toThrow(
+      `the postgres ledger has schema version ${POSTGRES_SCHEMA_VERSION + 1}, newer than this gateway knows (${POSTGRES_SCHEMA_VERSION})`,
+    );
+  });
+
+  it('a server that is not there is a start-up error, not a hang', async () => {
+    await expect(PostgresLedger.open('postgres://postgres:x@127.0.0.1:1/none', { pool: 1 })).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe('ledger: { store: postgres } in the config', () => {
+  it('parses the store, its URL from the environment and its pool; refuses a URL that is not postgres', () => {
+    const config = parseTestConfig(gatewayYaml(), { DATABASE_URL: 'postgres://u:p@db:5432/gw' });
+    expect(config.ledger).toEqual({ store: 'postgres', url: 'postgres://u:p@db:5432/gw', pool: 4 });
+    expect(() => parseTestConfig(gatewayYaml(), { DATABASE_URL: 'mysql://db/gw' })).toThrow(/postgres:\/\//);
+    const sqlite = parseTestConfig(`${gatewayYamlHead({ payTo: PAY_TO, network: UNREACHABLE_FACILITATOR_BASE })}
+upstreams: { api: { url: "${upstream.url}" } }
+routes: [{ match: "GET /weather", price: "$0.01" }]
+ledger: { store: sqlite, path: /tmp/x.db }
+`);
+    expect(sqlite.ledger).toEqual({ store: 'sqlite', path: '/tmp/x.db' });
+  });
+
+  it('two gateways on one database: a payment spent through one is a replay at the other; receipts reads the shared rows', async () => {
+    const url = await server.newDatabase();
+    const env = { DATABASE_URL: url };
+    const fake = fakePayments();
+    const [a, b] = await Promise.all(
+      [1, 2].map(() => runGateway(parseTestConfig(gatewayYaml(), env), { logger: pino({ level: 'silent' }), backends: fake.backends })),
+    );
+    if (!a || !b) throw new Error('gateways did not start');
+    try {
+      const challenge = await send(a.url, 'GET', '/weather');
+      const accepted = (decodeHeader(challenge.headers['payment-required']) as { accepts: Record<string, unknown>[] }).accepts[0];
+      if (!accepted) throw new Error('no requirement offered');
+      const payment = paymentHeaderFor(accepted);
+      const paid = await send(a.url, 'GET', '/weather', { headers: payment });
+      expect(paid.status).toBe(200);
+      const replay = await send(b.url, 'GET', '/weather', { headers: payment });
+      expect(replay.status).toBe(402);
+      expect(JSON.stringify(decodeHeader(replay.headers['payment-required']))).toContain('nonce');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+
+    const dir = mkdtempSync(join(tmpdir(), 'x402-pg-cli-'));
+    const configPath = join(dir, 'gateway.yaml');
+    writeFileSync(configPath, gatewayYaml());
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    const io: CliIo = { out: (line) => stdout.push(line), err: (line) => stderr.push(line), onSignal: () => {}, env };
+    expect(await runCli(['receipts', '--config', configPath, '--json'], io)).toBe(0);
+    const rows = JSON.parse(stdout.join('\n')) as { status: string; route: string }[];
+    expect(rows.map((r) => [r.route, r.status])).toEqual([
+      ['GET /weather', 'refused'],
+      ['GET /weather', 'settled'],
+    ]);
+  });
+});
