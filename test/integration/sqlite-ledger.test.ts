@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+import { SQLITE_SCHEMA_VERSION, SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+import { LedgerSchemaError } from '../../src/ledger/schema-version.js';
 import type { NonceKey, Receipt } from '../../src/payments/ports.js';
 import { fixedClock } from '../helpers/clock.js';
 
@@ -120,5 +121,41 @@ describe('SqliteLedger payer penalties (refused after a reverted settlement)', (
       { chain_id: 8453, payer: '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc', until: 5_000 },
     ]);
     db.close();
+  });
+});
+
+describe('SqliteLedger schema version', () => {
+  it('stamps a new file and a file from before versions were kept with the version it writes', async () => {
+    await ledger.close();
+    const fresh = new Database(path, { readonly: true });
+    expect(fresh.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
+    fresh.close();
+
+    const old = new Database(path);
+    old.pragma('user_version = 0');
+    old.close();
+    ledger = new SqliteLedger(path, { clock: fixedClock(1_000) });
+    await ledger.close();
+    const stamped = new Database(path, { readonly: true });
+    expect(stamped.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
+    stamped.close();
+    ledger = new SqliteLedger(path, { clock: fixedClock(1_000) });
+  });
+
+  it('refuses a file written by a newer gateway, naming both versions, and leaves it untouched', async () => {
+    await ledger.record(receipt('kept'));
+    await ledger.close();
+    const newer = new Database(path);
+    newer.pragma(`user_version = ${SQLITE_SCHEMA_VERSION + 1}`);
+    newer.close();
+    expect(() => new SqliteLedger(path, { clock: fixedClock(1_000) })).toThrow(LedgerSchemaError);
+    expect(() => new SqliteLedger(path, { clock: fixedClock(1_000) })).toThrow(
+      `the sqlite ledger has schema version ${SQLITE_SCHEMA_VERSION + 1}, newer than this gateway knows (${SQLITE_SCHEMA_VERSION})`,
+    );
+    expect(committedReceipts()).toEqual(['kept']);
+    const db = new Database(path);
+    db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+    db.close();
+    ledger = new SqliteLedger(path, { clock: fixedClock(1_000) });
   });
 });
