@@ -73,6 +73,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Set by each /readyz and /metrics request, which ask the store. */
+  readonly ledgerUp = new Gauge({
+    name: 'x402_gateway_ledger_up',
+    help: 'Whether the ledger answered its last probe (1) or not (0)',
+    registers: [this.registry],
+  });
+
   readonly configReloads = new Counter({
     name: 'x402_gateway_config_reloads_total',
     help: 'Config reloads by result (applied, invalid, unchanged, error)',

@@ -15,7 +15,7 @@ import { buildGateway } from './gateway.js';
 import { buildAdmin, type ReloadResult } from './http/admin.js';
 import { PublicListener } from './http/listener.js';
 import { observeLedger } from './ledger/observed-ledger.js';
-import { openLedger } from './ledger/open-ledger.js';
+import { ledgerName, openLedger } from './ledger/open-ledger.js';
 import { TokenBuckets } from './limits/token-buckets.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
@@ -77,7 +77,14 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
         check: (next, previous) => logStartupChecks(backends, next, previous, logger),
       })
     : async () => ({ result: 'error', hash: listener.config.hash, problems: ['the gateway was started without a config file to reload'] });
-  const admin = buildAdmin({ logger, metrics, isReady: () => ready && !listener.draining, configHash: () => listener.config.hash, reload });
+  const admin = buildAdmin({
+    logger,
+    metrics,
+    isReady: () => ready && !listener.draining,
+    configHash: () => listener.config.hash,
+    reload,
+    ledger: { name: options.ledger ? 'provided by the embedding program' : ledgerName(initial.ledger), ping: () => ledger.ping() },
+  });
 
   let url: string;
   let adminUrl: string;

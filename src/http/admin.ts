@@ -18,16 +18,52 @@ export interface AdminDeps {
   /** The active config's hash. */
   readonly configHash: () => string;
   readonly reload: () => Promise<ReloadResult>;
+  /** The ledger as /readyz names it, and whether it answers. */
+  readonly ledger: LedgerProbe;
+}
+
+export interface LedgerProbe {
+  /** Where receipts go, without credentials: `postgres://db:5432/gateway`, `sqlite:./x402-gateway.db`. */
+  readonly name: string;
+  /** Resolves when the store answers. */
+  ping(): Promise<void>;
+}
+
+/** How long /readyz waits for the ledger before calling it unreachable. */
+export const LEDGER_PROBE_TIMEOUT_MS = 1_000;
+
+export type LedgerHealth = { readonly reachable: true } | { readonly reachable: false; readonly error: string };
+
+/** Asks the ledger, bounded: a store that does not answer within LEDGER_PROBE_TIMEOUT_MS is unreachable. */
+export async function probeLedger(ledger: LedgerProbe): Promise<LedgerHealth> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${LEDGER_PROBE_TIMEOUT_MS} ms`)), LEDGER_PROBE_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([ledger.ping(), timeout]);
+    return { reachable: true };
+  } catch (err) {
+    return { reachable: false, error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function buildAdmin(deps: AdminDeps): FastifyInstance {
   const app = Fastify({ loggerInstance: deps.logger, logController: new LogController({ disableRequestLogging: true }) });
   app.get('/healthz', async () => ({ status: 'ok' }));
+  // An unreachable ledger does not make the replica unready: the store is shared, so taking every
+  // replica out of service would stop the free routes too, while priced routes already refuse
+  // with 503 and Retry-After. The body names the store and says whether it answers.
   app.get('/readyz', async (_request, reply) => {
     const ready = deps.isReady();
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', config: deps.configHash() });
+    const health = await probeLedger(deps.ledger);
+    deps.metrics.ledgerUp.set(health.reachable ? 1 : 0);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', config: deps.configHash(), ledger: { store: deps.ledger.name, ...health } });
   });
   app.get('/metrics', async (_request, reply) => {
+    deps.metrics.ledgerUp.set((await probeLedger(deps.ledger)).reachable ? 1 : 0);
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
   app.post('/admin/reload', async (_request, reply) => {

@@ -7,7 +7,7 @@ import type { GatewayMetrics } from '../metrics.js';
 import type { Ledger } from '../payments/ports.js';
 import { InfrastructureError } from '../errors.js';
 
-type Operation = Exclude<keyof Ledger, 'close'>;
+type Operation = Exclude<keyof Ledger, 'close' | 'ping'>;
 
 export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Logger): Ledger {
   const wrap =
@@ -30,6 +30,8 @@ export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Lo
     payerPenalty: wrap('payerPenalty', (chainId, payer) => inner.payerPenalty(chainId, payer)),
     record: wrap('record', (receipt) => inner.record(receipt)),
     receipts: wrap('receipts', (query) => inner.receipts(query)),
+    // A failed probe is the probe's answer (readiness, the up gauge), not a failed operation.
+    ping: () => inner.ping(),
     close: () => inner.close(),
   };
 }

@@ -17,3 +17,15 @@ export async function openLedger(config: LedgerConfig, options: OpenLedgerOption
       return PostgresLedger.open(config.url, { pool: config.pool });
   }
 }
+
+/** The store as logs and /readyz name it: its kind and place, never its credentials. */
+export function ledgerName(config: LedgerConfig): string {
+  switch (config.store) {
+    case 'sqlite':
+      return `sqlite:${config.path}`;
+    case 'postgres': {
+      const url = new URL(config.url);
+      return `postgres://${url.host}${url.pathname}`;
+    }
+  }
+}

@@ -184,6 +184,12 @@ export class PostgresLedger implements Ledger {
     });
   }
 
+  ping(): Promise<void> {
+    return this.#run(async () => {
+      await this.#pool.query('SELECT 1');
+    });
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -206,17 +212,20 @@ export class PostgresLedger implements Ledger {
   /** Runs `work` in one transaction that is on the server's disk when it resolves. */
   async #durably<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
+    let value: T;
     try {
       await client.query('BEGIN');
       await client.query('SET LOCAL synchronous_commit = on');
-      const value = await work(client);
+      value = await work(client);
       await client.query('COMMIT');
-      return value;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
+      // Destroyed, not returned: after a failure mid-transaction the connection may be dead (the
+      // server restarted), and a pool that handed it out again would fail one more request.
+      client.release(err instanceof Error ? err : true);
       throw err;
-    } finally {
-      client.release();
     }
+    client.release();
+    return value;
   }
 }

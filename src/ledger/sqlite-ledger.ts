@@ -233,6 +233,10 @@ export class SqliteLedger implements Ledger {
     }));
   }
 
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     this.#flush();
     if (this.#db.open) this.#db.close();

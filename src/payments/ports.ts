@@ -155,6 +155,8 @@ export interface Ledger {
   /** Writes a receipt before it resolves: on disk when its status is one of MONEY_STATUSES. */
   record(receipt: Receipt): Promise<void>;
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
+  /** Resolves when the store answers a query; rejects when it cannot (readiness and metrics ask). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 

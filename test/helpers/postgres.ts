@@ -60,7 +60,8 @@ export async function startPostgres(): Promise<TestPostgres> {
     user: 'postgres',
     password: PASSWORD,
     port,
-    persistent: false,
+    // Kept on stop, so start() brings the same data back; destroy() removes the folder.
+    persistent: true,
     createPostgresUser: runsAsRoot,
     onLog: () => {},
     onError: () => {},

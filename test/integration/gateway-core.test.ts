@@ -305,7 +305,7 @@ describe('health', () => {
     expect((await send(gw.adminUrl, 'GET', '/healthz')).status).toBe(200);
     const ready = await send(gw.adminUrl, 'GET', '/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.json()).toMatchObject({ status: 'ready', config: gw.config.hash });
+    expect(ready.json()).toMatchObject({ status: 'ready', config: gw.config.hash, ledger: { store: 'provided by the embedding program', reachable: true } });
     expect((await send(gw.url, 'GET', '/healthz')).status).toBe(404);
     expect((await send(gw.url, 'GET', '/readyz')).status).toBe(404);
   });

@@ -50,6 +50,7 @@ upstreams:
   api: { url: "${upstream.url}" }
 routes:
   - { match: "GET /weather", price: "$0.01" }
+  - { match: "GET /health", price: free }
 ledger: { store: postgres, url: "\${DATABASE_URL}", pool: 4 }
 log: { level: silent }
 reload: { watch: false }
@@ -127,5 +128,44 @@ ledger: { store: sqlite, path: /tmp/x.db }
       ['GET /weather', 'refused'],
       ['GET /weather', 'settled'],
     ]);
+  });
+});
+
+describe('PostgreSQL unreachable (runs last: it stops the server)', () => {
+  it('priced routes answer 503 with Retry-After and forward nothing, free routes serve, /readyz names the store; back when it is', async () => {
+    const url = await server.newDatabase();
+    const fake = fakePayments();
+    const gw = await runGateway(parseTestConfig(gatewayYaml(), { DATABASE_URL: url }), { logger: pino({ level: 'silent' }), backends: fake.backends });
+    const store = `postgres://127.0.0.1:${server.port}/${new URL(url).pathname.slice(1)}`;
+    try {
+      const challenge = await send(gw.url, 'GET', '/weather');
+      const accepted = (decodeHeader(challenge.headers['payment-required']) as { accepts: Record<string, unknown>[] }).accepts[0];
+      if (!accepted) throw new Error('no requirement offered');
+      expect((await send(gw.adminUrl, 'GET', '/readyz')).json()).toMatchObject({ status: 'ready', ledger: { store, reachable: true } });
+
+      await server.stop();
+      const seenBefore = upstream.seen.length;
+      const refused = await send(gw.url, 'GET', '/weather', { headers: paymentHeaderFor(accepted) });
+      expect(refused.status).toBe(503);
+      expect(refused.json()).toMatchObject({ code: 'GW_ERR_LEDGER_UNAVAILABLE' });
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      expect(upstream.seen.length).toBe(seenBefore);
+      expect(fake.settled).toHaveLength(0);
+      expect((await send(gw.url, 'GET', '/health')).status).toBe(200);
+      const readyz = await send(gw.adminUrl, 'GET', '/readyz');
+      expect(readyz.status).toBe(200);
+      expect(readyz.json()).toMatchObject({ ledger: { store, reachable: false } });
+      expect((await send(gw.adminUrl, 'GET', '/metrics')).body.toString()).toMatch(/^x402_gateway_ledger_up 0$/m);
+      expect((await send(gw.adminUrl, 'GET', '/metrics')).body.toString()).toMatch(/^x402_gateway_ledger_errors_total\{operation="payerPenalty"\} [1-9]/m);
+
+      await server.start();
+      const paid = await send(gw.url, 'GET', '/weather', { headers: paymentHeaderFor(accepted) });
+      expect(paid.status).toBe(200);
+      expect(fake.settled).toHaveLength(1);
+      expect((await send(gw.adminUrl, 'GET', '/readyz')).json()).toMatchObject({ ledger: { store, reachable: true } });
+      expect((await send(gw.adminUrl, 'GET', '/metrics')).body.toString()).toMatch(/^x402_gateway_ledger_up 1$/m);
+    } finally {
+      await gw.close();
+    }
   });
 });

@@ -61,6 +61,7 @@ class RecordingLedger implements Ledger {
   async receipts(): Promise<Receipt[]> {
     return this.rows;
   }
+  async ping(): Promise<void> {}
   async close(): Promise<void> {}
 }
 

@@ -1,0 +1,156 @@
+/**
+ * `ledger migrate`: copies what an embedded SQLite ledger must not forget (receipts, kept nonces,
+ * spent proofs, payer penalties) into the PostgreSQL store, so replicas sharing it refuse every
+ * payment the old process already took.
+ *
+ * Idempotent: each row goes in with `ON CONFLICT`, so a second run copies nothing and a row
+ * PostgreSQL already has wins; except that a nonce kept in SQLite is kept in PostgreSQL even if
+ * it was only reserved there (it may be on chain), and a payer penalty keeps the later expiry.
+ * Reserved nonces are left behind: a reservation guards only a request in flight in the old
+ * process, and a copied one would refuse the client's retry until it expired.
+ *
+ * The SQLite file is read in one read transaction (one snapshot, even while a gateway still
+ * writes it), and everything is written in one PostgreSQL transaction: all or nothing.
+ */
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import pg from 'pg';
+import { PostgresLedger } from './postgres-ledger.js';
+import { LedgerSchemaError } from './schema-version.js';
+import { SQLITE_SCHEMA_VERSION } from './sqlite-ledger.js';
+
+/** Rows per multi-row INSERT: 500 receipts are 6,500 parameters, far below PostgreSQL's 65,535. */
+const BATCH_ROWS = 500;
+
+/** One table's copy. A new table (the settlement log) is one more entry in COPY_STEPS. */
+interface CopyStep {
+  /** The same name in both stores. */
+  readonly table: string;
+  /** What the summary calls its rows, one and many. */
+  readonly noun: readonly [one: string, many: string];
+  /** The same columns in both stores. */
+  readonly columns: readonly string[];
+  /** Which SQLite rows to copy; they are read in insertion (rowid) order. */
+  readonly where?: string;
+  /** What a row PostgreSQL already has does; only a row inserted or changed counts as copied. */
+  readonly onConflict: string;
+}
+
+const COPY_STEPS: readonly CopyStep[] = [
+  {
+    // In rowid order, so PostgreSQL's `seq` (its tie-break among receipts of one millisecond) follows it.
+    table: 'receipts',
+    noun: ['receipt', 'receipts'],
+    columns: ['request_id', 'time', 'route', 'method', 'path', 'amount', 'asset', 'network', 'payer', 'nonce', 'tx_hash', 'status', 'reason'],
+    onConflict: 'ON CONFLICT (request_id) DO NOTHING',
+  },
+  {
+    table: 'nonces',
+    noun: ['kept nonce', 'kept nonces'],
+    columns: ['key', 'state', 'expires_at'],
+    where: `state = 'kept'`,
+    onConflict: `ON CONFLICT (key) DO UPDATE SET state = 'kept' WHERE nonces.state = 'reserved'`,
+  },
+  {
+    table: 'proofs',
+    noun: ['proof', 'proofs'],
+    columns: ['chain_id', 'tx_hash', 'claimed_at'],
+    onConflict: 'ON CONFLICT (chain_id, tx_hash) DO NOTHING',
+  },
+  {
+    table: 'payer_penalties',
+    noun: ['payer penalty', 'payer penalties'],
+    columns: ['chain_id', 'payer', 'until'],
+    onConflict: 'ON CONFLICT (chain_id, payer) DO UPDATE SET until = excluded.until WHERE payer_penalties.until < excluded.until',
+  },
+];
+
+/** What one table's copy did: rows read from SQLite, and how many of them changed PostgreSQL. */
+export interface TableCopy {
+  readonly noun: readonly [one: string, many: string];
+  readonly read: number;
+  readonly copied: number;
+}
+
+/**
+ * Copies the SQLite ledger at `fromPath` into the PostgreSQL database at `url`, creating or
+ * migrating its schema first. Throws, having written nothing, on a missing file, a file that is
+ * not a ledger, a schema newer than this gateway's in either store, or any failed statement.
+ */
+export async function migrateSqliteToPostgres(fromPath: string, url: string): Promise<TableCopy[]> {
+  const source = openSource(fromPath);
+  try {
+    // The ledger's own start-up path: creates or migrates the schema, or refuses a newer one.
+    await (await PostgresLedger.open(url, { pool: 1 })).close();
+    const target = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    await target.connect();
+    try {
+      source.exec('BEGIN');
+      await target.query('BEGIN');
+      try {
+        // The copy is receipts of money: on the server's disk before the command says it is done.
+        await target.query('SET LOCAL synchronous_commit = on');
+        const copies: TableCopy[] = [];
+        for (const step of COPY_STEPS) copies.push(await copyTable(step, source, target));
+        await target.query('COMMIT');
+        return copies;
+      } catch (err) {
+        await target.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    } finally {
+      await target.end();
+    }
+  } finally {
+    source.close();
+  }
+}
+
+/** Opens the file read-only, refusing one that is absent, newer than this gateway, or lacks a ledger table. */
+function openSource(path: string): Database.Database {
+  // better-sqlite3 would say only "unable to open database file".
+  if (!existsSync(path)) throw new Error(`${path}: file not found`);
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SQLITE_SCHEMA_VERSION) throw new LedgerSchemaError('sqlite', version, SQLITE_SCHEMA_VERSION);
+    const tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
+    const missing = COPY_STEPS.find((step) => !tables.has(step.table));
+    if (missing) throw new Error(`${path} is not an x402-gateway SQLite ledger: it has no ${missing.table} table`);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** Streams one table's rows from SQLite into PostgreSQL, BATCH_ROWS per INSERT. */
+async function copyTable(step: CopyStep, source: Database.Database, target: pg.Client): Promise<TableCopy> {
+  const select = source.prepare(
+    `SELECT ${step.columns.join(', ')} FROM ${step.table} ${step.where ? `WHERE ${step.where}` : ''} ORDER BY rowid`,
+  );
+  let read = 0;
+  let copied = 0;
+  let batch: unknown[][] = [];
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const result = await target.query(insertSql(step, batch.length), batch.flat());
+    read += batch.length;
+    copied += result.rowCount ?? 0;
+    batch = [];
+  };
+  // Nothing else runs on the SQLite connection while this iterator is open, as better-sqlite3 requires.
+  for (const row of select.raw().iterate() as IterableIterator<unknown[]>) {
+    batch.push(row);
+    if (batch.length === BATCH_ROWS) await flush();
+  }
+  await flush();
+  return { noun: step.noun, read, copied };
+}
+
+/** `INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT ...` for `rows` rows. */
+function insertSql(step: CopyStep, rows: number): string {
+  const width = step.columns.length;
+  const tuples = Array.from({ length: rows }, (_, r) => `(${step.columns.map((_, c) => `$${r * width + c + 1}`).join(', ')})`);
+  return `INSERT INTO ${step.table} (${step.columns.join(', ')}) VALUES ${tuples.join(', ')} ${step.onConflict}`;
+}
