@@ -1,5 +1,5 @@
 /**
- * Subcommands: start, validate, receipts (the product), and the development tools demo and pay,
+ * Subcommands: start, validate, receipts, ledger migrate (the product), and the development tools demo and pay,
  * loaded lazily from src/tools/ because they need dev-only packages (solc, anvil, the official
  * x402 clients) that the production image and `npm install --omit=dev` leave out. Takes its I/O
  * as arguments so tests can run it in-process; only `main.ts` passes the real process.
@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { CliIo } from './cli-io.js';
 import { loadConfigFile } from './config/load.js';
 import type { Config } from './config/types.js';
+import { migrateSqliteToPostgres, type TableCopy } from './ledger/migrate-ledger.js';
 import { openLedger } from './ledger/open-ledger.js';
 import type { Receipt } from './payments/ports.js';
 import { runGateway, type RunningGateway } from './server.js';
@@ -15,13 +16,14 @@ import { runGateway, type RunningGateway } from './server.js';
 const USAGE = `Usage: x402-gateway <command> [options]
 
 Commands:
-  start      Run the gateway in front of the configured upstreams
-  validate   Check a config file and list every problem
-  receipts   List payment receipts from the ledger
+  start           Run the gateway in front of the configured upstreams
+  validate        Check a config file and list every problem
+  receipts        List payment receipts from the ledger
+  ledger migrate  Copy a SQLite ledger file into the PostgreSQL store the config names
 
 Development tools (from a checkout after npm install; not in the production image):
-  demo       Run a complete local setup: chain, token, upstream, gateway, funded payer
-  pay        Pay for a URL with the official x402 client
+  demo            Run a complete local setup: chain, token, upstream, gateway, funded payer
+  pay             Pay for a URL with the official x402 client
 
 Run 'x402-gateway <command> --help' for a command's options.
 The config file comes from --config FILE or the X402_GATEWAY_CONFIG environment variable.`;
@@ -30,6 +32,7 @@ const HELP: Record<string, string> = {
   start: `Usage: x402-gateway start --config FILE\n\nRuns the gateway. It reloads the file when it changes, on SIGHUP, and on POST /admin/reload;\nSIGTERM or SIGINT stops it after requests in flight (and their settlements) finish.`,
   validate: `Usage: x402-gateway validate --config FILE\n\nExits 0 when the file is valid; otherwise lists every problem with its YAML path and exits 1.`,
   receipts: `Usage: x402-gateway receipts --config FILE [--json | --csv] [--limit N] [--since UNIX_MS]\n\nLists receipts from the ledger named by the config, newest first (a table by default).`,
+  ledger: `Usage: x402-gateway ledger migrate --from SQLITE_FILE --config FILE\n\nCopies receipts, kept nonces, spent proofs and payer penalties from a SQLite ledger file into the\nPostgreSQL store the config names (creating its schema), in one transaction. Running it again\ncopies only what is new; a row PostgreSQL already has is kept as it is. The file is only read.`,
 };
 
 /** A development tool's command, as src/tools/ exports it. */
@@ -56,6 +59,8 @@ export async function runCli(argv: readonly string[], io: CliIo, loadTool: ToolL
     case 'validate':
     case 'receipts':
       return runConfigCommand(command, rest, io);
+    case 'ledger':
+      return runLedgerCommand(rest, io);
     case 'demo':
     case 'pay':
       return runToolCommand(command, rest, io, loadTool);
@@ -122,17 +127,9 @@ async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv
     io.out(HELP[command] ?? USAGE);
     return 0;
   }
-  const path = values.config ?? io.env['X402_GATEWAY_CONFIG'];
-  if (!path) {
-    io.err(`No config file: pass --config FILE or set X402_GATEWAY_CONFIG.\n\n${HELP[command]}`);
-    return 2;
-  }
-  const loaded = await loadConfigFile(path, io.env);
-  if (!loaded.ok) {
-    io.err(`${path}: ${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}`);
-    for (const problem of loaded.problems) io.err(`  ${problem}`);
-    return 1;
-  }
+  const loaded = await loadCommandConfig(values.config, HELP[command] ?? USAGE, io);
+  if (typeof loaded === 'number') return loaded;
+  const { path } = loaded;
   switch (command) {
     case 'validate':
       io.out(`${path}: valid (${loaded.config.routes.length} routes, ${loaded.config.networks.size} networks)`);
@@ -156,6 +153,80 @@ async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv
       return undefined;
     }
   }
+}
+
+/** The config named by --config or X402_GATEWAY_CONFIG; or, having said why not, the exit code. */
+async function loadCommandConfig(option: string | undefined, help: string, io: CliIo): Promise<{ path: string; config: Config } | number> {
+  const path = option ?? io.env['X402_GATEWAY_CONFIG'];
+  if (!path) {
+    io.err(`No config file: pass --config FILE or set X402_GATEWAY_CONFIG.\n\n${help}`);
+    return 2;
+  }
+  const loaded = await loadConfigFile(path, io.env);
+  if (!loaded.ok) {
+    io.err(`${path}: ${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}`);
+    for (const problem of loaded.problems) io.err(`  ${problem}`);
+    return 1;
+  }
+  return { path, config: loaded.config };
+}
+
+/** `ledger migrate`: the only ledger subcommand so far; the copy itself is src/ledger/migrate-ledger.ts. */
+async function runLedgerCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const help = HELP['ledger'] ?? USAGE;
+  const [subcommand, ...rest] = argv;
+  if (subcommand === '--help' || subcommand === '-h') {
+    io.out(help);
+    return 0;
+  }
+  if (subcommand !== 'migrate') {
+    io.err(`${subcommand === undefined ? 'No ledger subcommand' : `Unknown ledger subcommand "${subcommand}"`}.\n\n${help}`);
+    return 2;
+  }
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...rest],
+      options: { config: { type: 'string', short: 'c' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }));
+  } catch (err) {
+    io.err(`${(err as Error).message}\n\n${help}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(help);
+    return 0;
+  }
+  if (!values.from) {
+    io.err(`x402-gateway ledger migrate: no SQLite file to copy from: pass --from FILE\n\n${help}`);
+    return 2;
+  }
+  const loaded = await loadCommandConfig(values.config, help, io);
+  if (typeof loaded === 'number') return loaded;
+  const { ledger } = loaded.config;
+  if (ledger.store !== 'postgres') {
+    io.err(`x402-gateway ledger migrate: ${loaded.path} names a ${ledger.store} ledger; the target must be ledger: { store: postgres, url, pool }`);
+    return 2;
+  }
+  let copies: TableCopy[];
+  try {
+    copies = await migrateSqliteToPostgres(values.from, ledger.url);
+  } catch (err) {
+    // A missing or newer file, an unreachable server: one line, and PostgreSQL is as it was.
+    io.err(`x402-gateway ledger migrate: nothing copied: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+  io.out(migrationSummary(copies, values.from));
+  return 0;
+}
+
+/** `copied 12 receipts, 1 proof, ... from FILE (already present: 0 receipts, ...)`. */
+function migrationSummary(copies: readonly TableCopy[], from: string): string {
+  const count = (n: number, [one, many]: readonly [string, string]): string => `${n} ${n === 1 ? one : many}`;
+  const copied = copies.map((c) => count(c.copied, c.noun)).join(', ');
+  const present = copies.map((c) => count(c.read - c.copied, c.noun)).join(', ');
+  return `copied ${copied} from ${from} (already present: ${present})`;
 }
 
 const RECEIPT_COLUMNS = ['time', 'requestId', 'route', 'method', 'path', 'amount', 'asset', 'network', 'payer', 'nonce', 'transaction', 'status', 'reason'] as const;

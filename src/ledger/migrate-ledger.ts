@@ -83,6 +83,9 @@ export async function migrateSqliteToPostgres(fromPath: string, url: string): Pr
     // The ledger's own start-up path: creates or migrates the schema, or refuses a newer one.
     await (await PostgresLedger.open(url, { pool: 1 })).close();
     const target = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    // A connection lost between queries fails the next one (and so the copy); without a listener
+    // its 'error' event would end the process instead of printing the reason.
+    target.on('error', () => {});
     await target.connect();
     try {
       source.exec('BEGIN');

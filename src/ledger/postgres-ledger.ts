@@ -16,8 +16,22 @@
  * query, under an advisory lock, so replicas starting together migrate once.
  */
 import pg from 'pg';
-import type { Hex } from '../protocol/types.js';
-import { MONEY_STATUSES, nonceKeyString, type Ledger, type NonceKey, type Receipt, type ReceiptQuery, type ReceiptStatus } from '../payments/ports.js';
+import type { Address, Hex } from '../protocol/types.js';
+import {
+  MONEY_STATUSES,
+  nonceKeyString,
+  type Ledger,
+  type LoggedTransaction,
+  type NonceKey,
+  type OpenSettlement,
+  type Receipt,
+  type ReceiptQuery,
+  type ReceiptStatus,
+  type SettlementEntry,
+  type SettlementOutcome,
+  type SettlementSlot,
+} from '../payments/ports.js';
+import { entryRow, openSettlement, transactionRow, type SettlementRow, type TransactionRow } from './settlement-rows.js';
 import { migratePostgres } from './postgres-schema.js';
 
 export interface PostgresLedgerOptions {
@@ -27,6 +41,16 @@ export interface PostgresLedgerOptions {
 
 /** The server's unix second, as the `BIGINT` columns store it. */
 const NOW = `floor(extract(epoch from clock_timestamp()))::bigint`;
+
+/** The server's unix millisecond: when a settlement transaction was logged, when a lease ends. */
+const NOW_MS = `floor(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+
+const INSERT_TRANSACTION = `INSERT INTO settlement_transactions (hash, chain_id, settler, nonce, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, ${NOW_MS})`;
+
+function transactionParams(t: ReturnType<typeof transactionRow>): unknown[] {
+  return [t.hash, t.chain_id, t.settler, t.nonce, t.raw, t.max_fee_per_gas, t.max_priority_fee_per_gas];
+}
 
 const RECORD = `INSERT INTO receipts (request_id, time, route, method, path, amount, asset, network, payer, nonce, tx_hash, status, reason)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
@@ -181,6 +205,133 @@ export class PostgresLedger implements Ledger {
         status: row.status as ReceiptStatus,
         reason: row.reason,
       }));
+    });
+  }
+
+  takeNonce(chainId: number, settler: Address): Promise<number | undefined> {
+    return this.#run(async () => {
+      const result = await this.#pool.query<{ nonce: string }>(
+        `UPDATE settler_nonces SET next_nonce = next_nonce + 1 WHERE chain_id = $1 AND settler = $2 RETURNING next_nonce - 1 AS nonce`,
+        [chainId, settler.toLowerCase()],
+      );
+      const nonce = result.rows[0]?.nonce;
+      return nonce === undefined ? undefined : Number(nonce);
+    });
+  }
+
+  raiseNonceFloor(chainId: number, settler: Address, next: number): Promise<void> {
+    return this.#run(async () => {
+      await this.#pool.query(
+        `INSERT INTO settler_nonces (chain_id, settler, next_nonce) VALUES ($1, $2, $3)
+         ON CONFLICT (chain_id, settler) DO UPDATE SET next_nonce = GREATEST(settler_nonces.next_nonce, excluded.next_nonce)`,
+        [chainId, settler.toLowerCase(), next],
+      );
+    });
+  }
+
+  returnNonce(slot: SettlementSlot): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#pool.query(
+        `UPDATE settler_nonces SET next_nonce = next_nonce - 1 WHERE chain_id = $1 AND settler = $2 AND next_nonce = $3 + 1`,
+        [slot.chainId, slot.settler.toLowerCase(), slot.nonce],
+      );
+      return result.rowCount === 1;
+    });
+  }
+
+  logSettlement(entry: SettlementEntry, transaction: LoggedTransaction): Promise<void> {
+    return this.#run(async () => {
+      const e = entryRow(entry);
+      const t = transactionRow(entry, transaction);
+      await this.#durably(async (client) => {
+        await client.query(
+          `INSERT INTO settlements (chain_id, settler, nonce, state, request_ids, asset, payer, pay_to, amount, authorization_nonce, valid_before, created_at)
+           VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, ${NOW_MS})`,
+          [e.chain_id, e.settler, e.nonce, e.request_ids, e.asset, e.payer, e.pay_to, e.amount, e.authorization_nonce, e.valid_before],
+        );
+        await client.query(INSERT_TRANSACTION, transactionParams(t));
+        await client.query(`UPDATE receipts SET tx_hash = $1 WHERE request_id = ANY($2) AND status = 'pending'`, [transaction.hash, entry.requestIds]);
+      });
+    });
+  }
+
+  logReplacement(slot: SettlementSlot, transaction: LoggedTransaction): Promise<void> {
+    return this.#run(async () => {
+      await this.#durably(async (client) => {
+        await client.query(INSERT_TRANSACTION, transactionParams(transactionRow(slot, transaction)));
+        await client.query(`UPDATE settlements SET state = 'open' WHERE chain_id = $1 AND settler = $2 AND nonce = $3 AND state = 'void'`, [
+          slot.chainId,
+          slot.settler.toLowerCase(),
+          slot.nonce,
+        ]);
+      });
+    });
+  }
+
+  voidSettlement(slot: SettlementSlot): Promise<void> {
+    return this.#run(async () => {
+      await this.#pool.query(`UPDATE settlements SET state = 'void' WHERE chain_id = $1 AND settler = $2 AND nonce = $3 AND state <> 'done'`, [
+        slot.chainId,
+        slot.settler.toLowerCase(),
+        slot.nonce,
+      ]);
+    });
+  }
+
+  closeSettlement(slot: SettlementSlot, outcome?: SettlementOutcome): Promise<void> {
+    return this.#run(async () => {
+      const params = [slot.chainId, slot.settler.toLowerCase(), slot.nonce];
+      const close = `UPDATE settlements SET state = 'done' WHERE chain_id = $1 AND settler = $2 AND nonce = $3 RETURNING request_ids`;
+      if (outcome === undefined) {
+        await this.#pool.query(close, params);
+        return;
+      }
+      await this.#durably(async (client) => {
+        const closed = await client.query<{ request_ids: string }>(close, params);
+        const ids = closed.rows[0] === undefined ? [] : (JSON.parse(closed.rows[0].request_ids) as string[]);
+        await client.query(
+          `UPDATE receipts SET status = $1, tx_hash = $2, reason = $3, time = ${NOW_MS} WHERE request_id = ANY($4) AND status = 'pending'`,
+          [outcome.status, outcome.transaction, outcome.reason, ids],
+        );
+      });
+    });
+  }
+
+  openSettlements(chainId: number, settler: Address, limit: number): Promise<OpenSettlement[]> {
+    return this.#run(async () => {
+      const entries = await this.#pool.query<SettlementRow>(
+        `SELECT * FROM settlements WHERE chain_id = $1 AND settler = $2 AND state <> 'done' ORDER BY nonce LIMIT $3`,
+        [chainId, settler.toLowerCase(), limit],
+      );
+      if (entries.rows.length === 0) return [];
+      const nonces = entries.rows.map((row) => row.nonce);
+      const transactions = await this.#pool.query<TransactionRow & { nonce: string }>(
+        `SELECT * FROM settlement_transactions WHERE chain_id = $1 AND settler = $2 AND nonce = ANY($3) ORDER BY sent_at, hash`,
+        [chainId, settler.toLowerCase(), nonces],
+      );
+      const ids = entries.rows.flatMap((row) => JSON.parse(row.request_ids) as string[]);
+      const statuses = await this.#pool.query<{ request_id: string; status: ReceiptStatus }>(`SELECT request_id, status FROM receipts WHERE request_id = ANY($1)`, [ids]);
+      const statusById = new Map(statuses.rows.map((r) => [r.request_id, r.status]));
+      return entries.rows.map((row) =>
+        openSettlement(
+          row,
+          transactions.rows.filter((t) => t.nonce === String(row.nonce)),
+          (id) => statusById.get(id),
+        ),
+      );
+    });
+  }
+
+  holdLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#pool.query(
+        `INSERT INTO leases (name, holder, until) VALUES ($1, $2, ${NOW_MS} + $3)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+         WHERE leases.holder = excluded.holder OR leases.until <= ${NOW_MS}
+         RETURNING holder`,
+        [name, holder, ttlMs],
+      );
+      return result.rowCount === 1;
     });
   }
 

@@ -45,6 +45,44 @@ const MIGRATIONS: readonly string[] = [
      payer TEXT NOT NULL,
      until BIGINT NOT NULL,
      PRIMARY KEY (chain_id, payer)
+   );
+   CREATE TABLE settler_nonces (
+     chain_id BIGINT NOT NULL,
+     settler TEXT NOT NULL,
+     next_nonce BIGINT NOT NULL,
+     PRIMARY KEY (chain_id, settler)
+   );
+   CREATE TABLE settlements (
+     chain_id BIGINT NOT NULL,
+     settler TEXT NOT NULL,
+     nonce BIGINT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('open', 'void', 'done')),
+     request_ids TEXT NOT NULL,
+     asset TEXT NOT NULL,
+     payer TEXT NOT NULL,
+     pay_to TEXT NOT NULL,
+     amount TEXT NOT NULL,
+     authorization_nonce TEXT NOT NULL,
+     valid_before BIGINT NOT NULL,
+     created_at BIGINT NOT NULL,
+     PRIMARY KEY (chain_id, settler, nonce)
+   );
+   CREATE INDEX settlements_unfinished ON settlements (chain_id, settler, nonce) WHERE state <> 'done';
+   CREATE TABLE settlement_transactions (
+     hash TEXT PRIMARY KEY,
+     chain_id BIGINT NOT NULL,
+     settler TEXT NOT NULL,
+     nonce BIGINT NOT NULL,
+     raw TEXT NOT NULL,
+     max_fee_per_gas TEXT NOT NULL,
+     max_priority_fee_per_gas TEXT NOT NULL,
+     sent_at BIGINT NOT NULL
+   );
+   CREATE INDEX settlement_transactions_slot ON settlement_transactions (chain_id, settler, nonce);
+   CREATE TABLE leases (
+     name TEXT PRIMARY KEY,
+     holder TEXT NOT NULL,
+     until BIGINT NOT NULL
    );`,
 ];
 

@@ -16,7 +16,8 @@
  * failed commit fails every write of the batch.
  */
 import Database from 'better-sqlite3';
-import type { Hex } from '../protocol/types.js';
+import type { Address, Hex } from '../protocol/types.js';
+import { entryRow, openSettlement, transactionRow, type SettlementRow, type TransactionRow } from './settlement-rows.js';
 import {
   MONEY_STATUSES,
   nonceKeyString,
@@ -27,6 +28,11 @@ import {
   type Receipt,
   type ReceiptQuery,
   type ReceiptStatus,
+  type LoggedTransaction,
+  type OpenSettlement,
+  type SettlementEntry,
+  type SettlementOutcome,
+  type SettlementSlot,
 } from '../payments/ports.js';
 import { LedgerSchemaError } from './schema-version.js';
 
@@ -69,6 +75,44 @@ CREATE TABLE IF NOT EXISTS payer_penalties (
   payer TEXT NOT NULL,
   until INTEGER NOT NULL,
   PRIMARY KEY (chain_id, payer)
+);
+CREATE TABLE IF NOT EXISTS settler_nonces (
+  chain_id INTEGER NOT NULL,
+  settler TEXT NOT NULL,
+  next_nonce INTEGER NOT NULL,
+  PRIMARY KEY (chain_id, settler)
+);
+CREATE TABLE IF NOT EXISTS settlements (
+  chain_id INTEGER NOT NULL,
+  settler TEXT NOT NULL,
+  nonce INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('open', 'void', 'done')),
+  request_ids TEXT NOT NULL,
+  asset TEXT NOT NULL,
+  payer TEXT NOT NULL,
+  pay_to TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  authorization_nonce TEXT NOT NULL,
+  valid_before INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (chain_id, settler, nonce)
+);
+CREATE INDEX IF NOT EXISTS settlements_unfinished ON settlements (chain_id, settler, nonce) WHERE state <> 'done';
+CREATE TABLE IF NOT EXISTS settlement_transactions (
+  hash TEXT PRIMARY KEY,
+  chain_id INTEGER NOT NULL,
+  settler TEXT NOT NULL,
+  nonce INTEGER NOT NULL,
+  raw TEXT NOT NULL,
+  max_fee_per_gas TEXT NOT NULL,
+  max_priority_fee_per_gas TEXT NOT NULL,
+  sent_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS settlement_transactions_slot ON settlement_transactions (chain_id, settler, nonce);
+CREATE TABLE IF NOT EXISTS leases (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  until INTEGER NOT NULL
 );
 `;
 
@@ -159,6 +203,36 @@ export class SqliteLedger implements Ledger {
       // Expired refusals are dropped whenever one is added, so the table holds only live ones.
       prunePenalties: this.#db.prepare(`DELETE FROM payer_penalties WHERE until <= ?`),
       penalty: this.#db.prepare(`SELECT until FROM payer_penalties WHERE chain_id = ? AND payer = ? AND until > ?`),
+      takeNonce: this.#db.prepare(
+        `UPDATE settler_nonces SET next_nonce = next_nonce + 1 WHERE chain_id = ? AND settler = ? RETURNING next_nonce - 1 AS nonce`,
+      ),
+      raiseNonceFloor: this.#db.prepare(
+        `INSERT INTO settler_nonces (chain_id, settler, next_nonce) VALUES (?, ?, ?)
+         ON CONFLICT (chain_id, settler) DO UPDATE SET next_nonce = max(next_nonce, excluded.next_nonce)`,
+      ),
+      returnNonce: this.#db.prepare(`UPDATE settler_nonces SET next_nonce = next_nonce - 1 WHERE chain_id = ? AND settler = ? AND next_nonce = ? + 1`),
+      logEntry: this.#db.prepare(
+        `INSERT INTO settlements (chain_id, settler, nonce, state, request_ids, asset, payer, pay_to, amount, authorization_nonce, valid_before, created_at)
+         VALUES (@chain_id, @settler, @nonce, 'open', @request_ids, @asset, @payer, @pay_to, @amount, @authorization_nonce, @valid_before, @now)`,
+      ),
+      logTransaction: this.#db.prepare(
+        `INSERT INTO settlement_transactions (hash, chain_id, settler, nonce, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at)
+         VALUES (@hash, @chain_id, @settler, @nonce, @raw, @max_fee_per_gas, @max_priority_fee_per_gas, @now)`,
+      ),
+      reopenSlot: this.#db.prepare(`UPDATE settlements SET state = 'open' WHERE chain_id = ? AND settler = ? AND nonce = ? AND state = 'void'`),
+      hashOnPending: this.#db.prepare(`UPDATE receipts SET tx_hash = ? WHERE request_id = ? AND status = 'pending'`),
+      setSlotState: this.#db.prepare(`UPDATE settlements SET state = ? WHERE chain_id = ? AND settler = ? AND nonce = ? AND state <> 'done'`),
+      slotRequests: this.#db.prepare(`SELECT request_ids FROM settlements WHERE chain_id = ? AND settler = ? AND nonce = ?`),
+      outcomeOnPending: this.#db.prepare(`UPDATE receipts SET status = ?, tx_hash = ?, reason = ?, time = ? WHERE request_id = ? AND status = 'pending'`),
+      openEntries: this.#db.prepare(`SELECT * FROM settlements WHERE chain_id = ? AND settler = ? AND state <> 'done' ORDER BY nonce LIMIT ?`),
+      slotTransactions: this.#db.prepare(`SELECT * FROM settlement_transactions WHERE chain_id = ? AND settler = ? AND nonce = ? ORDER BY sent_at, rowid`),
+      receiptStatus: this.#db.prepare(`SELECT status FROM receipts WHERE request_id = ?`),
+      holdLease: this.#db.prepare(
+        `INSERT INTO leases (name, holder, until) VALUES (@name, @holder, @until)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+         WHERE leases.holder = excluded.holder OR leases.until <= @now
+         RETURNING holder`,
+      ),
     };
     // Inside the batch's transaction a nested better-sqlite3 transaction is a savepoint: one
     // write's statements roll back together, and alone.
@@ -231,6 +305,73 @@ export class SqliteLedger implements Ledger {
       status: row.status as ReceiptStatus,
       reason: row.reason,
     }));
+  }
+
+  takeNonce(chainId: number, settler: Address): Promise<number | undefined> {
+    return this.#write(false, () => (this.#stmts.takeNonce.get(chainId, settler.toLowerCase()) as { nonce: number } | undefined)?.nonce);
+  }
+
+  raiseNonceFloor(chainId: number, settler: Address, next: number): Promise<void> {
+    return this.#write(false, () => {
+      this.#stmts.raiseNonceFloor.run(chainId, settler.toLowerCase(), next);
+    });
+  }
+
+  returnNonce(slot: SettlementSlot): Promise<boolean> {
+    return this.#write(false, () => this.#stmts.returnNonce.run(slot.chainId, slot.settler.toLowerCase(), slot.nonce).changes === 1);
+  }
+
+  logSettlement(entry: SettlementEntry, transaction: LoggedTransaction): Promise<void> {
+    return this.#write(true, () => {
+      const now = this.#clock.nowMs();
+      this.#stmts.logEntry.run({ ...entryRow(entry), now });
+      this.#stmts.logTransaction.run({ ...transactionRow(entry, transaction), now });
+      for (const id of entry.requestIds) this.#stmts.hashOnPending.run(transaction.hash, id);
+    });
+  }
+
+  logReplacement(slot: SettlementSlot, transaction: LoggedTransaction): Promise<void> {
+    return this.#write(true, () => {
+      this.#stmts.logTransaction.run({ ...transactionRow(slot, transaction), now: this.#clock.nowMs() });
+      this.#stmts.reopenSlot.run(slot.chainId, slot.settler.toLowerCase(), slot.nonce);
+    });
+  }
+
+  voidSettlement(slot: SettlementSlot): Promise<void> {
+    return this.#write(false, () => {
+      this.#stmts.setSlotState.run('void', slot.chainId, slot.settler.toLowerCase(), slot.nonce);
+    });
+  }
+
+  closeSettlement(slot: SettlementSlot, outcome?: SettlementOutcome): Promise<void> {
+    return this.#write(outcome !== undefined, () => {
+      const settler = slot.settler.toLowerCase();
+      this.#stmts.setSlotState.run('done', slot.chainId, settler, slot.nonce);
+      if (outcome === undefined) return;
+      const row = this.#stmts.slotRequests.get(slot.chainId, settler, slot.nonce) as { request_ids: string } | undefined;
+      const now = this.#clock.nowMs();
+      for (const id of row === undefined ? [] : (JSON.parse(row.request_ids) as string[])) {
+        this.#stmts.outcomeOnPending.run(outcome.status, outcome.transaction, outcome.reason, now, id);
+      }
+    });
+  }
+
+  async openSettlements(chainId: number, settler: Address, limit: number): Promise<OpenSettlement[]> {
+    const rows = this.#stmts.openEntries.all(chainId, settler.toLowerCase(), limit) as SettlementRow[];
+    return rows.map((row) =>
+      openSettlement(
+        row,
+        this.#stmts.slotTransactions.all(row.chain_id, row.settler, row.nonce) as TransactionRow[],
+        (id) => (this.#stmts.receiptStatus.get(id) as { status: ReceiptStatus } | undefined)?.status,
+      ),
+    );
+  }
+
+  holdLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.#write(false, () => {
+      const now = this.#clock.nowMs();
+      return this.#stmts.holdLease.get({ name, holder, until: now + ttlMs, now }) !== undefined;
+    });
   }
 
   async ping(): Promise<void> {

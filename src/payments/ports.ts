@@ -33,6 +33,8 @@ export type VerifyResult =
 export interface PaymentContext {
   readonly resourceUrl: string;
   readonly route: Pick<RouteConfig, 'description' | 'mimeType'>;
+  /** The receipt row the settlement pays for (its write-ahead log entry names it). */
+  readonly requestId?: string;
 }
 
 export interface Verifier {
@@ -118,6 +120,95 @@ export interface ReceiptQuery {
  */
 export const MONEY_STATUSES: ReadonlySet<ReceiptStatus> = new Set(['settled', 'pending', 'proof_accepted']);
 
+/** One signed settlement transaction, as the write-ahead log keeps it (before it is broadcast). */
+export interface LoggedTransaction {
+  readonly hash: Hex;
+  /** The signed bytes: sent again as they are when the node has dropped them. */
+  readonly raw: Hex;
+  /** Wei, decimal strings: what a replacement must outbid. */
+  readonly maxFeePerGas: string;
+  readonly maxPriorityFeePerGas: string;
+}
+
+/** Where a settlement transaction sits: one per (chain, settling account, transaction nonce). */
+export interface SettlementSlot {
+  readonly chainId: number;
+  readonly settler: Address;
+  readonly nonce: number;
+}
+
+/**
+ * What a logged transaction pays for: the receipt rows it settles and the authorization it
+ * submits. A filler (a transaction sent only to close a nonce gap) pays for no row.
+ */
+export interface SettlementEntry extends SettlementSlot {
+  readonly requestIds: readonly string[];
+  readonly asset: Address;
+  readonly payer: Address;
+  readonly payTo: Address;
+  /** Atomic units, decimal string. */
+  readonly amount: string;
+  /** The EIP-3009 authorization's nonce. */
+  readonly authorizationNonce: Hex;
+  /** The authorization's validBefore, unix seconds. */
+  readonly validBefore: number;
+}
+
+/** A logged settlement whose outcome is not yet recorded: what the reconciler works through. */
+export interface OpenSettlement extends SettlementEntry {
+  /** `void`: its send was refused, so no transaction of it can be mined and its nonce may be a gap. */
+  readonly state: 'open' | 'void';
+  /** Oldest first; every one has the same nonce, so at most one is ever mined. */
+  readonly transactions: readonly (LoggedTransaction & { readonly sentAtMs: number })[];
+  /** The rows it pays for, with their status now. */
+  readonly receipts: readonly { readonly requestId: string; readonly status: ReceiptStatus }[];
+}
+
+/** The outcome of a settlement, written to the rows it pays for that are still `pending`. */
+export interface SettlementOutcome {
+  readonly status: 'settled' | 'settle_failed';
+  readonly transaction: Hex | '';
+  readonly reason: string;
+}
+
+/**
+ * The write-ahead settlement log and the settling accounts' transaction nonces, shared by every
+ * replica through the store, so replicas with one key never collide and no payment reads the
+ * chain's transaction count.
+ */
+export interface SettlementLog {
+  /**
+   * The next transaction nonce of `settler` on `chainId`, or undefined when the store has no count
+   * for it yet (then `raiseNonceFloor` with the chain's pending count, and take again).
+   */
+  takeNonce(chainId: number, settler: Address): Promise<number | undefined>;
+  /** Moves the next nonce up to `next` when it is below (the chain has seen more); never down. */
+  raiseNonceFloor(chainId: number, settler: Address, next: number): Promise<void>;
+  /** Hands `nonce` back when it is the last one taken (its send was refused); false when a later one was taken since. */
+  returnNonce(slot: SettlementSlot): Promise<boolean>;
+  /**
+   * Before the first broadcast, durably: the entry, its signed transaction, and the hash on the
+   * `pending` rows it pays for.
+   */
+  logSettlement(entry: SettlementEntry, transaction: LoggedTransaction): Promise<void>;
+  /** Before a replacement (same nonce, higher fee) or another transaction of the slot is broadcast, durably. */
+  logReplacement(slot: SettlementSlot, transaction: LoggedTransaction): Promise<void>;
+  /** Its send was refused: nothing of this slot can be mined. The reconciler fills the nonce if it is a gap. */
+  voidSettlement(slot: SettlementSlot): Promise<void>;
+  /**
+   * Closes the slot's entry; with an outcome, durably writes it to the entry's rows that are
+   * still `pending` (rows another path already finished are left as they are).
+   */
+  closeSettlement(slot: SettlementSlot, outcome?: SettlementOutcome): Promise<void>;
+  /** Open and void entries of `settler` on `chainId`, lowest nonce first. */
+  openSettlements(chainId: number, settler: Address, limit: number): Promise<OpenSettlement[]>;
+  /**
+   * Takes or renews the lease `name` for `holder` until `ttlMs` from now (by the store's clock).
+   * True while `holder` has it; false while another holder's lease is in force.
+   */
+  holdLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+}
+
 /**
  * Durable state. Methods are async so a shared store (Postgres) can implement the same interface.
  *
@@ -128,7 +219,7 @@ export const MONEY_STATUSES: ReadonlySet<ReceiptStatus> = new Set(['settled', 'p
  * nothing is charged while a reservation alone exists; so a store may skip the fsync for them,
  * which is a third of a paid request's disk syncs and every refused request's.
  */
-export interface Ledger {
+export interface Ledger extends SettlementLog {
   /** Atomically reserves a nonce key. False when it is already reserved or spent. */
   reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean>;
   /**

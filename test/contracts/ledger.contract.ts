@@ -9,13 +9,36 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Address } from '../../src/config/types.js';
-import type { Ledger, NonceKey, Receipt } from '../../src/payments/ports.js';
+import type { Ledger, LoggedTransaction, NonceKey, Receipt, SettlementEntry } from '../../src/payments/ports.js';
 import type { Hex } from '../../src/protocol/types.js';
 
 const ASSET: Address = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
 const PAYER: Address = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 const OTHER_PAYER: Address = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
 const HOUR = 3_600;
+const SETTLER: Address = '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266';
+const PAY_TO: Address = '0x209693Bc6afc0C5328bA36FaF03C514EF312287C';
+
+/** A settlement entry at transaction nonce `nonce` of SETTLER, paying for `requestIds`. */
+export function settlementEntry(nonce: number, requestIds: string[]): SettlementEntry {
+  return {
+    chainId: 8453,
+    settler: SETTLER,
+    nonce,
+    requestIds,
+    asset: ASSET,
+    payer: PAYER,
+    payTo: PAY_TO,
+    amount: '10000',
+    authorizationNonce: `0x${nonce.toString(16).padStart(64, 'c')}`,
+    validBefore: 2_000_000_000,
+  };
+}
+
+/** A logged transaction `n` (hash and bytes made up; the store does not read them). */
+export function loggedTx(n: number): LoggedTransaction {
+  return { hash: `0x${n.toString(16).padStart(64, 'b')}`, raw: `0x02f8${n.toString(16).padStart(4, '0')}`, maxFeePerGas: `${1_000_000_000 + n}`, maxPriorityFeePerGas: '1000000' };
+}
 
 /** Nonce key `n` of PAYER on Base's USDC; override any field. */
 export function nonceKey(n: number, overrides: Partial<NonceKey> = {}): NonceKey {
@@ -207,6 +230,90 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
       it('a refusal whose expiry has passed is not in force', async () => {
         await ledger.penalisePayer(8453, PAYER, nowSeconds() - HOUR);
         expect(await ledger.payerPenalty(8453, PAYER)).toBeUndefined();
+      });
+    });
+
+    describe('settlement log: nonces', () => {
+      it('knows no count until a floor is set, then hands out consecutive nonces, each once', async () => {
+        expect(await ledger.takeNonce(8453, SETTLER)).toBeUndefined();
+        await ledger.raiseNonceFloor(8453, SETTLER, 7);
+        const taken = await Promise.all(Array.from({ length: 20 }, () => ledger.takeNonce(8453, SETTLER)));
+        expect([...taken].sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(Array.from({ length: 20 }, (_, i) => 7 + i));
+        expect(await ledger.takeNonce(8453, lowerHex(SETTLER))).toBe(27);
+        expect(await ledger.takeNonce(1, SETTLER)).toBeUndefined();
+      });
+
+      it('a floor only ever raises the count; a nonce is handed back only while it is the last one taken', async () => {
+        await ledger.raiseNonceFloor(8453, SETTLER, 5);
+        await ledger.raiseNonceFloor(8453, SETTLER, 3);
+        expect(await ledger.takeNonce(8453, SETTLER)).toBe(5);
+        expect(await ledger.takeNonce(8453, SETTLER)).toBe(6);
+        expect(await ledger.returnNonce({ chainId: 8453, settler: SETTLER, nonce: 5 })).toBe(false);
+        expect(await ledger.returnNonce({ chainId: 8453, settler: SETTLER, nonce: 6 })).toBe(true);
+        expect(await ledger.takeNonce(8453, SETTLER)).toBe(6);
+        await ledger.raiseNonceFloor(8453, SETTLER, 40);
+        expect(await ledger.takeNonce(8453, SETTLER)).toBe(40);
+      });
+    });
+
+    describe('settlement log: entries', () => {
+      const slot = (nonce: number) => ({ chainId: 8453, settler: SETTLER, nonce });
+
+      it('logs an entry with its transaction and puts the hash on its pending row; open entries come back lowest nonce first', async () => {
+        await ledger.record(receiptRow('r1', { status: 'pending', transaction: '' }));
+        await ledger.record(receiptRow('r2', { status: 'pending', transaction: '' }));
+        await ledger.logSettlement(settlementEntry(4, ['r2']), loggedTx(4));
+        await ledger.logSettlement(settlementEntry(3, ['r1']), loggedTx(3));
+        const open = await ledger.openSettlements(8453, SETTLER, 10);
+        expect(open.map((e) => e.nonce)).toEqual([3, 4]);
+        expect(open[0]).toMatchObject({ ...settlementEntry(3, ['r1']), settler: lowerHex(SETTLER), asset: lowerHex(ASSET), payer: lowerHex(PAYER), payTo: lowerHex(PAY_TO), state: 'open' });
+        expect(open[0]?.transactions).toEqual([{ ...loggedTx(3), sentAtMs: expect.any(Number) }]);
+        expect(open[0]?.receipts).toEqual([{ requestId: 'r1', status: 'pending' }]);
+        const rows = await ledger.receipts({});
+        expect(rows.find((r) => r.requestId === 'r1')?.transaction).toBe(loggedTx(3).hash);
+        expect(await ledger.openSettlements(8453, SETTLER, 1)).toHaveLength(1);
+        expect(await ledger.openSettlements(8453, OTHER_PAYER, 10)).toEqual([]);
+      });
+
+      it('one entry per slot: a second at the same nonce is refused', async () => {
+        await ledger.logSettlement(settlementEntry(1, []), loggedTx(1));
+        await expect(ledger.logSettlement(settlementEntry(1, []), loggedTx(2))).rejects.toThrow();
+      });
+
+      it('a replacement joins its slot, oldest first, and reopens a void one', async () => {
+        await ledger.logSettlement(settlementEntry(2, []), loggedTx(2));
+        await ledger.voidSettlement(slot(2));
+        expect((await ledger.openSettlements(8453, SETTLER, 10))[0]?.state).toBe('void');
+        await ledger.logReplacement(slot(2), loggedTx(20));
+        const [entry] = await ledger.openSettlements(8453, SETTLER, 10);
+        expect(entry?.state).toBe('open');
+        expect(entry?.transactions.map((t) => t.hash)).toEqual([loggedTx(2).hash, loggedTx(20).hash]);
+      });
+
+      it('closing with an outcome writes it to the rows still pending and leaves finished rows alone; a closed entry is not open', async () => {
+        await ledger.record(receiptRow('p', { status: 'pending', transaction: '' }));
+        await ledger.record(receiptRow('s', { status: 'settled', reason: 'in line' }));
+        await ledger.logSettlement(settlementEntry(9, ['p', 's']), loggedTx(9));
+        await ledger.closeSettlement(slot(9), { status: 'settled', transaction: loggedTx(9).hash, reason: 'reconciled' });
+        expect(await ledger.openSettlements(8453, SETTLER, 10)).toEqual([]);
+        const rows = await ledger.receipts({});
+        expect(rows.find((r) => r.requestId === 'p')).toMatchObject({ status: 'settled', transaction: loggedTx(9).hash, reason: 'reconciled' });
+        expect(rows.find((r) => r.requestId === 's')).toMatchObject({ status: 'settled', reason: 'in line' });
+        await ledger.logSettlement(settlementEntry(10, []), loggedTx(10));
+        await ledger.closeSettlement(slot(10));
+        expect(await ledger.openSettlements(8453, SETTLER, 10)).toEqual([]);
+      });
+    });
+
+    describe('leases', () => {
+      it('one holder at a time; the holder renews; another takes it once it has run out', async () => {
+        expect(await ledger.holdLease('reconcile', 'a', 60_000)).toBe(true);
+        expect(await ledger.holdLease('reconcile', 'b', 60_000)).toBe(false);
+        expect(await ledger.holdLease('reconcile', 'a', 1)).toBe(true);
+        expect(await ledger.holdLease('other', 'b', 60_000)).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(await ledger.holdLease('reconcile', 'b', 60_000)).toBe(true);
+        expect(await ledger.holdLease('reconcile', 'a', 60_000)).toBe(false);
       });
     });
 

@@ -20,6 +20,10 @@ function payment(validBefore = NOW + 300n, nonce: `0x${string}` = `0x${'ab'.repe
   return makePayment({ x402Version: 1, option, authorization: { from: PAYER, validBefore, nonce } });
 }
 
+const unused = async (): Promise<never> => {
+  throw new Error('the checkout does not use the settlement log');
+};
+
 class RecordingLedger implements Ledger {
   readonly calls: string[] = [];
   readonly rows: Receipt[] = [];
@@ -63,6 +67,16 @@ class RecordingLedger implements Ledger {
   }
   async ping(): Promise<void> {}
   async close(): Promise<void> {}
+  // The settlement log belongs to the local settler, which these tests replace with a fake.
+  takeNonce = unused;
+  raiseNonceFloor = unused;
+  returnNonce = unused;
+  logSettlement = unused;
+  logReplacement = unused;
+  voidSettlement = unused;
+  closeSettlement = unused;
+  openSettlements = unused;
+  holdLease = unused;
 }
 
 function setup(settle: SettleResult, verdict: VerifyResult = { valid: true, payer: PAYER }, settleWith?: Settler['settle'], proof?: ProofChecker) {
