@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CachedVerifierCounters } from './payments/cached-verifier.js';
+import type { ReconcilerCounters } from './payments/exact-evm/reconciler.js';
 
 /** Seconds; from a fast upstream on the same host to a slow chain confirmation. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -96,6 +97,7 @@ export class GatewayMetrics {
 
   /** Verification-cache counts are read from the verifiers when scraped. */
   readonly #cacheSources: Readonly<CachedVerifierCounters>[] = [];
+  readonly #reconcilers: Readonly<ReconcilerCounters>[] = [];
 
   constructor() {
     const sources = this.#cacheSources;
@@ -122,6 +124,50 @@ export class GatewayMetrics {
    */
   addCacheSource(counters: Readonly<CachedVerifierCounters>): void {
     this.#cacheSources.push(counters);
+  }
+
+  /**
+   * Exports the reconciler's work: the ledger's pending rows (asked at each scrape) and each
+   * reconciler's counts of re-broadcasts, replacements and gap fillers.
+   */
+  watchSettlements(pending: () => Promise<{ count: number; oldestTimeMs: number | undefined }>, nowMs: () => number): void {
+    const reconcilers = this.#reconcilers;
+    new Gauge({
+      name: 'x402_gateway_pending_settlements',
+      help: 'Receipt rows still pending: sent settlements whose outcome the reconciler has not yet recorded',
+      registers: [this.registry],
+      async collect() {
+        this.set((await pending().catch(() => ({ count: Number.NaN }))).count);
+      },
+    });
+    new Gauge({
+      name: 'x402_gateway_oldest_pending_settlement_seconds',
+      help: 'Age of the oldest pending receipt row (0 when none)',
+      registers: [this.registry],
+      async collect() {
+        const oldest = (await pending().catch(() => ({ oldestTimeMs: undefined }))).oldestTimeMs;
+        this.set(oldest === undefined ? 0 : Math.max(0, (nowMs() - oldest) / 1000));
+      },
+    });
+    new Counter({
+      name: 'x402_gateway_reconciler_actions_total',
+      help: 'What reconcilers did to unmined settlements: rebroadcast (sent again, dropped by the node), replaced (higher fee), filled (a nonce gap)',
+      labelNames: ['action'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const c of reconcilers) {
+          this.inc({ action: 'rebroadcast' }, c.rebroadcasts);
+          this.inc({ action: 'replaced' }, c.replacements);
+          this.inc({ action: 'filled' }, c.fillers);
+        }
+      },
+    });
+  }
+
+  /** Adds a reconciler's counts to the scraped totals (never removed, as cache sources). */
+  addReconciler(counters: Readonly<ReconcilerCounters>): void {
+    this.#reconcilers.push(counters);
   }
 
   /** Marks `hash` as the active config. */

@@ -17,6 +17,7 @@ import { CachedVerifier, type CachedVerifierCounters } from './payments/cached-v
 import { checkAssetMetadata } from './payments/chain/asset-check.js';
 import { createChainClient, sendTransport, type ChainClient } from './payments/chain/client.js';
 import { NonceAllocator } from './payments/exact-evm/nonce-allocator.js';
+import type { ReconcilerOptions, SettlementReconciler } from './payments/exact-evm/reconciler.js';
 import { RpcConnections } from './payments/chain/rpc-connections.js';
 import { LocalExactEvmSettler } from './payments/exact-evm/settle.js';
 import { LocalExactEvmVerifier } from './payments/exact-evm/verify.js';
@@ -25,7 +26,7 @@ import { expectedFacilitatorKinds } from './payments/facilitator/request.js';
 import { FacilitatorSettler } from './payments/facilitator/settler.js';
 import { checkFacilitatorSupport, type FacilitatorSupportReport } from './payments/facilitator/support.js';
 import { FacilitatorVerifier } from './payments/facilitator/verifier.js';
-import type { Clock, ProofChecker, Settler, Verifier } from './payments/ports.js';
+import type { Clock, ProofChecker, SettlementLog, Settler, Verifier } from './payments/ports.js';
 import { TxProofChecker } from './payments/tx-proof.js';
 
 export interface PaymentBackends {
@@ -52,6 +53,14 @@ interface NetworkBackends {
   readonly facilitatorCheck: (() => Promise<FacilitatorSupportReport[]>) | undefined;
 }
 
+/** The shared store's part in local settlement: its log, and how this replica's reconcilers report. */
+export interface SettlementWiring {
+  readonly log: SettlementLog;
+  readonly reconciler: Pick<ReconcilerOptions, 'holder' | 'intervalMs' | 'onOutcome' | 'onError'>;
+  /** Told of each reconciler started, for the metrics. */
+  readonly onReconciler?: (reconciler: SettlementReconciler) => void;
+}
+
 export class PaymentBackendCache implements PaymentBackendSource {
   readonly #clock: Clock;
   readonly #onCache: (counters: CachedVerifierCounters) => void;
@@ -64,10 +73,17 @@ export class PaymentBackendCache implements PaymentBackendSource {
   readonly #clients = new Map<number, ChainClient>();
   /** One nonce allocator per (chain, settling key). */
   readonly #nonces = new Map<string, NonceAllocator>();
+  readonly #settlement: SettlementWiring | undefined;
+  /**
+   * One reconciler per (chain, settling key), made with the first settler of the key and kept
+   * across reloads; a reload that changes the key's RPC keeps the first one's connections.
+   */
+  readonly #reconcilers = new Map<string, SettlementReconciler>();
 
   /** `onCache` is told of each verification cache built, for the metrics. */
-  constructor(clock: Clock, onCache: (counters: CachedVerifierCounters) => void = () => {}) {
+  constructor(clock: Clock, onCache: (counters: CachedVerifierCounters) => void = () => {}, settlement?: SettlementWiring) {
     this.#clock = clock;
+    this.#settlement = settlement;
     this.#onCache = onCache;
   }
 
@@ -111,6 +127,7 @@ export class PaymentBackendCache implements PaymentBackendSource {
   }
 
   async close(): Promise<void> {
+    await Promise.all([...this.#reconcilers.values()].map((r) => r.stop()));
     await Promise.all([this.#dispatcher.close(), this.#rpc.close()]);
   }
 
@@ -152,8 +169,17 @@ export class PaymentBackendCache implements PaymentBackendSource {
         maxGas: BigInt(network.settle.maxGas),
         nonces,
         sendTransport: sendTransport(network, this.#rpc),
+        ...(this.#settlement ? { log: this.#settlement.log } : {}),
       });
       settler = local;
+      if (this.#settlement && !this.#reconcilers.has(key)) {
+        const reconciler = local.reconciler({ ...this.#settlement.reconciler, replaceAfterMs: network.settle.replaceAfterSeconds * 1000 });
+        if (reconciler) {
+          this.#reconcilers.set(key, reconciler);
+          this.#settlement.onReconciler?.(reconciler);
+          reconciler.start();
+        }
+      }
     } else if (facilitators.length > 0) {
       settler = new FacilitatorSettler(facilitators);
     }

@@ -8,6 +8,8 @@
  * Drain (SIGTERM): readiness turns false at once, then the listener drains (settlements whose
  * caller has gone included) and the ledger is closed last.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
@@ -19,10 +21,10 @@ import { ledgerName, openLedger } from './ledger/open-ledger.js';
 import { TokenBuckets } from './limits/token-buckets.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
-import { PaymentBackendCache, type PaymentBackendSource } from './payment-backends.js';
+import { PaymentBackendCache, type PaymentBackendSource, type SettlementWiring } from './payment-backends.js';
 import { secp256k1Backend } from './payments/exact-evm/secp256k1-native.js';
 import { WorkInFlight } from './payments/work-in-flight.js';
-import { systemClock, type Clock, type Ledger } from './payments/ports.js';
+import { systemClock, type Clock, type Ledger, type OpenSettlement, type SettlementOutcome } from './payments/ports.js';
 import { makeReloader, watchConfig } from './reload.js';
 
 export interface RunningGateway {
@@ -58,12 +60,24 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const clock = options.clock ?? systemClock;
   const metrics = new GatewayMetrics();
   const ledger = observeLedger(options.ledger ?? (await openLedger(initial.ledger, { clock })), metrics, logger);
-  const backends = options.backends ?? new PaymentBackendCache(clock, (counters) => metrics.addCacheSource(counters));
+  metrics.watchSettlements(() => ledger.pendingReceipts(), () => clock.nowMs());
+  let current: () => Config = () => initial;
+  const settlement: SettlementWiring = {
+    log: ledger,
+    reconciler: {
+      holder: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+      onOutcome: (entry, outcome) => recordReconciled(metrics, current(), entry, outcome),
+      onError: (err) => logger.warn({ err }, 'settlement reconciliation failed; trying again'),
+    },
+    onReconciler: (reconciler) => metrics.addReconciler(reconciler.counters),
+  };
+  const backends = options.backends ?? new PaymentBackendCache(clock, (counters) => metrics.addCacheSource(counters), settlement);
   const work = new WorkInFlight();
   const unchargedForwards = new TokenBuckets();
   const build = (config: Config) => buildGateway(config, { ...backends.backendsFor(config), ledger, clock, logger, metrics, work, unchargedForwards });
 
   const listener = new PublicListener(await build(initial));
+  current = () => listener.config;
   let ready = false;
   metrics.setConfig(initial.hash);
   const reload: () => Promise<ReloadResult> = options.configPath
@@ -133,6 +147,18 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
       return closing;
     },
   };
+}
+
+/** Counts what a reconciler recorded, as the request path counts its own outcomes. */
+function recordReconciled(metrics: GatewayMetrics, config: Config, entry: OpenSettlement, outcome: SettlementOutcome): void {
+  const asset = [...config.assets.values()].find((a) => a.network.chainId === entry.chainId && a.address.toLowerCase() === entry.asset.toLowerCase());
+  for (const row of entry.receipts) {
+    if (row.status !== 'pending') continue;
+    metrics.settlements.inc({ outcome: outcome.status === 'settled' ? 'settled' : 'failed', mode: 'reconciled' });
+    if (outcome.status === 'settled') {
+      metrics.revenue.inc({ route: row.route, asset: asset?.id ?? entry.asset, network: asset?.network.caip2 ?? `eip155:${entry.chainId}` }, Number(entry.amount));
+    }
+  }
 }
 
 /**

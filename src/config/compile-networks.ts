@@ -28,6 +28,7 @@ export function compileNetworks(raw: RawConfig, problems: string[]): Map<string,
             receiptTimeoutMs: n.settle.receiptTimeoutMs,
             maxGas: n.settle.maxGas,
             revertPenaltySeconds: n.settle.revertPenaltySeconds,
+            replaceAfterSeconds: n.settle.replaceAfterSeconds,
           }
         : {
             mode: 'facilitator',

@@ -30,6 +30,8 @@ export const MAX_SETTLE_MAX_GAS = 30_000_000;
  * reverted authorization itself stays spent either way).
  */
 export const DEFAULT_REVERT_PENALTY_SECONDS = 3_600;
+/** How long a settlement may wait unmined below the going fee before the reconciler replaces it with a higher fee. */
+export const DEFAULT_REPLACE_AFTER_SECONDS = 30;
 /** The v2 servers' default; leaves room for slow upstreams before `validBefore` runs out. */
 export const DEFAULT_MAX_TIMEOUT_SECONDS = 300;
 export const DEFAULT_PROOF_CONFIRMATIONS = 1;
@@ -97,6 +99,7 @@ const settle = z.discriminatedUnion('mode', [
     receiptTimeoutMs: timeoutMs(DEFAULT_SETTLE_RECEIPT_TIMEOUT_MS),
     maxGas: z.number().int().min(MIN_SETTLE_MAX_GAS).max(MAX_SETTLE_MAX_GAS).default(DEFAULT_SETTLE_MAX_GAS),
     revertPenaltySeconds: z.number().int().min(0).max(30 * 86_400).default(DEFAULT_REVERT_PENALTY_SECONDS),
+    replaceAfterSeconds: z.number().int().min(1).max(86_400).default(DEFAULT_REPLACE_AFTER_SECONDS),
   }),
   z.strictObject({
     mode: z.literal('facilitator'),

@@ -52,6 +52,8 @@ export type SettleConfig =
       readonly maxGas: number;
       /** How long a payer is refused after one of its settlements was mined and reverted; 0: never. */
       readonly revertPenaltySeconds: number;
+      /** How long a settlement may wait unmined below the going fee before it is replaced with a higher one. */
+      readonly replaceAfterSeconds: number;
     }
   | { readonly mode: 'facilitator'; readonly facilitators: readonly FacilitatorConfig[] };
 

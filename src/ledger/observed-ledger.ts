@@ -30,6 +30,7 @@ export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Lo
     payerPenalty: wrap('payerPenalty', (chainId, payer) => inner.payerPenalty(chainId, payer)),
     record: wrap('record', (receipt) => inner.record(receipt)),
     receipts: wrap('receipts', (query) => inner.receipts(query)),
+    pendingReceipts: wrap('pendingReceipts', () => inner.pendingReceipts()),
     takeNonce: wrap('takeNonce', (chainId, settler) => inner.takeNonce(chainId, settler)),
     raiseNonceFloor: wrap('raiseNonceFloor', (chainId, settler, next) => inner.raiseNonceFloor(chainId, settler, next)),
     returnNonce: wrap('returnNonce', (slot) => inner.returnNonce(slot)),

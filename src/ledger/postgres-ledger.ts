@@ -310,13 +310,16 @@ export class PostgresLedger implements Ledger {
         [chainId, settler.toLowerCase(), nonces],
       );
       const ids = entries.rows.flatMap((row) => JSON.parse(row.request_ids) as string[]);
-      const statuses = await this.#pool.query<{ request_id: string; status: ReceiptStatus }>(`SELECT request_id, status FROM receipts WHERE request_id = ANY($1)`, [ids]);
-      const statusById = new Map(statuses.rows.map((r) => [r.request_id, r.status]));
+      const rows = await this.#pool.query<{ request_id: string; status: ReceiptStatus; route: string }>(
+        `SELECT request_id, status, route FROM receipts WHERE request_id = ANY($1)`,
+        [ids],
+      );
+      const rowById = new Map(rows.rows.map((r) => [r.request_id, r]));
       return entries.rows.map((row) =>
         openSettlement(
           row,
           transactions.rows.filter((t) => t.nonce === String(row.nonce)),
-          (id) => statusById.get(id),
+          (id) => rowById.get(id),
         ),
       );
     });
@@ -332,6 +335,16 @@ export class PostgresLedger implements Ledger {
         [name, holder, ttlMs],
       );
       return result.rowCount === 1;
+    });
+  }
+
+  pendingReceipts(): Promise<{ count: number; oldestTimeMs: number | undefined }> {
+    return this.#run(async () => {
+      const result = await this.#pool.query<{ count: string; oldest: string | null }>(
+        `SELECT count(*) AS count, min(time) AS oldest FROM receipts WHERE status = 'pending'`,
+      );
+      const row = result.rows[0];
+      return { count: Number(row?.count ?? 0), oldestTimeMs: row?.oldest == null ? undefined : Number(row.oldest) };
     });
   }
 

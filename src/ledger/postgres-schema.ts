@@ -40,6 +40,7 @@ const MIGRATIONS: readonly string[] = [
      reason TEXT NOT NULL
    );
    CREATE INDEX receipts_time ON receipts (time, seq);
+   CREATE INDEX receipts_pending ON receipts (time) WHERE status = 'pending';
    CREATE TABLE payer_penalties (
      chain_id BIGINT NOT NULL,
      payer TEXT NOT NULL,

@@ -55,8 +55,8 @@ export function transactionRow(slot: SettlementSlot, tx: LoggedTransaction) {
   };
 }
 
-/** An entry read back, with its transactions (oldest first) and the status of each row it pays for. */
-export function openSettlement(row: SettlementRow, transactions: readonly TransactionRow[], statusOf: (requestId: string) => ReceiptStatus | undefined): OpenSettlement {
+/** An entry read back, with its transactions (oldest first) and the status and route of each row it pays for. */
+export function openSettlement(row: SettlementRow, transactions: readonly TransactionRow[], rowOf: (requestId: string) => { status: ReceiptStatus; route: string } | undefined): OpenSettlement {
   const requestIds = JSON.parse(row.request_ids) as string[];
   return {
     chainId: Number(row.chain_id),
@@ -78,8 +78,8 @@ export function openSettlement(row: SettlementRow, transactions: readonly Transa
       sentAtMs: Number(t.sent_at),
     })),
     receipts: requestIds.flatMap((requestId) => {
-      const status = statusOf(requestId);
-      return status === undefined ? [] : [{ requestId, status }];
+      const row = rowOf(requestId);
+      return row === undefined ? [] : [{ requestId, status: row.status, route: row.route }];
     }),
   };
 }

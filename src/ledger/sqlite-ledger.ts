@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS receipts (
   reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS receipts_time ON receipts (time);
+CREATE INDEX IF NOT EXISTS receipts_pending ON receipts (time) WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS payer_penalties (
   chain_id INTEGER NOT NULL,
   payer TEXT NOT NULL,
@@ -226,7 +227,8 @@ export class SqliteLedger implements Ledger {
       outcomeOnPending: this.#db.prepare(`UPDATE receipts SET status = ?, tx_hash = ?, reason = ?, time = ? WHERE request_id = ? AND status = 'pending'`),
       openEntries: this.#db.prepare(`SELECT * FROM settlements WHERE chain_id = ? AND settler = ? AND state <> 'done' ORDER BY nonce LIMIT ?`),
       slotTransactions: this.#db.prepare(`SELECT * FROM settlement_transactions WHERE chain_id = ? AND settler = ? AND nonce = ? ORDER BY sent_at, rowid`),
-      receiptStatus: this.#db.prepare(`SELECT status FROM receipts WHERE request_id = ?`),
+      pending: this.#db.prepare(`SELECT count(*) AS count, min(time) AS oldest FROM receipts WHERE status = 'pending'`),
+      receiptStatus: this.#db.prepare(`SELECT status, route FROM receipts WHERE request_id = ?`),
       holdLease: this.#db.prepare(
         `INSERT INTO leases (name, holder, until) VALUES (@name, @holder, @until)
          ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
@@ -362,7 +364,7 @@ export class SqliteLedger implements Ledger {
       openSettlement(
         row,
         this.#stmts.slotTransactions.all(row.chain_id, row.settler, row.nonce) as TransactionRow[],
-        (id) => (this.#stmts.receiptStatus.get(id) as { status: ReceiptStatus } | undefined)?.status,
+        (id) => this.#stmts.receiptStatus.get(id) as { status: ReceiptStatus; route: string } | undefined,
       ),
     );
   }
@@ -372,6 +374,11 @@ export class SqliteLedger implements Ledger {
       const now = this.#clock.nowMs();
       return this.#stmts.holdLease.get({ name, holder, until: now + ttlMs, now }) !== undefined;
     });
+  }
+
+  async pendingReceipts(): Promise<{ count: number; oldestTimeMs: number | undefined }> {
+    const row = this.#stmts.pending.get() as { count: number; oldest: number | null };
+    return { count: row.count, oldestTimeMs: row.oldest ?? undefined };
   }
 
   async ping(): Promise<void> {

@@ -142,7 +142,7 @@ export class Checkout {
       // Before anything is sent: the nonce is kept (no later request can take the reservation
       // over while the transaction is out) and a pending row names the payment, in one write.
       await this.deps.ledger.beginSettlement(a.nonceKey, this.receipt(a, 'pending', GATEWAY_REASON.settling, ''));
-      const result = await settler.settle(a.payment, a.option, { resourceUrl: a.request.resourceUrl, route: a.request.route });
+      const result = await settler.settle(a.payment, a.option, { resourceUrl: a.request.resourceUrl, route: a.request.route, requestId: a.request.requestId });
       if (result.success) {
         // The money moved: a ledger fault now must not cost the caller the answer it paid for.
         // The pending row already names the payment for reconciliation, and the ledger wrapper

@@ -161,7 +161,7 @@ export interface OpenSettlement extends SettlementEntry {
   /** Oldest first; every one has the same nonce, so at most one is ever mined. */
   readonly transactions: readonly (LoggedTransaction & { readonly sentAtMs: number })[];
   /** The rows it pays for, with their status now. */
-  readonly receipts: readonly { readonly requestId: string; readonly status: ReceiptStatus }[];
+  readonly receipts: readonly { readonly requestId: string; readonly status: ReceiptStatus; readonly route: string }[];
 }
 
 /** The outcome of a settlement, written to the rows it pays for that are still `pending`. */
@@ -246,6 +246,8 @@ export interface Ledger extends SettlementLog {
   /** Writes a receipt before it resolves: on disk when its status is one of MONEY_STATUSES. */
   record(receipt: Receipt): Promise<void>;
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
+  /** How many rows are `pending`, and the time (unix ms) of the oldest: what the reconciler has yet to finish. */
+  pendingReceipts(): Promise<{ readonly count: number; readonly oldestTimeMs: number | undefined }>;
   /** Resolves when the store answers a query; rejects when it cannot (readiness and metrics ask). */
   ping(): Promise<void>;
   close(): Promise<void>;

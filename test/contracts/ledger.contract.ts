@@ -268,7 +268,7 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         expect(open.map((e) => e.nonce)).toEqual([3, 4]);
         expect(open[0]).toMatchObject({ ...settlementEntry(3, ['r1']), settler: lowerHex(SETTLER), asset: lowerHex(ASSET), payer: lowerHex(PAYER), payTo: lowerHex(PAY_TO), state: 'open' });
         expect(open[0]?.transactions).toEqual([{ ...loggedTx(3), sentAtMs: expect.any(Number) }]);
-        expect(open[0]?.receipts).toEqual([{ requestId: 'r1', status: 'pending' }]);
+        expect(open[0]?.receipts).toEqual([{ requestId: 'r1', status: 'pending', route: 'GET /x' }]);
         const rows = await ledger.receipts({});
         expect(rows.find((r) => r.requestId === 'r1')?.transaction).toBe(loggedTx(3).hash);
         expect(await ledger.openSettlements(8453, SETTLER, 1)).toHaveLength(1);
@@ -302,6 +302,18 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         await ledger.logSettlement(settlementEntry(10, []), loggedTx(10));
         await ledger.closeSettlement(slot(10));
         expect(await ledger.openSettlements(8453, SETTLER, 10)).toEqual([]);
+      });
+    });
+
+    describe('pendingReceipts', () => {
+      it('counts the pending rows and gives the oldest one\'s time', async () => {
+        expect(await ledger.pendingReceipts()).toEqual({ count: 0, oldestTimeMs: undefined });
+        await ledger.record(receiptRow('a', { status: 'pending', time: 5_000 }));
+        await ledger.record(receiptRow('b', { status: 'pending', time: 3_000 }));
+        await ledger.record(receiptRow('c', { status: 'settled', time: 1_000 }));
+        expect(await ledger.pendingReceipts()).toEqual({ count: 2, oldestTimeMs: 3_000 });
+        await ledger.record(receiptRow('b', { status: 'settled', time: 6_000 }));
+        expect(await ledger.pendingReceipts()).toEqual({ count: 1, oldestTimeMs: 5_000 });
       });
     });
 

@@ -16,20 +16,26 @@ export interface GatewayProcess {
   readonly url: string;
   readonly adminUrl: string;
   readonly ledgerPath: string;
+  readonly configPath: string;
   /** The exit code, once the process has exited. */
   readonly exited: Promise<number | null>;
 }
 
+export interface GatewayProcessOptions {
+  /** The config's `ledger` value; a SQLite file in the process's directory by default. */
+  readonly ledger?: string;
+}
+
 /** Ports for the config `body` builds; `ledger` and `log` lines are added here. */
-export async function startGatewayProcess(body: (ports: { port: number; adminPort: number }) => string): Promise<GatewayProcess> {
+export async function startGatewayProcess(body: (ports: { port: number; adminPort: number }) => string, options: GatewayProcessOptions = {}): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'x402-process-'));
   const ledgerPath = join(dir, 'ledger.db');
   const configPath = join(dir, 'gateway.yaml');
   const [port = 0, adminPort = 0] = await freePorts(2);
-  writeFileSync(configPath, `${body({ port, adminPort })}\nledger: { path: "${ledgerPath}" }\nlog: { level: warn }\n`);
+  writeFileSync(configPath, `${body({ port, adminPort })}\nledger: ${options.ledger ?? `{ path: "${ledgerPath}" }`}\nlog: { level: warn }\n`);
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'start', '--config', configPath], { stdio: 'ignore' });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, ledgerPath, exited };
+  return { child, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, ledgerPath, configPath, exited };
 }
 
 /** Every receipt row in the ledger file, read through a connection of its own. */

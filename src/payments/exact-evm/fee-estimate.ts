@@ -49,3 +49,10 @@ export class FeeEstimate {
     }
   }
 }
+
+/** Fees as the log keeps them; a legacy gas price is both the cap and the tip. */
+export function loggedFees(fees: Fees): { maxFeePerGas: string; maxPriorityFeePerGas: string } {
+  return fees.type === 'eip1559'
+    ? { maxFeePerGas: fees.maxFeePerGas.toString(), maxPriorityFeePerGas: fees.maxPriorityFeePerGas.toString() }
+    : { maxFeePerGas: fees.gasPrice.toString(), maxPriorityFeePerGas: fees.gasPrice.toString() };
+}

@@ -20,9 +20,12 @@
  * previous one was never reached, so a send is never repeated to a second node after the first
  * may have accepted it.
  *
- * Nonces come from a `NonceAllocator` shared by every settler of the key on the chain (see
- * nonce-allocator.ts). A send the node refuses for its nonce is retried with a fresh one: the
- * refused transaction provably never entered the mempool.
+ * Nonces come from the shared store (store-nonces.ts) when the settler has the store's
+ * settlement log, and then each signed transaction is logged before it is broadcast (the
+ * write-ahead log the reconciler works from: reconciler.ts). A settler on its own counts them
+ * with a `NonceAllocator` shared by every settler of the key on the chain (nonce-allocator.ts).
+ * A send the node refuses for its nonce is retried with a fresh one: the refused transaction
+ * provably never entered the mempool.
  *
  * A mined revert costs the settler gas and moves nothing; it is reported `reverted`, and the
  * checkout then keeps the authorization spent and refuses the payer for a while (checkout.ts), so
@@ -38,11 +41,13 @@ import type { Address, NetworkConfig, PaymentOption } from '../../config/types.j
 import { InfrastructureError } from '../../errors.js';
 import type { DecodedPayment, Hex } from '../../protocol/types.js';
 import { sendTransport, type ChainClient } from '../chain/client.js';
-import type { Clock, SettleResult, Settler } from '../ports.js';
+import type { Clock, PaymentContext, SettlementLog, SettleResult, Settler } from '../ports.js';
 import { eip3009Abi, transferCall } from './abi.js';
-import { FeeEstimate, type Fees } from './fee-estimate.js';
+import { FeeEstimate, loggedFees, type Fees } from './fee-estimate.js';
+import { SettlementReconciler, type ReconcilerOptions } from './reconciler.js';
 import { overCapMessage, settlementGasLimit, type GasLimit } from './gas-limit.js';
 import { NonceAllocator } from './nonce-allocator.js';
+import { StoreNonces } from './store-nonces.js';
 import { REASON, type ExactEvmReason } from '../../protocol/reasons.js';
 import { clip as clipText, failureText, isContractFailure, NONCE_CONFLICT, neverReachedNode, reasonForTransferFailure, sendRejected } from '../chain/rpc-errors.js';
 import { ReceiptWait } from './receipt-wait.js';
@@ -74,6 +79,12 @@ export interface LocalExactEvmSettlerOptions {
   readonly nonces?: NonceAllocator;
   /** Where raw transactions go; defaults to the network's endpoints, never-reached-only fallback. */
   readonly sendTransport?: Transport;
+  /**
+   * The shared store's write-ahead settlement log. With it, nonces come from the store (every
+   * replica of the key shares them) and each transaction is logged before it is broadcast, for
+   * the reconciler; without it (a settler used on its own), `nonces` counts them in this process.
+   */
+  readonly log?: SettlementLog;
 }
 
 /** Settles EIP-3009 payments on one chain with the gateway's own key. */
@@ -84,6 +95,7 @@ export class LocalExactEvmSettler implements Settler {
   readonly #wallet: WalletClient<Transport, Chain>;
   readonly #signer: TransactionSigner;
   readonly #nonces: NonceAllocator;
+  readonly #log: { readonly log: SettlementLog; readonly nonces: StoreNonces } | undefined;
   readonly #receipts: ReceiptWait;
   readonly #clock: Clock;
   readonly #maxGas: bigint;
@@ -96,6 +108,9 @@ export class LocalExactEvmSettler implements Settler {
     this.#fees = new FeeEstimate(options.client, options.clock);
     this.#signer = createTransactionSigner(options.privateKey);
     this.#nonces = options.nonces ?? new NonceAllocator(() => options.clock.nowMs());
+    const address = this.#signer.address;
+    const readPending = () => options.client.getTransactionCount({ address, blockTag: 'pending' });
+    this.#log = options.log && { log: options.log, nonces: new StoreNonces(options.log, options.network.chainId, address, readPending) };
     this.#wallet = createWalletClient({ chain: options.client.chain, transport: options.sendTransport ?? sendTransport(options.network) });
     const settle = options.network.settle;
     this.#receipts = new ReceiptWait({
@@ -107,6 +122,23 @@ export class LocalExactEvmSettler implements Settler {
       ...(options.rebroadcastAfterMs === undefined ? {} : { rebroadcastAfterMs: options.rebroadcastAfterMs }),
     });
     this.#maxGas = options.maxGas ?? BigInt(settle.mode === 'local' ? settle.maxGas : DEFAULT_SETTLE_MAX_GAS);
+  }
+
+  /**
+   * The reconciler of this settler's key (reconciler.ts), sharing its signer, fee estimate and
+   * send path; undefined for a settler without the store's log.
+   */
+  reconciler(options: Pick<ReconcilerOptions, 'holder' | 'replaceAfterMs' | 'intervalMs' | 'onOutcome' | 'onError'>): SettlementReconciler | undefined {
+    if (!this.#log) return undefined;
+    return new SettlementReconciler({
+      ...options,
+      log: this.#log.log,
+      client: this.#client,
+      signer: this.#signer,
+      fees: this.#fees,
+      clock: this.#clock,
+      send: (raw) => this.#wallet.sendRawTransaction({ serializedTransaction: raw }),
+    });
   }
 
   /** The address that submits settlements and pays their gas. */
@@ -133,14 +165,15 @@ export class LocalExactEvmSettler implements Settler {
     return limit.kind === 'over_cap' ? { reason: REASON.settlementGasOverLimit, message: overCapMessage(limit) } : undefined;
   }
 
-  async settle(payment: DecodedPayment, option: PaymentOption): Promise<SettleResult> {
+  async settle(payment: DecodedPayment, option: PaymentOption, context?: PaymentContext): Promise<SettleResult> {
     // Set once the raw transaction has left this process; from then on any failure may be on chain.
     const sent: { hash: Hex | undefined } = { hash: undefined };
     try {
-      return await this.#settle(payment, option, sent);
+      return await this.#settle(payment, option, context?.requestId, sent);
     } catch (err) {
-      // A bug or an unforeseen fault; the contract says settle never throws. If a nonce was
-      // taken and nothing sent, re-read it so later settlements are not stuck behind a gap.
+      // A bug or an unforeseen fault (the store refused the log entry); the contract says settle
+      // never throws. If a local nonce was taken and nothing sent, re-read it so later
+      // settlements are not stuck behind a gap (the reconciler fills a store nonce's gap).
       if (sent.hash === undefined) this.#nonces.reset();
       return {
         success: false,
@@ -152,7 +185,7 @@ export class LocalExactEvmSettler implements Settler {
     }
   }
 
-  async #settle(payment: DecodedPayment, option: PaymentOption, sent: { hash: Hex | undefined }): Promise<SettleResult> {
+  async #settle(payment: DecodedPayment, option: PaymentOption, requestId: string | undefined, sent: { hash: Hex | undefined }): Promise<SettleResult> {
     const auth = payment.payload.authorization;
     const asset = option.asset.address;
     if (option.asset.network.chainId !== this.#network.chainId) {
@@ -181,7 +214,7 @@ export class LocalExactEvmSettler implements Settler {
       return refused(REASON.unexpectedSettleError, `chain unavailable before sending: ${describe(err)}`);
     }
 
-    // 2 + 3. Nonce, sign, send.
+    // 2 + 3. Nonce, sign, log (with the store), send.
     const chainId = this.#network.chainId;
     const address = this.#signer.address;
     const readPending = () => this.#client.getTransactionCount({ address, blockTag: 'pending' });
@@ -189,9 +222,33 @@ export class LocalExactEvmSettler implements Settler {
     let serialized: Hex;
     let nonce: number;
     for (let attempt = 1; ; attempt++) {
-      nonce = await this.#nonces.take(readPending);
+      nonce = this.#log ? await this.#log.nonces.take() : await this.#nonces.take(readPending);
       serialized = await this.#signer.sign({ chainId, to: asset, data, gas, nonce, ...fees });
       const hash = keccak256(serialized);
+      let logged = false;
+      if (this.#log) {
+        const entry = {
+          chainId,
+          settler: address,
+          nonce,
+          requestIds: requestId === undefined ? [] : [requestId],
+          asset,
+          payer: auth.from,
+          payTo: auth.to,
+          amount: auth.value.toString(),
+          authorizationNonce: auth.nonce,
+          validBefore: Number(auth.validBefore),
+        };
+        const transaction = { hash, raw: serialized, ...loggedFees(fees) };
+        try {
+          // Write-ahead: nothing is broadcast that the store does not know about.
+          await this.#log.log.logSettlement(entry, transaction);
+          logged = true;
+        } catch (err) {
+          await this.#log.nonces.unused(nonce, false).catch(() => undefined);
+          throw err;
+        }
+      }
       sent.hash = hash;
       try {
         await this.#wallet.sendRawTransaction({ serializedTransaction: serialized });
@@ -204,8 +261,14 @@ export class LocalExactEvmSettler implements Settler {
           break;
         }
         sent.hash = undefined;
-        // Forget the count: the next take re-reads the pending count from the node.
-        this.#nonces.reset();
+        if (this.#log) {
+          await this.#log.nonces.unused(nonce, logged);
+          // Refused for its nonce: the key was used outside the store, which catches up with the chain.
+          if (NONCE_CONFLICT.test(text)) await this.#log.nonces.resync();
+        } else {
+          // Forget the count: the next take re-reads the pending count from the node.
+          this.#nonces.reset();
+        }
         if (neverReachedNode(err)) return refused(REASON.unexpectedSettleError, `chain unavailable: ${text}`);
         if (NONCE_CONFLICT.test(text) && attempt < MAX_SEND_ATTEMPTS) continue;
         // The pool refused our transaction (fees, gas, our funds): not the payer's doing.
@@ -217,9 +280,10 @@ export class LocalExactEvmSettler implements Settler {
     // 4. Wait for the receipt, bounded (receipt-wait.ts).
     const awaited = await this.#receipts.receipt(hash, serialized, nonce);
     if (!('receipt' in awaited)) {
-      if (ambiguousSend !== undefined) {
+      if (ambiguousSend !== undefined && !this.#log) {
         // Never seen on chain after an unclear send: it may never have arrived, in which case its
         // nonce is a gap that would stall every later settlement. Re-read the pending nonce.
+        // (A logged transaction is the reconciler's: it sends it again until it is mined.)
         this.#nonces.reset();
       }
       const why = `no receipt within ${this.#receipts.timeoutMs} ms${awaited.lastError === undefined ? '' : ` (last poll: ${describe(awaited.lastError)})`}`;
