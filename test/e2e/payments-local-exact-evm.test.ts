@@ -10,7 +10,7 @@ import { custom, testActions, toHex, type Address, type PrivateKeyAccount } from
 import { privateKeyToAccount } from 'viem/accounts';
 import { createPaymentHeader } from 'x402/client';
 import { PaymentRequirementsSchema } from 'x402/types';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_REVERT_PENALTY_SECONDS, DEFAULT_REPLACE_AFTER_SECONDS, DEFAULT_SETTLE_MAX_GAS } from '../../src/config/schema.js';
 import type { AssetConfig, NetworkConfig, PaymentOption } from '../../src/config/types.js';
 import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type DevChainClient } from '../../src/tools/devchain/anvil.js';
@@ -22,7 +22,9 @@ import { neverReachedNode } from '../../src/payments/chain/rpc-errors.js';
 import { LocalExactEvmSettler } from '../../src/payments/exact-evm/settle.js';
 import { transferWithAuthorizationDigest, transferWithAuthorizationTypedData } from '../../src/payments/exact-evm/typed-data.js';
 import { LocalExactEvmVerifier } from '../../src/payments/exact-evm/verify.js';
-import { systemClock } from '../../src/payments/ports.js';
+import { systemClock, type Receipt } from '../../src/payments/ports.js';
+import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
+import { REBROADCAST_AFTER_MS } from '../../src/payments/exact-evm/reconciler.js';
 import { requirementV1, requirementV2 } from '../../src/protocol/challenge.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import { withWire } from '../../src/protocol/option-wire.js';
@@ -534,6 +536,105 @@ describe('a settlement the node drops', () => {
     } finally {
       await test().setAutomine(true);
     }
+    expect(await balances(PAY_TO)).toEqual([(before ?? 0n) + PRICE]);
+  });
+});
+
+describe('the write-ahead settlement log and its reconciler', () => {
+  const REQUEST = 'req-logged';
+  const context = { ...PAYMENT_CONTEXT, requestId: REQUEST };
+  const pendingRow = (requestId: string): Receipt => ({
+    time: Date.now(),
+    requestId,
+    route: 'GET /v1/weather',
+    method: 'GET',
+    path: '/v1/weather',
+    amount: PRICE.toString(),
+    asset: BASE_USDC,
+    network: 'eip155:8453',
+    payer: PAYER.address,
+    nonce: '',
+    transaction: '',
+    status: 'pending',
+    reason: '',
+  });
+  let ledger: SqliteLedger;
+  beforeEach(() => {
+    ledger = new SqliteLedger(':memory:');
+  });
+  afterEach(async () => {
+    await test().setAutomine(true);
+    await ledger.close();
+  });
+
+  it('logs the signed transaction before it is sent, with nonces from the store and the hash on the pending row', async () => {
+    const key = ANVIL_DEV_KEYS[9];
+    const s = new LocalExactEvmSettler({ network, client, privateKey: key, clock: systemClock, log: ledger });
+    await ledger.record(pendingRow(REQUEST));
+    const result = await s.settle(await officialV2(), option, context);
+    if (!result.success) throw new Error(`settlement failed: ${JSON.stringify(result)}`);
+    const [entry] = await ledger.openSettlements(8453, s.address, 10);
+    expect(entry).toMatchObject({ requestIds: [REQUEST], payer: PAYER.address.toLowerCase(), payTo: PAY_TO.toLowerCase(), amount: PRICE.toString() });
+    expect(entry?.transactions.map((t) => t.hash)).toEqual([result.transaction]);
+    expect(entry?.nonce).toBe(await client.getTransactionCount({ address: s.address }) - 1);
+    expect((await ledger.receipts({}))[0]?.transaction).toBe(result.transaction);
+    // The store counts on from the chain's count: the next settlement reads no nonce from the node.
+    expect(await ledger.takeNonce(8453, s.address)).toBe((entry?.nonce ?? 0) + 1);
+  });
+
+  it('replaces a settlement stuck below the going fee (same nonce, higher fee), and records the outcome once it is mined', async () => {
+    // The settler's (and so the reconciler's) clock, moved ahead later; the log keeps real time.
+    let ahead = 0;
+    const clock = { nowSeconds: () => BigInt(Math.floor((Date.now() + ahead) / 1000)), nowMs: () => Date.now() + ahead };
+    const s = new LocalExactEvmSettler({ network, client, privateKey: ANVIL_DEV_KEYS[8], clock, log: ledger, receiptTimeoutMs: 300 });
+    await ledger.record(pendingRow(REQUEST));
+    const [before] = await balances(PAY_TO);
+    await test().setAutomine(false);
+    const pending = await s.settle(await officialV2(), option, context);
+    expect(pending).toMatchObject({ success: false, reason: 'settlement_pending', maybeOnChain: true });
+    // The going fee jumps past what the settlement offered: the block leaves it out, and anvil
+    // evicts it from its pool (sending the same bytes again would be refused).
+    const base = (await client.getBlock()).baseFeePerGas ?? 1n;
+    await admin.request({ method: 'anvil_setNextBlockBaseFeePerGas' as never, params: [toHex(base * 100n)] as never });
+    await test().mine({ blocks: 1 });
+    expect(await client.getTransactionCount({ address: s.address })).toBe((await ledger.openSettlements(8453, s.address, 1))[0]?.nonce);
+
+    const reconciler = s.reconciler({ holder: 'test', replaceAfterMs: 60_000 });
+    if (!reconciler) throw new Error('a settler with a log has a reconciler');
+    await new Promise((r) => setTimeout(r, 1_100)); // past the fee estimate's cache
+    await reconciler.tick();
+    expect(reconciler.counters.replacements).toBe(0); // gone from the pool, but not yet for REBROADCAST_AFTER_MS
+    ahead = REBROADCAST_AFTER_MS;
+    await reconciler.tick();
+    expect(reconciler.counters.replacements).toBe(1);
+    const [entry] = await ledger.openSettlements(8453, s.address, 10);
+    expect(entry?.transactions).toHaveLength(2);
+    expect(BigInt(entry?.transactions[1]?.maxFeePerGas ?? 0)).toBeGreaterThan(base * 100n);
+
+    await test().mine({ blocks: 1 });
+    await reconciler.tick();
+    expect(await ledger.openSettlements(8453, s.address, 10)).toEqual([]);
+    expect((await ledger.receipts({}))[0]).toMatchObject({ status: 'settled', reason: 'reconciled', transaction: entry?.transactions[1]?.hash });
+    expect(reconciler.counters.settled).toBe(1);
+    expect(await balances(PAY_TO)).toEqual([(before ?? 0n) + PRICE]);
+  });
+
+  it('fills a nonce taken and never sent, so the settlement queued behind it is mined', async () => {
+    const s = new LocalExactEvmSettler({ network, client, privateKey: ANVIL_DEV_KEYS[6], clock: systemClock, log: ledger, receiptTimeoutMs: 300 });
+    await ledger.record(pendingRow(REQUEST));
+    await ledger.raiseNonceFloor(8453, s.address, await client.getTransactionCount({ address: s.address, blockTag: 'pending' }));
+    const lost = await ledger.takeNonce(8453, s.address); // taken, then the replica died before logging it
+    const [before] = await balances(PAY_TO);
+    const stuck = await s.settle(await officialV2(), option, context);
+    expect(stuck).toMatchObject({ success: false, reason: 'settlement_pending' });
+    expect(await client.getTransactionCount({ address: s.address })).toBe(lost);
+
+    const reconciler = s.reconciler({ holder: 'test', replaceAfterMs: 60_000, gapGraceMs: 0 });
+    await reconciler?.tick();
+    expect(reconciler?.counters.fillers).toBe(1);
+    await waitFor(async () => (await client.getTransactionCount({ address: s.address })) === (lost ?? 0) + 2, 10_000, 50);
+    await reconciler?.tick();
+    expect((await ledger.receipts({}))[0]).toMatchObject({ status: 'settled', reason: 'reconciled' });
     expect(await balances(PAY_TO)).toEqual([(before ?? 0n) + PRICE]);
   });
 });

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { GAS_HEADROOM_PERCENT, overCapMessage, settlementGasLimit } from '../../src/payments/exact-evm/gas-limit.js';
 import { MinedNonceGate } from '../../src/payments/exact-evm/mined-nonce-gate.js';
 import { NONCE_REFRESH_MS, NonceAllocator } from '../../src/payments/exact-evm/nonce-allocator.js';
+import { outbid } from '../../src/payments/exact-evm/reconciler.js';
 import { secp256k1Backend } from '../../src/payments/exact-evm/secp256k1-native.js';
 import { createTransactionSigner } from '../../src/payments/exact-evm/transaction-signer.js';
 
@@ -153,5 +154,21 @@ describe('settlementGasLimit: the estimate sets the gas limit only up to settle.
       if (limit.kind !== 'limit') throw new Error(`refused ${estimate}`);
       expect(limit.gas <= CAP && limit.gas >= estimate).toBe(true);
     }
+  });
+});
+
+describe('outbid (a replacement\'s fees)', () => {
+  const tx = { hash: '0x01', raw: '0x02', maxFeePerGas: '1000', maxPriorityFeePerGas: '100' } as const;
+
+  it('none while the going fee is not above what the transaction offered', () => {
+    expect(outbid(tx, { type: 'eip1559', maxFeePerGas: 1000n, maxPriorityFeePerGas: 100n })).toBeUndefined();
+    expect(outbid(tx, { type: 'eip1559', maxFeePerGas: 900n, maxPriorityFeePerGas: 50n })).toBeUndefined();
+    expect(outbid(tx, { type: 'legacy', gasPrice: 1000n })).toBeUndefined();
+  });
+
+  it('the going fee, and at least 12.5% over each old fee (nodes refuse smaller bumps), rounded up', () => {
+    expect(outbid(tx, { type: 'eip1559', maxFeePerGas: 1001n, maxPriorityFeePerGas: 100n })).toEqual({ type: 'eip1559', maxFeePerGas: 1125n, maxPriorityFeePerGas: 113n });
+    expect(outbid(tx, { type: 'eip1559', maxFeePerGas: 5000n, maxPriorityFeePerGas: 300n })).toEqual({ type: 'eip1559', maxFeePerGas: 5000n, maxPriorityFeePerGas: 300n });
+    expect(outbid(tx, { type: 'legacy', gasPrice: 1001n })).toEqual({ type: 'legacy', gasPrice: 1125n });
   });
 });

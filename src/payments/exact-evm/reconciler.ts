@@ -13,8 +13,8 @@
  *   - not mined, and the node no longer knows its newest transaction (dropped from the mempool,
  *     a node restart): the same signed bytes are sent again, so the nonce never becomes a gap
  *     that stalls every later settlement of the key;
- *   - not mined after `replaceAfterMs`, and priced below the going fee: signed again with the same
- *     nonce and a higher fee (a replacement, logged before it is sent);
+ *   - not mined after `replaceAfterMs` (or evicted by the node), and priced below the going fee:
+ *     signed again with the same nonce and a higher fee (a replacement, logged before it is sent);
  *   - void (its send was refused) or a nonce taken and never logged, below a later entry: filled
  *     with a zero-value transaction to the account itself, so the nonces after it can be mined.
  *
@@ -65,6 +65,8 @@ export interface ReconcilerOptions {
   /** After how long an unmined transaction below the going fee is replaced. */
   readonly replaceAfterMs: number;
   readonly intervalMs?: number;
+  /** GAP_GRACE_MS by default. */
+  readonly gapGraceMs?: number;
   /** Called once per entry whose rows it finished, with what it wrote. */
   readonly onOutcome?: (entry: OpenSettlement, outcome: SettlementOutcome) => void;
   /** Faults of a tick (the chain or the store did not answer); the next tick tries again. */
@@ -172,7 +174,12 @@ export class SettlementReconciler {
     return undefined;
   }
 
-  /** Not mined yet: send it again if the node lost it, or outbid it if it is stuck under the going fee. */
+  /**
+   * Not mined yet. Priced below the going fee, it is replaced (same nonce, higher fee) once it
+   * has waited `replaceAfterMs`, or at once if the node no longer has it (a node evicts what is
+   * priced under its base fee, and would refuse the same bytes again); priced well enough but
+   * lost by the node, the same bytes are sent again.
+   */
   async #nudge(entry: OpenSettlement, now: number): Promise<void> {
     const newest = entry.transactions[entry.transactions.length - 1];
     if (newest === undefined) return;
@@ -180,26 +187,25 @@ export class SettlementReconciler {
       () => true,
       () => false,
     );
-    if (!known) {
-      if (now - newest.sentAtMs < REBROADCAST_AFTER_MS) return;
-      await this.#o.send(newest.raw).catch(() => undefined);
-      this.counters.rebroadcasts++;
+    const age = now - newest.sentAtMs;
+    if (known && age < this.#o.replaceAfterMs) return;
+    if (!known && age < REBROADCAST_AFTER_MS) return;
+    const bid = outbid(newest, await this.#o.fees.fees());
+    if (bid !== undefined && (!known || age >= this.#o.replaceAfterMs)) {
+      await this.#replace(entry, newest, bid);
       return;
     }
-    if (now - newest.sentAtMs < this.#o.replaceAfterMs) return;
-    const going = await this.#o.fees.fees();
-    const bid = outbid(newest, going);
-    if (bid === undefined) return;
+    if (!known) {
+      await this.#o.send(newest.raw).catch(() => undefined);
+      this.counters.rebroadcasts++;
+    }
+  }
+
+  /** Signs `newest`'s call again with the same nonce and the fees `bid`, logs it, sends it. */
+  async #replace(entry: OpenSettlement, newest: LoggedTransaction, bid: Fees): Promise<void> {
     const tx = parseTransaction(newest.raw);
     if (tx.to == null || tx.gas === undefined) return;
-    const raw = await this.#o.signer.sign({
-      chainId: this.#chainId,
-      to: tx.to,
-      data: tx.data ?? '0x',
-      gas: tx.gas,
-      nonce: entry.nonce,
-      ...bid,
-    });
+    const raw = await this.#o.signer.sign({ chainId: this.#chainId, to: tx.to, data: tx.data ?? '0x', value: tx.value ?? 0n, gas: tx.gas, nonce: entry.nonce, ...bid });
     await this.#sendLogged(slotOf(entry), raw, bid);
     this.counters.replacements++;
   }
@@ -219,7 +225,8 @@ export class SettlementReconciler {
    */
   async #fillGaps(entries: readonly OpenSettlement[], mined: number, now: number): Promise<void> {
     const held = new Set(entries.map((e) => e.nonce));
-    const above = entries.filter((e) => (e.transactions[0]?.sentAtMs ?? now) <= now - GAP_GRACE_MS).map((e) => e.nonce);
+    const grace = this.#o.gapGraceMs ?? GAP_GRACE_MS;
+    const above = entries.filter((e) => (e.transactions[0]?.sentAtMs ?? now) <= now - grace).map((e) => e.nonce);
     if (above.length === 0 || entries.length >= BATCH) return;
     const top = Math.max(...above);
     for (let nonce = mined; nonce < top; nonce++) {
