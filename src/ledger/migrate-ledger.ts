@@ -1,6 +1,7 @@
 /**
  * `ledger migrate`: copies what an embedded SQLite ledger must not forget (receipts, kept nonces,
- * spent proofs, payer penalties) into the PostgreSQL store, so replicas sharing it refuse every
+ * spent proofs, payer penalties, settling keys' nonce counts and unfinished settlements) into
+ * the PostgreSQL store, so replicas sharing it refuse every
  * payment the old process already took.
  *
  * Idempotent: each row goes in with `ON CONFLICT`, so a second run copies nothing and a row
@@ -34,6 +35,8 @@ interface CopyStep {
   readonly where?: string;
   /** What a row PostgreSQL already has does; only a row inserted or changed counts as copied. */
   readonly onConflict: string;
+  /** Absent from files no gateway with a settlement log has opened: skipped there. */
+  readonly optional?: boolean;
 }
 
 const COPY_STEPS: readonly CopyStep[] = [
@@ -62,6 +65,32 @@ const COPY_STEPS: readonly CopyStep[] = [
     noun: ['payer penalty', 'payer penalties'],
     columns: ['chain_id', 'payer', 'until'],
     onConflict: 'ON CONFLICT (chain_id, payer) DO UPDATE SET until = excluded.until WHERE payer_penalties.until < excluded.until',
+  },
+  {
+    // The next transaction nonce of each settling key: never lowered, so no nonce is used twice.
+    table: 'settler_nonces',
+    noun: ['settler nonce count', 'settler nonce counts'],
+    columns: ['chain_id', 'settler', 'next_nonce'],
+    onConflict: 'ON CONFLICT (chain_id, settler) DO UPDATE SET next_nonce = excluded.next_nonce WHERE settler_nonces.next_nonce < excluded.next_nonce',
+    optional: true,
+  },
+  {
+    // Unfinished settlements, for the replicas' reconciler to finish; finished ones are history.
+    table: 'settlements',
+    noun: ['unfinished settlement', 'unfinished settlements'],
+    columns: ['chain_id', 'settler', 'nonce', 'state', 'request_ids', 'asset', 'payer', 'pay_to', 'amount', 'authorization_nonce', 'valid_before', 'created_at'],
+    where: `state <> 'done'`,
+    onConflict: 'ON CONFLICT (chain_id, settler, nonce) DO NOTHING',
+    optional: true,
+  },
+  {
+    table: 'settlement_transactions',
+    noun: ['settlement transaction', 'settlement transactions'],
+    columns: ['hash', 'chain_id', 'settler', 'nonce', 'raw', 'max_fee_per_gas', 'max_priority_fee_per_gas', 'sent_at'],
+    where: `EXISTS (SELECT 1 FROM settlements s WHERE s.chain_id = settlement_transactions.chain_id AND s.settler = settlement_transactions.settler
+      AND s.nonce = settlement_transactions.nonce AND s.state <> 'done')`,
+    onConflict: 'ON CONFLICT (hash) DO NOTHING',
+    optional: true,
   },
 ];
 
@@ -94,7 +123,8 @@ export async function migrateSqliteToPostgres(fromPath: string, url: string): Pr
         // The copy is receipts of money: on the server's disk before the command says it is done.
         await target.query('SET LOCAL synchronous_commit = on');
         const copies: TableCopy[] = [];
-        for (const step of COPY_STEPS) copies.push(await copyTable(step, source, target));
+        const tables = tablesOf(source);
+        for (const step of COPY_STEPS) if (tables.has(step.table)) copies.push(await copyTable(step, source, target));
         await target.query('COMMIT');
         return copies;
       } catch (err) {
@@ -117,14 +147,18 @@ function openSource(path: string): Database.Database {
   try {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SQLITE_SCHEMA_VERSION) throw new LedgerSchemaError('sqlite', version, SQLITE_SCHEMA_VERSION);
-    const tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
-    const missing = COPY_STEPS.find((step) => !tables.has(step.table));
+    const tables = tablesOf(db);
+    const missing = COPY_STEPS.find((step) => !step.optional && !tables.has(step.table));
     if (missing) throw new Error(`${path} is not an x402-gateway SQLite ledger: it has no ${missing.table} table`);
     return db;
   } catch (err) {
     db.close();
     throw err;
   }
+}
+
+function tablesOf(db: Database.Database): Set<string> {
+  return new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
 }
 
 /** Streams one table's rows from SQLite into PostgreSQL, BATCH_ROWS per INSERT. */

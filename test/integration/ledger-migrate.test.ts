@@ -12,7 +12,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli-io.js';
 import { runCli } from '../../src/cli.js';
-import type { NonceKey, Receipt } from '../../src/payments/ports.js';
+import type { LoggedTransaction, NonceKey, OpenSettlement, Receipt, SettlementEntry } from '../../src/payments/ports.js';
 import { PostgresLedger } from '../../src/ledger/postgres-ledger.js';
 import { SQLITE_SCHEMA_VERSION, SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { gatewayYamlHead, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
@@ -79,6 +79,22 @@ async function dump(url: string): Promise<Record<string, unknown[]>> {
 }
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+const SETTLER = '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266' as const;
+const settlement = (nonce: number, requestIds: string[]): SettlementEntry => ({
+  chainId: 8453,
+  settler: SETTLER,
+  nonce,
+  requestIds,
+  asset: ASSET,
+  payer: PAYER,
+  payTo: SETTLER,
+  amount: '10000',
+  authorizationNonce: nonceKey(1).nonce,
+  validBefore: nowSeconds() + 600,
+});
+const loggedTransaction = (n: number): LoggedTransaction => ({ hash: `0x${n.toString(16).padStart(64, 'e')}`, raw: '0x02', maxFeePerGas: '2000', maxPriorityFeePerGas: '100' });
+const COPIED_LOG = '1 settler nonce count, 1 unfinished settlement, 1 settlement transaction';
+const NONE_OF_LOG = '0 settler nonce counts, 0 unfinished settlements, 0 settlement transactions';
 const nonceKey = (n: number): NonceKey => ({ chainId: 8453, asset: ASSET, payer: PAYER, nonce: `0x${n.toString(16).padStart(64, '0')}` });
 const TX = `0x${'cd'.repeat(32)}` as const;
 
@@ -105,20 +121,26 @@ function receipt(requestId: string, status: Receipt['status'], fields: Partial<R
  * A ledger file as the embedded store leaves it: a kept nonce with its pending receipt, a nonce
  * only reserved, settled and refused rows, a spent proof, a penalised payer, and a bulk of rows.
  */
-async function writeSqliteLedger(): Promise<{ path: string; receipts: Receipt[]; until: number }> {
+async function writeSqliteLedger(): Promise<{ path: string; receipts: Receipt[]; until: number; open: OpenSettlement[] }> {
   const path = join(dir, `ledger-${++files}.db`);
   const ledger = new SqliteLedger(path);
   const until = nowSeconds() + 3_600;
   try {
     expect(await ledger.reserveNonce(nonceKey(1), nowSeconds() + 600)).toBe(true);
     await ledger.beginSettlement(nonceKey(1), receipt('r-pending', 'pending', { time: 1_767_225_600_001 }));
+    // Its settlement transaction, logged and not yet mined; and an earlier one already finished.
+    await ledger.raiseNonceFloor(8453, SETTLER, 40);
+    const [finished, unfinished] = [await ledger.takeNonce(8453, SETTLER), await ledger.takeNonce(8453, SETTLER)];
+    await ledger.logSettlement(settlement(finished ?? 0, []), loggedTransaction(1));
+    await ledger.closeSettlement({ chainId: 8453, settler: SETTLER, nonce: finished ?? 0 });
+    await ledger.logSettlement(settlement(unfinished ?? 0, ['r-pending']), loggedTransaction(2));
     expect(await ledger.reserveNonce(nonceKey(2), nowSeconds() + 600)).toBe(true);
     await ledger.record(receipt('r-settled', 'settled', { time: 1_767_225_600_002, transaction: TX }));
     await ledger.record(receipt('r-refused', 'refused', { time: 1_767_225_600_003, reason: 'invalid_exact_evm_payload_signature' }));
     expect(await ledger.claimProof(8453, TX)).toBe(true);
     await ledger.penalisePayer(8453, PAYER, until);
     await Promise.all(Array.from({ length: BULK_RECEIPTS }, (_, i) => ledger.record(receipt(`bulk-${i}`, 'not_charged'))));
-    return { path, receipts: await ledger.receipts({ limit: 10_000 }), until };
+    return { path, receipts: await ledger.receipts({ limit: 10_000 }), until, open: await ledger.openSettlements(8453, SETTLER, 10) };
   } finally {
     await ledger.close();
   }
@@ -136,13 +158,15 @@ describe('x402-gateway ledger migrate', () => {
     expect(await runCli(['ledger', 'migrate', '--from', source.path, '--config', config], first)).toBe(0);
     expect(first.stderr).toEqual([]);
     expect(first.stdout).toEqual([
-      `copied ${BULK_RECEIPTS + 3} receipts, 1 kept nonce, 1 proof, 1 payer penalty from ${source.path} ` +
-        '(already present: 0 receipts, 0 kept nonces, 0 proofs, 0 payer penalties)',
+      `copied ${BULK_RECEIPTS + 3} receipts, 1 kept nonce, 1 proof, 1 payer penalty, ${COPIED_LOG} from ${source.path} ` +
+        `(already present: 0 receipts, 0 kept nonces, 0 proofs, 0 payer penalties, ${NONE_OF_LOG})`,
     ]);
 
     const ledger = await PostgresLedger.open(url, { pool: 1 });
     try {
       expect(await ledger.receipts({ limit: 10_000 })).toEqual(source.receipts);
+      expect(await ledger.openSettlements(8453, SETTLER, 10)).toEqual(source.open);
+      expect(source.open).toHaveLength(1);
       expect(await ledger.payerPenalty(8453, PAYER)).toBe(source.until);
       expect(await ledger.payerPenalty(8453, OTHER_PAYER)).toBeUndefined();
     } finally {
@@ -153,8 +177,8 @@ describe('x402-gateway ledger migrate', () => {
     const second = io(env);
     expect(await runCli(['ledger', 'migrate', '--from', source.path, '--config', config], second)).toBe(0);
     expect(second.stdout).toEqual([
-      `copied 0 receipts, 0 kept nonces, 0 proofs, 0 payer penalties from ${source.path} ` +
-        `(already present: ${BULK_RECEIPTS + 3} receipts, 1 kept nonce, 1 proof, 1 payer penalty)`,
+      `copied 0 receipts, 0 kept nonces, 0 proofs, 0 payer penalties, ${NONE_OF_LOG} from ${source.path} ` +
+        `(already present: ${BULK_RECEIPTS + 3} receipts, 1 kept nonce, 1 proof, 1 payer penalty, ${COPIED_LOG})`,
     ]);
     expect(await dump(url)).toEqual(copied);
 
@@ -164,6 +188,8 @@ describe('x402-gateway ledger migrate', () => {
       expect(await after.reserveNonce(nonceKey(1), nowSeconds() + 600)).toBe(false);
       expect(await after.reserveNonce(nonceKey(2), nowSeconds() + 600)).toBe(true);
       expect(await after.claimProof(8453, TX)).toBe(false);
+      // The settling key counts on from where the embedded store left it.
+      expect(await after.takeNonce(8453, SETTLER)).toBe(42);
     } finally {
       await after.close();
     }
@@ -184,8 +210,8 @@ describe('x402-gateway ledger migrate', () => {
     const out = io({ DATABASE_URL: url });
     expect(await runCli(['ledger', 'migrate', '--from', source.path, '--config', postgresConfig()], out)).toBe(0);
     expect(out.stdout).toEqual([
-      `copied ${BULK_RECEIPTS + 2} receipts, 1 kept nonce, 1 proof, 0 payer penalties from ${source.path} ` +
-        '(already present: 1 receipt, 0 kept nonces, 0 proofs, 1 payer penalty)',
+      `copied ${BULK_RECEIPTS + 2} receipts, 1 kept nonce, 1 proof, 0 payer penalties, ${COPIED_LOG} from ${source.path} ` +
+        `(already present: 1 receipt, 0 kept nonces, 0 proofs, 1 payer penalty, ${NONE_OF_LOG})`,
     ]);
 
     const ledger = await PostgresLedger.open(url, { pool: 1 });
