@@ -24,7 +24,10 @@ export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Lo
   return {
     reserveNonce: wrap('reserveNonce', (key, expiresAt) => inner.reserveNonce(key, expiresAt)),
     releaseNonce: wrap('releaseNonce', (key) => inner.releaseNonce(key)),
-    beginSettlement: wrap('beginSettlement', (key, pending) => inner.beginSettlement(key, pending)),
+    beginSettlement: wrap('beginSettlement', (key, pending, terms) => inner.beginSettlement(key, pending, terms)),
+    deliveryOf: wrap('deliveryOf', (key) => inner.deliveryOf(key)),
+    claimRedelivery: wrap('claimRedelivery', (key, max) => inner.claimRedelivery(key, max)),
+    markDelivered: wrap('markDelivered', (key) => inner.markDelivered(key)),
     claimProof: wrap('claimProof', (chainId, hash) => inner.claimProof(chainId, hash)),
     penalisePayer: wrap('penalisePayer', (chainId, payer, until) => inner.penalisePayer(chainId, payer, until)),
     payerPenalty: wrap('payerPenalty', (chainId, payer) => inner.payerPenalty(chainId, payer)),

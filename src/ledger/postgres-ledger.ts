@@ -30,7 +30,10 @@ import {
   type SettlementEntry,
   type SettlementOutcome,
   type SettlementSlot,
+  type Delivery,
+  type DeliveryTerms,
 } from '../payments/ports.js';
+import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
 import { entryRow, openSettlement, transactionRow, type SettlementRow, type TransactionRow } from './settlement-rows.js';
 import { migratePostgres } from './postgres-schema.js';
 
@@ -129,11 +132,16 @@ export class PostgresLedger implements Ledger {
     });
   }
 
-  beginSettlement(key: NonceKey, pending: Receipt): Promise<void> {
+  beginSettlement(key: NonceKey, pending: Receipt, terms?: DeliveryTerms): Promise<void> {
     return this.#run(async () => {
       // One transaction: the nonce kept and the pending row land together or not at all.
       await this.#durably(async (client) => {
-        await client.query(`UPDATE nonces SET state = 'kept' WHERE key = $1`, [nonceKeyString(key)]);
+        await client.query(`UPDATE nonces SET state = 'kept', resource = $2, signature = $3, request_id = $4 WHERE key = $1`, [
+          nonceKeyString(key),
+          terms?.resource ?? '',
+          terms?.signature ?? '',
+          pending.requestId,
+        ]);
         await client.query(RECORD, recordParams(pending));
       });
     });
@@ -205,6 +213,34 @@ export class PostgresLedger implements Ledger {
         status: row.status as ReceiptStatus,
         reason: row.reason,
       }));
+    });
+  }
+
+  deliveryOf(key: NonceKey): Promise<Delivery | undefined> {
+    return this.#run(async () => {
+      const result = await this.#pool.query<DeliveryRow>(
+        `SELECT n.resource, n.signature, n.request_id, n.delivered, n.redeliveries, r.status, r.tx_hash, r.payer
+         FROM nonces n LEFT JOIN receipts r ON r.request_id = n.request_id WHERE n.key = $1 AND n.state = 'kept'`,
+        [nonceKeyString(key)],
+      );
+      const row = result.rows[0];
+      return row === undefined ? undefined : deliveryFromRow(row);
+    });
+  }
+
+  claimRedelivery(key: NonceKey, max: number): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#pool.query(
+        `UPDATE nonces SET redeliveries = redeliveries + 1 WHERE key = $1 AND state = 'kept' AND NOT delivered AND redeliveries < $2`,
+        [nonceKeyString(key), max],
+      );
+      return result.rowCount === 1;
+    });
+  }
+
+  markDelivered(key: NonceKey): Promise<void> {
+    return this.#run(async () => {
+      await this.#pool.query(`UPDATE nonces SET delivered = true WHERE key = $1 AND state = 'kept'`, [nonceKeyString(key)]);
     });
   }
 

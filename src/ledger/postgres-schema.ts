@@ -85,6 +85,13 @@ const MIGRATIONS: readonly string[] = [
      holder TEXT NOT NULL,
      until BIGINT NOT NULL
    );`,
+  // 2: what a kept nonce bought, for re-delivery (ports.ts `Delivery`).
+  `ALTER TABLE nonces
+     ADD COLUMN resource TEXT NOT NULL DEFAULT '',
+     ADD COLUMN signature TEXT NOT NULL DEFAULT '',
+     ADD COLUMN request_id TEXT NOT NULL DEFAULT '',
+     ADD COLUMN delivered BOOLEAN NOT NULL DEFAULT false,
+     ADD COLUMN redeliveries INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** The schema version this gateway writes. */

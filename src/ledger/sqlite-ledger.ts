@@ -33,14 +33,29 @@ import {
   type SettlementEntry,
   type SettlementOutcome,
   type SettlementSlot,
+  type Delivery,
+  type DeliveryTerms,
 } from '../payments/ports.js';
+import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
 import { LedgerSchemaError } from './schema-version.js';
 
 /**
  * The schema version this gateway writes, kept in the file's `user_version`. Files made before
  * versions were kept read 0 and have the same tables as version 1.
  */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
+
+/**
+ * Version 2: what a kept nonce bought (for re-delivery, ports.ts `Delivery`): the resource, the
+ * signature's hash, the receipt row, whether an answer was delivered, how many re-deliveries.
+ */
+const DELIVERY_COLUMNS: readonly (readonly [name: string, type: string])[] = [
+  ['resource', `TEXT NOT NULL DEFAULT ''`],
+  ['signature', `TEXT NOT NULL DEFAULT ''`],
+  ['request_id', `TEXT NOT NULL DEFAULT ''`],
+  ['delivered', 'INTEGER NOT NULL DEFAULT 0'],
+  ['redeliveries', 'INTEGER NOT NULL DEFAULT 0'],
+];
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS nonces (
@@ -48,6 +63,7 @@ CREATE TABLE IF NOT EXISTS nonces (
   state TEXT NOT NULL CHECK (state IN ('reserved', 'kept')),
   expires_at INTEGER NOT NULL
 );
+-- Version 2 adds the re-delivery columns to nonces (DELIVERY_COLUMNS, added by #upgrade).
 CREATE TABLE IF NOT EXISTS proofs (
   chain_id INTEGER NOT NULL,
   tx_hash TEXT NOT NULL,
@@ -179,6 +195,7 @@ export class SqliteLedger implements Ledger {
       throw new LedgerSchemaError('sqlite', version, SQLITE_SCHEMA_VERSION);
     }
     this.#db.exec(SCHEMA);
+    this.#upgrade();
     if (version < SQLITE_SCHEMA_VERSION) this.#db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
     this.#stmts = {
       // A reservation whose authorization has expired can be taken again: the chain refuses it anyway.
@@ -188,7 +205,13 @@ export class SqliteLedger implements Ledger {
          WHERE nonces.state = 'reserved' AND nonces.expires_at < ?`,
       ),
       release: this.#db.prepare(`DELETE FROM nonces WHERE key = ?`),
-      keep: this.#db.prepare(`UPDATE nonces SET state = 'kept' WHERE key = ?`),
+      keep: this.#db.prepare(`UPDATE nonces SET state = 'kept', resource = ?, signature = ?, request_id = ? WHERE key = ?`),
+      deliveryOf: this.#db.prepare(
+        `SELECT n.resource, n.signature, n.request_id, n.delivered, n.redeliveries, r.status, r.tx_hash, r.payer
+         FROM nonces n LEFT JOIN receipts r ON r.request_id = n.request_id WHERE n.key = ? AND n.state = 'kept'`,
+      ),
+      claimRedelivery: this.#db.prepare(`UPDATE nonces SET redeliveries = redeliveries + 1 WHERE key = ? AND state = 'kept' AND delivered = 0 AND redeliveries < ?`),
+      markDelivered: this.#db.prepare(`UPDATE nonces SET delivered = 1 WHERE key = ? AND state = 'kept'`),
       claim: this.#db.prepare(`INSERT OR IGNORE INTO proofs (chain_id, tx_hash, claimed_at) VALUES (?, ?, ?)`),
       record: this.#db.prepare(
         `INSERT INTO receipts (request_id, time, route, method, path, amount, asset, network, payer, nonce, tx_hash, status, reason)
@@ -260,10 +283,10 @@ export class SqliteLedger implements Ledger {
     });
   }
 
-  beginSettlement(key: NonceKey, pending: Receipt): Promise<void> {
+  beginSettlement(key: NonceKey, pending: Receipt, terms?: DeliveryTerms): Promise<void> {
     // One write: the nonce kept and the pending row land together or not at all.
     return this.#write(true, () => {
-      this.#stmts.keep.run(nonceKeyString(key));
+      this.#stmts.keep.run(terms?.resource ?? '', terms?.signature ?? '', pending.requestId, nonceKeyString(key));
       this.#stmts.record.run(receiptRow(pending));
     });
   }
@@ -307,6 +330,29 @@ export class SqliteLedger implements Ledger {
       status: row.status as ReceiptStatus,
       reason: row.reason,
     }));
+  }
+
+  /** Adds what later versions added to tables that older files already have. */
+  #upgrade(): void {
+    const columns = new Set((this.#db.prepare(`PRAGMA table_info(nonces)`).all() as { name: string }[]).map((c) => c.name));
+    for (const [name, type] of DELIVERY_COLUMNS) {
+      if (!columns.has(name)) this.#db.exec(`ALTER TABLE nonces ADD COLUMN ${name} ${type}`);
+    }
+  }
+
+  deliveryOf(key: NonceKey): Promise<Delivery | undefined> {
+    const row = this.#stmts.deliveryOf.get(nonceKeyString(key)) as DeliveryRow | undefined;
+    return Promise.resolve(row === undefined ? undefined : deliveryFromRow(row));
+  }
+
+  claimRedelivery(key: NonceKey, max: number): Promise<boolean> {
+    return this.#write(false, () => this.#stmts.claimRedelivery.run(nonceKeyString(key), max).changes === 1);
+  }
+
+  markDelivered(key: NonceKey): Promise<void> {
+    return this.#write(false, () => {
+      this.#stmts.markDelivered.run(nonceKeyString(key));
+    });
   }
 
   takeNonce(chainId: number, settler: Address): Promise<number | undefined> {

@@ -210,6 +210,29 @@ export interface SettlementLog {
 }
 
 /**
+ * What a kept authorization was bought for, so that the same payment header, presented again,
+ * can be served again without a second charge (re-delivery; checkout.ts).
+ */
+export interface DeliveryTerms {
+  /** `METHOD absolute-url`: the one request the authorization pays for. */
+  readonly resource: string;
+  /** sha256 of the authorization's signature: a re-presentation must carry the same one. */
+  readonly signature: string;
+}
+
+/** A kept authorization's delivery state, with the status of the receipt row it settled. */
+export interface Delivery extends DeliveryTerms {
+  readonly requestId: string;
+  /** An answer with status < 500 reached the caller completely: no re-delivery from now on. */
+  readonly delivered: boolean;
+  readonly redeliveries: number;
+  /** The receipt row's status (undefined: no row, e.g. before the pending row was written). */
+  readonly status: ReceiptStatus | undefined;
+  readonly transaction: string;
+  readonly payer: string;
+}
+
+/**
  * Durable state. Methods are async so a shared store (Postgres) can implement the same interface.
  *
  * Every write is committed (visible to every later call, of any replica) before it resolves.
@@ -232,7 +255,16 @@ export interface Ledger extends SettlementLog {
    * may reach the chain) and records the `pending` receipt, so there is never a kept nonce without
    * its row, nor a sent settlement without both.
    */
-  beginSettlement(key: NonceKey, pending: Receipt): Promise<void>;
+  beginSettlement(key: NonceKey, pending: Receipt, terms?: DeliveryTerms): Promise<void>;
+  /** The delivery state of a kept nonce key; undefined when it is not kept (free, or only reserved). */
+  deliveryOf(key: NonceKey): Promise<Delivery | undefined>;
+  /**
+   * Counts one re-delivery of a kept key, atomically: false when an answer was delivered already
+   * or `max` re-deliveries were counted.
+   */
+  claimRedelivery(key: NonceKey, max: number): Promise<boolean>;
+  /** An answer with status < 500 bought by the key reached its caller completely. Need not be on disk. */
+  markDelivered(key: NonceKey): Promise<void>;
   /** Records a tx hash as spent, once. False when it was spent before. */
   claimProof(chainId: number, txHash: Hex): Promise<boolean>;
   /**

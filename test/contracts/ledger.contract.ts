@@ -305,6 +305,35 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
       });
     });
 
+    describe('delivery of a kept nonce', () => {
+      const terms = { resource: 'GET https://gw.example/x', signature: 'ab'.repeat(32) };
+
+      it('is known only once kept, with its terms and the status of the row it settled', async () => {
+        expect(await ledger.deliveryOf(nonceKey(1))).toBeUndefined();
+        await ledger.reserveNonce(nonceKey(1), nowSeconds() + HOUR);
+        expect(await ledger.deliveryOf(nonceKey(1))).toBeUndefined();
+        await ledger.beginSettlement(nonceKey(1), receiptRow('paid', { status: 'pending', transaction: '' }), terms);
+        expect(await ledger.deliveryOf(nonceKey(1))).toEqual({ ...terms, requestId: 'paid', delivered: false, redeliveries: 0, status: 'pending', transaction: '', payer: PAYER });
+        await ledger.record(receiptRow('paid', { status: 'settled', transaction: txHash(1) }));
+        expect(await ledger.deliveryOf(nonceKey(1))).toMatchObject({ status: 'settled', transaction: txHash(1) });
+      });
+
+      it('counts re-deliveries up to the most allowed, and none once an answer was delivered', async () => {
+        await ledger.reserveNonce(nonceKey(2), nowSeconds() + HOUR);
+        await ledger.beginSettlement(nonceKey(2), receiptRow('two', { status: 'pending' }), terms);
+        const claims = await Promise.all(Array.from({ length: 5 }, () => ledger.claimRedelivery(nonceKey(2), 3)));
+        expect(claims.filter(Boolean)).toHaveLength(3);
+        expect(await ledger.deliveryOf(nonceKey(2))).toMatchObject({ redeliveries: 3, delivered: false });
+
+        await ledger.reserveNonce(nonceKey(3), nowSeconds() + HOUR);
+        await ledger.beginSettlement(nonceKey(3), receiptRow('three', { status: 'pending' }), terms);
+        await ledger.markDelivered(nonceKey(3));
+        expect(await ledger.claimRedelivery(nonceKey(3), 3)).toBe(false);
+        expect(await ledger.deliveryOf(nonceKey(3))).toMatchObject({ delivered: true, redeliveries: 0 });
+        expect(await ledger.claimRedelivery(nonceKey(4), 3)).toBe(false);
+      });
+    });
+
     describe('pendingReceipts', () => {
       it('counts the pending rows and gives the oldest one\'s time', async () => {
         expect(await ledger.pendingReceipts()).toEqual({ count: 0, oldestTimeMs: undefined });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SQLITE_SCHEMA_VERSION, SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { LedgerSchemaError } from '../../src/ledger/schema-version.js';
-import type { NonceKey, Receipt } from '../../src/payments/ports.js';
+import { nonceKeyString, type NonceKey, type Receipt } from '../../src/payments/ports.js';
 import { fixedClock } from '../helpers/clock.js';
 
 let dir: string;
@@ -140,6 +140,22 @@ describe('SqliteLedger schema version', () => {
     expect(stamped.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
     stamped.close();
     ledger = new SqliteLedger(path, { clock: fixedClock(1_000) });
+  });
+
+  it('upgrades a version 1 file: its kept nonces gain the re-delivery columns and stay kept', async () => {
+    await ledger.close();
+    rmSync(path, { force: true });
+    const old = new Database(path);
+    old.exec(`CREATE TABLE nonces (key TEXT PRIMARY KEY, state TEXT NOT NULL CHECK (state IN ('reserved', 'kept')), expires_at INTEGER NOT NULL)`);
+    old.prepare(`INSERT INTO nonces VALUES (?, 'kept', 9999999999)`).run(nonceKeyString(key(7)));
+    old.pragma('user_version = 1');
+    old.close();
+    ledger = new SqliteLedger(path, { clock: fixedClock(1_000) });
+    expect(await ledger.reserveNonce(key(7), 2_000)).toBe(false);
+    expect(await ledger.deliveryOf(key(7))).toMatchObject({ resource: '', delivered: false, redeliveries: 0 });
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
+    db.close();
   });
 
   it('refuses a file written by a newer gateway, naming both versions, and leaves it untouched', async () => {

@@ -66,6 +66,14 @@ class RecordingLedger implements Ledger {
     return this.rows;
   }
   async ping(): Promise<void> {}
+  // No re-delivery here (paid-path.test.ts runs it on a real store): nothing is kept for it.
+  async deliveryOf(): Promise<undefined> {
+    return undefined;
+  }
+  async claimRedelivery(): Promise<boolean> {
+    return false;
+  }
+  async markDelivered(): Promise<void> {}
   async close(): Promise<void> {}
   // The settlement log belongs to the local settler, which these tests replace with a fake.
   takeNonce = unused;
