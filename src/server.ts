@@ -154,7 +154,7 @@ function recordReconciled(metrics: GatewayMetrics, config: Config, entry: OpenSe
   const asset = [...config.assets.values()].find((a) => a.network.chainId === entry.chainId && a.address.toLowerCase() === entry.asset.toLowerCase());
   for (const row of entry.receipts) {
     if (row.status !== 'pending') continue;
-    metrics.settlements.inc({ outcome: outcome.status === 'settled' ? 'settled' : 'failed', mode: 'reconciled' });
+    metrics.settlements.inc({ outcome: outcome.status === 'settled' ? 'settled' : 'failed', mode: 'reconciler' });
     if (outcome.status === 'settled') {
       metrics.revenue.inc({ route: row.route, asset: asset?.id ?? entry.asset, network: asset?.network.caip2 ?? `eip155:${entry.chainId}` }, Number(entry.amount));
     }

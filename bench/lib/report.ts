@@ -1,12 +1,13 @@
 /**
- * bench/RESULTS.md from one run: the targets of issue #5 with their measured ratios first, then
- * every figure behind them. Medians are over the interleaved rounds; latency percentiles are of
+ * bench/RESULTS.md from one run: the targets of issues #5 and #11 with their measured ratios first,
+ * then every figure behind them. Medians are over the interleaved rounds; latency percentiles are of
  * all responses of a window.
  */
 import type { FreeSample, FreeTarget } from './free-phase.js';
 import type { Machine } from './machine.js';
 import type { MemoryResults } from './memory-phase.js';
-import type { PaidSample, PaidSystem, StallIncident } from './paid-phase.js';
+import type { PaidSample, PaidSystem, WindowIncident } from './paid-phase.js';
+import { POSTGRES_SYSTEMS } from './paid-systems.js';
 import { median } from './stats.js';
 import type { VerifyResults } from './verify-phase.js';
 
@@ -18,6 +19,8 @@ export interface RunSettings {
   readonly paidRounds: number;
   readonly paidLevels: readonly number[];
   readonly paidAmounts: Readonly<Record<number, number>>;
+  /** The level at which two gateways share one PostgreSQL database and settler key. */
+  readonly pairConnections: number;
   readonly memoryRequests: number;
 }
 
@@ -29,8 +32,8 @@ export interface RunResults {
   readonly loadAverage: { readonly start: number; readonly end: number };
   readonly free?: readonly FreeSample[];
   readonly paid?: readonly PaidSample[];
-  /** Paid windows aborted and re-run because anvil dropped a transaction. */
-  readonly incidents?: readonly StallIncident[];
+  /** Paid windows re-run: anvil dropped a transaction, or payments on PostgreSQL failed. */
+  readonly incidents?: readonly WindowIncident[];
   readonly verify?: VerifyResults;
   readonly memory?: MemoryResults;
 }
@@ -63,7 +66,7 @@ function freeStats(samples: readonly FreeSample[], target: FreeTarget, body: 'sm
 
 function paidStats(samples: readonly PaidSample[], system: PaidSystem, connections: number) {
   const of = samples.filter((s) => s.system === system && s.connections === connections);
-  const total = (s: PaidSample): number => s.cpu.server + s.cpu.facilitator + s.cpu.anvil + s.cpu.upstream + s.cpu.harness;
+  const total = (s: PaidSample): number => s.cpu.server + s.cpu.facilitator + s.cpu.anvil + s.cpu.upstream + s.cpu.harness + (s.cpu.postgres ?? 0);
   return {
     n: of.length,
     rps: median(of.map((s) => s.load.rps)),
@@ -78,9 +81,21 @@ function paidStats(samples: readonly PaidSample[], system: PaidSystem, connectio
     anvilCores: median(of.map((s) => s.anvilCores)),
     upstream: median(of.map((s) => s.cpu.upstream)),
     harness: median(of.map((s) => s.cpu.harness)),
+    /** The PostgreSQL server's processes; NaN where not measured (no PostgreSQL, or no pid). */
+    postgres: median(of.flatMap((s) => (s.cpu.postgres === undefined ? [] : [s.cpu.postgres]))),
     blocks: median(of.map((s) => s.blocks)),
+    requests: of.reduce((sum, s) => sum + s.load.requests, 0),
   };
 }
+
+/** Per level: the gateway (settle after) on PostgreSQL against the same gateway on SQLite. */
+function storeComparison(samples: readonly PaidSample[], connections: number) {
+  const postgres = paidStats(samples, 'postgres', connections);
+  const sqlite = paidStats(samples, 'after', connections);
+  return { postgres, sqlite, ratio: postgres.cpu / sqlite.cpu, withServer: (postgres.cpu + postgres.postgres) / sqlite.cpu };
+}
+
+const failedWindows = (r: RunResults, system: PaidSystem): number => (r.incidents ?? []).filter((i) => i.kind === 'failed' && i.system === system).length;
 
 function targets(r: RunResults): Target[] {
   const out: Target[] = [];
@@ -124,6 +139,29 @@ function targets(r: RunResults): Target[] {
         `${f0(gw.anvilShare * 100)} % of all CPU, ${f2(gw.anvilCores)} cores busy; gateway ${f2(gw.cpu)} ms, ${f2((gw.cpu * gw.rps) / 1000)} cores busy)`,
       met: gw.rps / official.rps >= 5,
     });
+    const stores = levels.map((c) => storeComparison(r.paid ?? [], c));
+    const worstStore = Math.max(...stores.map((st) => st.ratio));
+    out.push({
+      name: 'Paid (after): gateway CPU per paid request, PostgreSQL store',
+      goal: '<= 1.3x the same gateway on SQLite',
+      measured:
+        `${x(worstStore)} at worst (${levels.map((c, i) => `c=${c}: ${x(stores[i]?.ratio ?? Number.NaN)}`).join(', ')}); ` +
+        `with the PostgreSQL server's own CPU added: ${levels.map((c, i) => `c=${c}: ${x(stores[i]?.withServer ?? Number.NaN)}`).join(', ')}`,
+      met: Number.isFinite(worstStore) ? worstStore <= 1.3 : undefined,
+    });
+    const pair = paidStats(r.paid, 'postgres-pair', r.settings.pairConnections);
+    const single = paidStats(r.paid, 'postgres', r.settings.pairConnections);
+    const pairFailures = failedWindows(r, 'postgres-pair');
+    out.push({
+      name: `Paid (after): two gateways, one PostgreSQL database and one settler key, ${r.settings.pairConnections} callers`,
+      goal: 'every paid request succeeds (no nonce collision)',
+      measured:
+        pair.n === 0
+          ? 'not measured'
+          : `${pair.requests} paid requests in ${pair.n} window(s), all 200; ${pairFailures} window(s) with failed payments re-run; ` +
+            `${f1(pair.rps)} req/s (${x(pair.rps / single.rps)} one gateway), ${f2(pair.cpu)} ms of gateway CPU per paid request over both (one gateway: ${f2(single.cpu)})`,
+      met: pair.n === 0 ? undefined : pairFailures === 0,
+    });
     const one = Math.min(...levels);
     const gw1 = paidStats(r.paid, 'after', one);
     const official1 = paidStats(r.paid, 'official', one);
@@ -161,6 +199,90 @@ function targets(r: RunResults): Target[] {
   return out;
 }
 
+/** The rows of the paid table, per level, in this order (the pair only at its level). */
+const PAID_ROWS: readonly PaidSystem[] = ['after', 'postgres', 'postgres-pair', 'before', 'official'];
+
+const SYSTEM_NAMES: Record<PaidSystem, string> = {
+  after: 'x402-gateway, settle after (SQLite)',
+  before: 'x402-gateway, settle before (SQLite)',
+  official: 'official @x402/express + facilitator',
+  postgres: 'x402-gateway, settle after, PostgreSQL',
+  'postgres-pair': 'two x402-gateways, one PostgreSQL database + one key, settle after',
+};
+
+/** Why a PostgreSQL column may be empty. */
+function postgresCpuNote(samples: readonly PaidSample[]): string {
+  const onPostgres = samples.filter((w) => POSTGRES_SYSTEMS.has(w.system));
+  return onPostgres.length > 0 && onPostgres.every((w) => w.cpu.postgres === undefined)
+    ? ' (not measured in this run: the postmaster was not found among the harness\'s child processes)'
+    : '';
+}
+
+/** The PostgreSQL store against SQLite, same gateway, same windows otherwise. */
+function storeSection(samples: readonly PaidSample[], s: RunSettings): string[] {
+  return [
+    '',
+    'The PostgreSQL store against SQLite (the same gateway settling after; goal: gateway CPU <= 1.3x). ' +
+      'SQLite runs inside the gateway process, so its cost is in the gateway\'s CPU; PostgreSQL is a separate server, ' +
+      'so the last CPU ratio adds the server\'s own CPU to the gateway\'s:',
+    '',
+    '| Callers | gateway CPU ms/req, PostgreSQL | gateway CPU ms/req, SQLite | PostgreSQL / SQLite | PostgreSQL server ms/req | (gateway + server) / SQLite | req/s PostgreSQL | req/s SQLite |',
+    '|---|---|---|---|---|---|---|---|',
+    ...s.paidLevels.map((c) => {
+      const { postgres, sqlite, ratio, withServer } = storeComparison(samples, c);
+      return `| ${c} | ${f2(postgres.cpu)} | ${f2(sqlite.cpu)} | ${x(ratio)} | ${f2(postgres.postgres)} | ${x(withServer)} | ${f1(postgres.rps)} | ${f1(sqlite.rps)} |`;
+    }),
+  ];
+}
+
+/** Two gateways sharing one database and key, next to one gateway on PostgreSQL. */
+function pairSection(r: RunResults, samples: readonly PaidSample[]): string[] {
+  const c = r.settings.pairConnections;
+  const single = paidStats(samples, 'postgres', c);
+  const pair = paidStats(samples, 'postgres-pair', c);
+  if (pair.n === 0) return [];
+  const row = (name: string, gateways: number, st: typeof pair, failed: number): string =>
+    `| ${name} | ${gateways} | ${st.requests} | ${f1(st.rps)} | ${f1(st.p50)} | ${f1(st.p99)} | ${f2(st.cpu)} | ${f2((st.cpu * st.rps) / 1000)} | ${f2(st.postgres)} | ${f2(st.anvil)} | ${failed} |`;
+  return [
+    '',
+    `Two gateways on one PostgreSQL database and one settler key, ${c} callers split evenly (${c / 2} each), against one gateway on PostgreSQL ` +
+      'with all of them. Transaction nonces come from the shared store, so no payment may fail; paid requests are those of the measured ' +
+      'windows, all answered 200. On this machine both gateways, anvil, PostgreSQL and the load generator share the same cores: this shows ' +
+      'that sharing works and what it costs per request, not how far a second machine would scale.',
+    '',
+    '| System | gateways | paid requests | req/s | p50 ms | p99 ms | gateway CPU ms/req (all gateways) | gateway cores busy | PostgreSQL server ms/req | anvil ms/req | windows with failed payments (re-run) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    row('one gateway, PostgreSQL', 1, single, failedWindows(r, 'postgres')),
+    row('two gateways, one database, one key', 2, pair, failedWindows(r, 'postgres-pair')),
+    '',
+    `Two gateways against one: throughput ${x(pair.rps / single.rps)}, gateway CPU per paid request ${x(pair.cpu / single.cpu)}.`,
+  ];
+}
+
+function incidentLines(incidents: readonly WindowIncident[]): string[] {
+  const stalls = incidents.filter((i) => i.kind === 'stall');
+  const failed = incidents.filter((i) => i.kind === 'failed');
+  const line = (i: WindowIncident, tail: string): string => `- c=${i.connections}, round ${i.round + 1}, ${i.system}: ${i.reason}${tail}`;
+  const out = [''];
+  if (incidents.length === 0) out.push('No window had to be re-run.');
+  if (stalls.length > 0) {
+    out.push(
+      `${stalls.length} window(s) were aborted and re-run on a fresh chain because anvil dropped a settlement transaction ` +
+        '(accepted, then neither mined nor kept), leaving a nonce gap that stalls every later settlement of that account; ' +
+        'neither the gateway nor the official facilitator re-sends a dropped transaction (see README.md):',
+      ...stalls.map((i) => line(i, `; ${i.answered} answers before the abort`)),
+    );
+  }
+  if (failed.length > 0) {
+    out.push(
+      `${failed.length} window(s) on PostgreSQL had payments that failed and were re-run on a fresh chain and database ` +
+        '(the figures above are of windows where every payment succeeded):',
+      ...failed.map((i) => line(i, '')),
+    );
+  }
+  return out;
+}
+
 export function renderReport(r: RunResults): string {
   const lines: string[] = [];
   const push = (...l: string[]): void => {
@@ -174,7 +296,7 @@ export function renderReport(r: RunResults): string {
       'how it measures and what the profiles showed: [README.md](README.md).' +
       (s.quick ? ' **Quick run: small windows, figures are indicative only.**' : ''),
     '',
-    '## Targets (issue #5)',
+    '## Targets (issues #5 and #11)',
     '',
     '| Target | Goal | Measured | |',
     '|---|---|---|---|',
@@ -214,21 +336,22 @@ export function renderReport(r: RunResults): string {
         `${s.paidRounds} interleaved rounds (order reversed each round); pre-signed unique payments from the official v2 client. ` +
         `Requests per window: ${s.paidLevels.map((c) => `${s.paidAmounts[c] ?? '?'} at ${c}`).join(', ')}. ` +
         '"CPU" is the system\'s own processes per paid request: the gateway; or the express server plus the facilitator. ' +
-        'The gateway also proxies to the upstream (its CPU listed apart); the official server answers itself.',
+        'The gateway also proxies to the upstream (its CPU listed apart); the official server answers itself. ' +
+        'Gateways on PostgreSQL use a fresh database per window on one server for the run (`pool: 10`); the server\'s own CPU ' +
+        `(postmaster, backends and workers, exited backends included) is listed apart${postgresCpuNote(r.paid)}. ` +
+        `At ${s.pairConnections} callers, two gateways with the same config share one database and one settler key, the callers split evenly; ` +
+        'their CPU is summed.',
       '',
-      '| Callers | System | req/s | p50 ms | p99 ms | CPU ms/req | (server + facilitator) | anvil ms/req | anvil share of all CPU | anvil cores busy | upstream ms/req | load generator ms/req | blocks at end |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| Callers | System | req/s | p50 ms | p99 ms | CPU ms/req | (server + facilitator) | PostgreSQL server ms/req | anvil ms/req | anvil share of all CPU | anvil cores busy | upstream ms/req | load generator ms/req | blocks at end |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
-    const names: Record<PaidSystem, string> = {
-      after: 'x402-gateway, settle after',
-      before: 'x402-gateway, settle before',
-      official: 'official @x402/express + facilitator',
-    };
     for (const c of s.paidLevels) {
-      for (const system of ['after', 'before', 'official'] as const) {
+      for (const system of PAID_ROWS) {
         const st = paidStats(r.paid, system, c);
+        if (st.n === 0) continue;
         push(
-          `| ${c} | ${names[system]} | ${f1(st.rps)} | ${f1(st.p50)} | ${f1(st.p99)} | ${f2(st.cpu)} | ${system === 'official' ? `${f2(st.server)} + ${f2(st.facilitator)}` : ''} | ` +
+          `| ${c} | ${SYSTEM_NAMES[system]} | ${f1(st.rps)} | ${f1(st.p50)} | ${f1(st.p99)} | ${f2(st.cpu)} | ${system === 'official' ? `${f2(st.server)} + ${f2(st.facilitator)}` : ''} | ` +
+            `${POSTGRES_SYSTEMS.has(system) ? f2(st.postgres) : ''} | ` +
             `${f2(st.anvil)} | ${f0(st.anvilShare * 100)} % | ${f2(st.anvilCores)} | ${system === 'official' ? '' : f2(st.upstream)} | ${f2(st.harness)} | ${f0(st.blocks)} |`,
         );
       }
@@ -239,19 +362,19 @@ export function renderReport(r: RunResults): string {
       const of = paidStats(r.paid, 'official', c);
       push(`| ${c} | ${x(gw.rps / of.rps)} | ${x(gw.p50 / of.p50)} | ${x(gw.cpu / of.cpu)} |`);
     }
-    const incidents = r.incidents ?? [];
+    push(...storeSection(r.paid, s), ...pairSection(r, r.paid), ...incidentLines(r.incidents ?? []));
     push(
       '',
-      incidents.length === 0
-        ? 'No window had to be re-run.'
-        : `${incidents.length} window(s) were aborted and re-run on a fresh chain because anvil dropped a settlement transaction ` +
-            '(accepted, then neither mined nor kept), leaving a nonce gap that stalls every later settlement of that account; ' +
-            'neither the gateway nor the official facilitator re-sends a dropped transaction (see README.md):',
-      ...incidents.map((i) => `- c=${i.connections}, round ${i.round + 1}, ${i.system}: ${i.reason}; ${i.answered} answers before the abort`),
+      'Every window, in the order run:',
+      '',
+      '| Callers | Round | System | req/s | p50 ms | p99 ms | CPU ms/req | PostgreSQL server ms/req | anvil ms/req |',
+      '|---|---|---|---|---|---|---|---|---|',
     );
-    push('', 'Every window, in the order run:', '', '| Callers | Round | System | req/s | p50 ms | p99 ms | CPU ms/req | anvil ms/req |', '|---|---|---|---|---|---|---|---|');
     for (const w of r.paid) {
-      push(`| ${w.connections} | ${w.round + 1} | ${w.system} | ${f1(w.load.rps)} | ${f1(w.load.p50)} | ${f1(w.load.p99)} | ${f2(w.cpu.server + w.cpu.facilitator)} | ${f2(w.cpu.anvil)} |`);
+      push(
+        `| ${w.connections} | ${w.round + 1} | ${w.system} | ${f1(w.load.rps)} | ${f1(w.load.p50)} | ${f1(w.load.p99)} | ${f2(w.cpu.server + w.cpu.facilitator)} | ` +
+          `${w.cpu.postgres === undefined ? '' : f2(w.cpu.postgres)} | ${f2(w.cpu.anvil)} |`,
+      );
     }
     push('');
   }

@@ -4,7 +4,8 @@
  * - `upstream`: the API (bench/procs/upstream.ts), shared by every proxy.
  * - `bare`: fastify + @fastify/http-proxy, the free-route baseline.
  * - `gateway`: x402-gateway from a config file's text; priced routes settle with the gateway's own
- *   key (`settle.mode: local`), `/paid/**` after the upstream answered, `/before/**` before.
+ *   key (`settle.mode: local`), `/paid/**` after the upstream answered, `/before/**` before; its
+ *   ledger a SQLite file of its own, or a PostgreSQL database that several gateways may share.
  * - `official`: @x402/express with the official facilitator, two processes.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,18 +22,38 @@ export const PATHS = {
   paidBefore: '/before/small',
 } as const;
 
+/** Where a gateway keeps its ledger: the config's `ledger` value. */
+export type LedgerChoice =
+  | { readonly store: 'sqlite'; readonly path: string }
+  | { readonly store: 'postgres'; readonly url: string; readonly pool: number };
+
+/** Connections per gateway to PostgreSQL: the config's default, written out so the bench does not move with it. */
+export const BENCH_POSTGRES_POOL = 10;
+
 export interface GatewayParams {
   readonly rpcUrl: string;
   readonly upstreamUrl: string;
+  /** A SQLite file of its own (deleted when it stops) unless a PostgreSQL database is given. */
+  readonly postgresUrl?: string;
   /** Extra node flags, e.g. `--cpu-prof`. */
   readonly execArgv?: readonly string[];
 }
 
+function ledgerYaml(ledger: LedgerChoice): string {
+  switch (ledger.store) {
+    case 'sqlite':
+      return `{ store: sqlite, path: "${ledger.path}" }`;
+    case 'postgres':
+      return `{ store: postgres, url: "${ledger.url}", pool: ${ledger.pool} }`;
+  }
+}
+
 /**
- * The gateway as an operator would run it: file ledger (SQLite, WAL, synchronous = FULL),
- * `info` logs (one line per request, to a discarded stdout), local verification and settlement.
+ * The gateway as an operator would run it: file ledger (SQLite, WAL, synchronous = FULL) or the
+ * shared PostgreSQL store, `info` logs (one line per request, to a discarded stdout), local
+ * verification and settlement. Listeners on port 0: gateways sharing a store differ only there.
  */
-export function gatewayConfigYaml(p: { rpcUrl: string; upstreamUrl: string; ledgerPath: string }): string {
+export function gatewayConfigYaml(p: { rpcUrl: string; upstreamUrl: string; ledger: LedgerChoice }): string {
   return `
 listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
@@ -46,7 +67,7 @@ routes:
   - { match: "GET /free/**", price: free }
   - { match: "GET /paid/**", price: "$0.01" }
   - { match: "GET /before/**", price: "$0.01", settlement: before }
-ledger: { path: "${p.ledgerPath}" }
+ledger: ${ledgerYaml(p.ledger)}
 log: { level: info }
 `;
 }
@@ -59,14 +80,11 @@ export function startBareProxy(upstreamUrl: string, execArgv: readonly string[] 
   return startChild('bare-proxy', 'bare-proxy', { params: { upstream: upstreamUrl }, extraExecArgv: execArgv });
 }
 
-/** The gateway, on a ledger file of its own that is deleted when it stops. */
+/** The gateway, on a ledger file of its own that is deleted when it stops, or on `postgresUrl`. */
 export async function startGateway(p: GatewayParams): Promise<Child> {
+  if (p.postgresUrl !== undefined) return startGatewayOn(p, { store: 'postgres', url: p.postgresUrl, pool: BENCH_POSTGRES_POOL });
   const dir = mkdtempSync(join(tmpdir(), 'x402-bench-'));
-  const child = await startChild('gateway', 'gateway', {
-    params: { config: gatewayConfigYaml({ rpcUrl: p.rpcUrl, upstreamUrl: p.upstreamUrl, ledgerPath: join(dir, 'ledger.db') }) },
-    // --expose-gc only lets the harness collect garbage before reading memory; nothing else changes.
-    extraExecArgv: ['--expose-gc', ...(p.execArgv ?? [])],
-  }).catch((err: unknown) => {
+  const child = await startGatewayOn(p, { store: 'sqlite', path: join(dir, 'ledger.db') }).catch((err: unknown) => {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   });
@@ -77,6 +95,14 @@ export async function startGateway(p: GatewayParams): Promise<Child> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function startGatewayOn(p: GatewayParams, ledger: LedgerChoice): Promise<Child> {
+  return startChild('gateway', 'gateway', {
+    params: { config: gatewayConfigYaml({ rpcUrl: p.rpcUrl, upstreamUrl: p.upstreamUrl, ledger }) },
+    // --expose-gc only lets the harness collect garbage before reading memory; nothing else changes.
+    extraExecArgv: ['--expose-gc', ...(p.execArgv ?? [])],
+  });
 }
 
 export interface OfficialStack {

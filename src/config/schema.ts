@@ -59,6 +59,8 @@ export const DEFAULT_API_KEY_HEADER = 'x-api-key';
  * uncharged upstream work.
  */
 export const DEFAULT_UNCHARGED_FORWARDS = { max: 10, perSeconds: 60 } as const;
+/** Times one authorization's answer may be served again to a caller that never got it whole. */
+export const DEFAULT_REDELIVERIES = 3;
 /**
  * Under `settlement: after`, an authorization must outlive the upstream's answer by this much:
  * the settlement is sent after the upstream answers and must be mined before `validBefore`
@@ -213,8 +215,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Per payer: paid requests forwarded and then not charged (upstream >= 400, timeout, hang-up). */
       unchargedForwards: rateLimit(DEFAULT_UNCHARGED_FORWARDS).default(DEFAULT_UNCHARGED_FORWARDS),
+      /** Per authorization: answers served again, without a second charge, to a caller that did not get one. */
+      redeliveries: z.number().int().min(0).max(100).default(DEFAULT_REDELIVERIES),
     })
-    .default({ unchargedForwards: DEFAULT_UNCHARGED_FORWARDS }),
+    .default({ unchargedForwards: DEFAULT_UNCHARGED_FORWARDS, redeliveries: DEFAULT_REDELIVERIES }),
   /** The embedded SQLite file (`path`, the default), or a PostgreSQL server shared by every replica. */
   ledger: z
     .union([

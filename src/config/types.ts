@@ -156,6 +156,8 @@ export interface RouteConfig {
 export interface LimitsConfig {
   /** Per payer, per replica: paid requests forwarded and then not charged. */
   readonly unchargedForwards: RateLimit;
+  /** Per authorization: how many times its answer may be served again without a second charge (redelivery.ts). */
+  readonly redeliveries: number;
 }
 
 /** Where the ledger lives: the embedded SQLite file, or a PostgreSQL server every replica shares. */

@@ -23,10 +23,10 @@ import type { Checkout, PaymentRequestInfo } from '../payments/checkout.js';
 import { decodePaymentHeader } from '../protocol/decode-payment.js';
 import { isProofSignature, PROOF_REASON, PROOF_SIGNATURE_HEADER } from '../protocol/proof-message.js';
 import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
-import { isTxHash } from '../protocol/types.js';
+import { isTxHash, type DecodedPayment } from '../protocol/types.js';
 import { queryOverridesMethod } from './method-override.js';
 import { PendingPayment } from './pending-payment.js';
-import { PAYMENT_REQUIRED_MESSAGE, resourceUrl, sendChallenge, sendError, sendSettlementFailure } from './replies.js';
+import { PAYMENT_REQUIRED_MESSAGE, resourceUrl, sendChallenge, sendError, sendSettlementFailure, sendSettlementPending } from './replies.js';
 import type { PaywallDecision, RequestStates } from './request-state.js';
 
 export interface PaywallDeps {
@@ -42,6 +42,8 @@ export interface PaywallDeps {
 /** How a request the paywall stops is answered. */
 type PaywallAnswer =
   | { readonly kind: 'challenge'; readonly error: string }
+  /** A payment presented again while its settlement is unconfirmed: no challenge, so no second signature. */
+  | { readonly kind: 'pending_settlement'; readonly payment: DecodedPayment; readonly transaction: string }
   | { readonly kind: 'error'; readonly code: ErrorCode; readonly message?: string; readonly retryAfterSeconds?: number };
 
 interface Verdict {
@@ -81,6 +83,7 @@ export function makePaywall(deps: PaywallDeps) {
       case 'refused':
         return void answer(request, reply, route, url, verdict.answer ?? { kind: 'challenge', error: PAYMENT_REQUIRED_MESSAGE });
       case 'payment':
+        if (decision.payment.decided) return; // a re-delivery: settled before, forwarded as it is
         return route.settlement === 'before' ? settleFirst(request, reply, decision.payment, url) : watchHangUp(request, reply, decision.payment);
     }
   };
@@ -119,8 +122,17 @@ export function makePaywall(deps: PaywallDeps) {
     const wait = deps.unchargedWaitSeconds(payer);
     if (wait > 0) return refused(GATEWAY_REASON.unchargedForwardsExceeded, { kind: 'error', code: 'GW_ERR_RATE_LIMITED', retryAfterSeconds: wait }, payer);
     const authorized = await checkout.authorize(decoded.payment, options, info);
-    if (authorized.kind === 'refused') return refused(authorized.reason);
-    return { decision: { kind: 'payment', payment: new PendingPayment(authorized.authorized, deps) } };
+    switch (authorized.kind) {
+      case 'refused':
+        if (authorized.reason === REASON.settlementPending) {
+          return refused(authorized.reason, { kind: 'pending_settlement', payment: decoded.payment, transaction: authorized.transaction ?? '' }, payer);
+        }
+        return refused(authorized.reason);
+      case 'redelivery':
+        return { decision: { kind: 'payment', payment: new PendingPayment(authorized.authorized, deps, authorized.transaction) } };
+      case 'authorized':
+        return { decision: { kind: 'payment', payment: new PendingPayment(authorized.authorized, deps) } };
+    }
   }
 
   /**
@@ -147,6 +159,8 @@ export function makePaywall(deps: PaywallDeps) {
       case 'error':
         if (a.retryAfterSeconds !== undefined) reply.header('retry-after', String(a.retryAfterSeconds));
         return sendError(reply, a.code, a.message);
+      case 'pending_settlement':
+        return sendSettlementPending(reply, a.payment, a.transaction);
     }
   }
 

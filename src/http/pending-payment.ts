@@ -47,9 +47,31 @@ export class PendingPayment {
   #forwarded = false;
   #settlement: SettlementTiming | undefined;
 
-  constructor(authorized: AuthorizedPayment, deps: PendingPaymentDeps) {
+  /** True for a payment presented again and served again (redelivery.ts): settled long ago, charged nothing now. */
+  readonly redelivery: boolean;
+
+  constructor(authorized: AuthorizedPayment, deps: PendingPaymentDeps, settledBefore?: Hex) {
     this.authorized = authorized;
     this.#deps = deps;
+    this.redelivery = settledBefore !== undefined;
+    if (settledBefore !== undefined) {
+      const outcome: PaymentOutcome = { kind: 'settled', transaction: settledBefore, payer: authorized.payer, note: 'redelivered' };
+      this.#outcome = outcome;
+      this.#decision = Promise.resolve(outcome);
+    }
+  }
+
+  /**
+   * The request paid by this payment ended; `delivered`: its answer (status < 500) reached the
+   * caller whole. Only a settled payment's end is recorded: what was never charged may be tried
+   * again as it is.
+   */
+  ended(delivered: boolean): Promise<void> | undefined {
+    const outcome = this.#outcome;
+    if (outcome?.kind === 'settled') return this.#deps.checkout.answerEnded(this.authorized, delivered);
+    // Answered `settlement_pending`: the caller got the gateway's 402, not what it paid for.
+    if (outcome?.kind === 'failed' && outcome.pending) return this.#deps.checkout.answerEnded(this.authorized, false);
+    return undefined;
   }
 
   /** The outcome once decided; undefined while a settlement or release is still under way. */

@@ -9,6 +9,9 @@ import { buildChallenge, PAYMENT_REQUIRED_HEADER } from '../protocol/challenge.j
 import { buildDiscovery } from '../protocol/discovery.js';
 import { renderChallengePage } from '../protocol/challenge-page.js';
 import { PROOF_MESSAGE_HEADER, proofMessageTemplate } from '../protocol/proof-message.js';
+import { encodeReceiptHeader, receiptHeaderName } from '../protocol/receipt.js';
+import { REASON } from '../protocol/reasons.js';
+import type { DecodedPayment } from '../protocol/types.js';
 import type { PendingPayment } from './pending-payment.js';
 import type { RequestStates } from './request-state.js';
 
@@ -60,11 +63,32 @@ export function sendChallenge(
 /**
  * A settlement that failed, before forwarding (`settlement: before`, the paywall) or after the
  * upstream answered (`after`, the proxy): never the upstream's body; a 402 with the reason and
- * the failure's receipt header.
+ * the failure's receipt header (and no new challenge while the settlement may still land).
  */
 export function sendSettlementFailure(request: FastifyRequest, reply: FastifyReply, payment: PendingPayment, url: string, reason: string): FastifyReply {
+  // Still pending: the same payment will be served once it lands (re-delivery); a new challenge
+  // would invite a second signature, and a second charge.
+  if (reason === REASON.settlementPending) return sendSettlementPending(reply, payment.authorized.payment, payment.outcome?.kind === 'failed' ? (payment.outcome.transaction ?? '') : '');
   const receipt = payment.receiptHeader();
   return sendChallenge(request, reply, { route: payment.authorized.request.route, url, error: reason }, receipt ? { [receipt.name]: receipt.value } : {});
+}
+
+/**
+ * A settlement still unconfirmed, first answered or presented again (redelivery.ts): 402
+ * `settlement_pending` with `Retry-After` and the receipt header naming the transaction, and no
+ * requirements, so a client's retry loop presents the same payment again rather than signing a
+ * second one.
+ */
+export function sendSettlementPending(reply: FastifyReply, payment: DecodedPayment, transaction: string): FastifyReply {
+  const a = payment.payload.authorization;
+  const receipt = encodeReceiptHeader({ success: false, errorReason: REASON.settlementPending, payer: a.from, transaction, network: payment.network });
+  return reply
+    .code(402)
+    .header('retry-after', String(RETRY_AFTER_SECONDS))
+    .header('cache-control', 'no-store')
+    .header(receiptHeaderName(payment.x402Version), receipt)
+    .type('application/json; charset=utf-8')
+    .send({ x402Version: payment.x402Version, error: REASON.settlementPending, transaction, accepts: [] });
 }
 
 /** Sends a catalogue error in fastify's shape. */

@@ -23,6 +23,7 @@ export type RequestOutcome =
   | 'paid' // settled (or proven) and served
   | 'refused' // payment refused (malformed, invalid, replayed, rate limited, settlement failed)
   | 'not_charged' // a reserved payment released: the upstream answered >= 400, or the caller left before forwarding
+  | 'redelivered' // a payment presented again by a caller that never got its answer: served again, not charged again
   | 'shadow' // priced route in shadow mode: passed free, would-be charge counted
   | 'allowlisted' // priced route, caller on its allowlist: passed free
   | 'not_found' // no route, `unmatched: deny`
@@ -73,6 +74,7 @@ export function summaryOf(state: RequestState): RequestSummary {
       if (outcome === undefined) return summary(answered?.kind ?? 'not_charged', { reason: answered?.reason, payer, settlement });
       switch (outcome.kind) {
         case 'settled':
+          if (payment.redelivery) return summary(answered?.kind ?? 'redelivered', { reason: answered?.reason, payer: outcome.payer, transaction: outcome.transaction });
           return summary(answered?.kind ?? 'paid', {
             reason: answered?.reason ?? (outcome.note || undefined),
             payer: outcome.payer,

@@ -27,7 +27,7 @@ export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Lo
     beginSettlement: wrap('beginSettlement', (key, pending, terms) => inner.beginSettlement(key, pending, terms)),
     deliveryOf: wrap('deliveryOf', (key) => inner.deliveryOf(key)),
     claimRedelivery: wrap('claimRedelivery', (key, max) => inner.claimRedelivery(key, max)),
-    markDelivered: wrap('markDelivered', (key) => inner.markDelivered(key)),
+    answerEnded: wrap('answerEnded', (key, delivered) => inner.answerEnded(key, delivered)),
     claimProof: wrap('claimProof', (chainId, hash) => inner.claimProof(chainId, hash)),
     penalisePayer: wrap('penalisePayer', (chainId, payer, until) => inner.penalisePayer(chainId, payer, until)),
     payerPenalty: wrap('payerPenalty', (chainId, payer) => inner.payerPenalty(chainId, payer)),

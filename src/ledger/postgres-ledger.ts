@@ -219,7 +219,7 @@ export class PostgresLedger implements Ledger {
   deliveryOf(key: NonceKey): Promise<Delivery | undefined> {
     return this.#run(async () => {
       const result = await this.#pool.query<DeliveryRow>(
-        `SELECT n.resource, n.signature, n.request_id, n.delivered, n.redeliveries, r.status, r.tx_hash, r.payer
+        `SELECT n.resource, n.signature, n.request_id, n.ended, n.delivered, n.redeliveries, r.status, r.tx_hash, r.payer, r.reason
          FROM nonces n LEFT JOIN receipts r ON r.request_id = n.request_id WHERE n.key = $1 AND n.state = 'kept'`,
         [nonceKeyString(key)],
       );
@@ -238,9 +238,9 @@ export class PostgresLedger implements Ledger {
     });
   }
 
-  markDelivered(key: NonceKey): Promise<void> {
+  answerEnded(key: NonceKey, delivered: boolean): Promise<void> {
     return this.#run(async () => {
-      await this.#pool.query(`UPDATE nonces SET delivered = true WHERE key = $1 AND state = 'kept'`, [nonceKeyString(key)]);
+      await this.#pool.query(`UPDATE nonces SET ended = true, delivered = delivered OR $2 WHERE key = $1 AND state = 'kept'`, [nonceKeyString(key), delivered]);
     });
   }
 

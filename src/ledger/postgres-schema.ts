@@ -90,6 +90,7 @@ const MIGRATIONS: readonly string[] = [
      ADD COLUMN resource TEXT NOT NULL DEFAULT '',
      ADD COLUMN signature TEXT NOT NULL DEFAULT '',
      ADD COLUMN request_id TEXT NOT NULL DEFAULT '',
+     ADD COLUMN ended BOOLEAN NOT NULL DEFAULT false,
      ADD COLUMN delivered BOOLEAN NOT NULL DEFAULT false,
      ADD COLUMN redeliveries INTEGER NOT NULL DEFAULT 0;`,
 ];

@@ -47,12 +47,13 @@ export const SQLITE_SCHEMA_VERSION = 2;
 
 /**
  * Version 2: what a kept nonce bought (for re-delivery, ports.ts `Delivery`): the resource, the
- * signature's hash, the receipt row, whether an answer was delivered, how many re-deliveries.
+ * signature's hash, the receipt row, whether its answer ended and was delivered, how many re-deliveries.
  */
 const DELIVERY_COLUMNS: readonly (readonly [name: string, type: string])[] = [
   ['resource', `TEXT NOT NULL DEFAULT ''`],
   ['signature', `TEXT NOT NULL DEFAULT ''`],
   ['request_id', `TEXT NOT NULL DEFAULT ''`],
+  ['ended', 'INTEGER NOT NULL DEFAULT 0'],
   ['delivered', 'INTEGER NOT NULL DEFAULT 0'],
   ['redeliveries', 'INTEGER NOT NULL DEFAULT 0'],
 ];
@@ -207,11 +208,11 @@ export class SqliteLedger implements Ledger {
       release: this.#db.prepare(`DELETE FROM nonces WHERE key = ?`),
       keep: this.#db.prepare(`UPDATE nonces SET state = 'kept', resource = ?, signature = ?, request_id = ? WHERE key = ?`),
       deliveryOf: this.#db.prepare(
-        `SELECT n.resource, n.signature, n.request_id, n.delivered, n.redeliveries, r.status, r.tx_hash, r.payer
+        `SELECT n.resource, n.signature, n.request_id, n.ended, n.delivered, n.redeliveries, r.status, r.tx_hash, r.payer, r.reason
          FROM nonces n LEFT JOIN receipts r ON r.request_id = n.request_id WHERE n.key = ? AND n.state = 'kept'`,
       ),
       claimRedelivery: this.#db.prepare(`UPDATE nonces SET redeliveries = redeliveries + 1 WHERE key = ? AND state = 'kept' AND delivered = 0 AND redeliveries < ?`),
-      markDelivered: this.#db.prepare(`UPDATE nonces SET delivered = 1 WHERE key = ? AND state = 'kept'`),
+      answerEnded: this.#db.prepare(`UPDATE nonces SET ended = 1, delivered = max(delivered, ?) WHERE key = ? AND state = 'kept'`),
       claim: this.#db.prepare(`INSERT OR IGNORE INTO proofs (chain_id, tx_hash, claimed_at) VALUES (?, ?, ?)`),
       record: this.#db.prepare(
         `INSERT INTO receipts (request_id, time, route, method, path, amount, asset, network, payer, nonce, tx_hash, status, reason)
@@ -349,9 +350,9 @@ export class SqliteLedger implements Ledger {
     return this.#write(false, () => this.#stmts.claimRedelivery.run(nonceKeyString(key), max).changes === 1);
   }
 
-  markDelivered(key: NonceKey): Promise<void> {
+  answerEnded(key: NonceKey, delivered: boolean): Promise<void> {
     return this.#write(false, () => {
-      this.#stmts.markDelivered.run(nonceKeyString(key));
+      this.#stmts.answerEnded.run(delivered ? 1 : 0, nonceKeyString(key));
     });
   }
 

@@ -24,7 +24,14 @@ import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import { selectRequirement } from '../protocol/select-requirement.js';
 import type { Address, DecodedPayment, Hex } from '../protocol/types.js';
 import type { Clock, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, TxProof, Verifier } from './ports.js';
+import { deliveryTerms, judgeRedelivery } from './redelivery.js';
 import { WorkInFlight } from './work-in-flight.js';
+
+/** How long a settlement of `option`'s network is waited for: a re-presentation waits as long. */
+function settlementWaitMs(option: PaymentOption): number {
+  const settle = option.asset.network.settle;
+  return settle.mode === 'local' ? settle.receiptTimeoutMs : Math.max(...settle.facilitators.map((f) => f.timeoutMs));
+}
 
 export interface CheckoutDeps {
   /** Keyed by network name. */
@@ -35,7 +42,12 @@ export interface CheckoutDeps {
   readonly clock: Clock;
   /** Shared by every config's checkout; a drain waits for it. */
   readonly work?: WorkInFlight;
+  /** `limits.redeliveries`: answers one authorization may be served again; 0 turns re-delivery off. */
+  readonly redeliveries?: number;
 }
+
+/** How often a re-presentation looks again while its settlement is unconfirmed. */
+const REDELIVERY_POLL_MS = 250;
 
 /** What the receipt row needs to know about the request. */
 export interface PaymentRequestInfo {
@@ -58,7 +70,10 @@ export interface AuthorizedPayment {
 
 export type AuthorizeOutcome =
   | { readonly kind: 'authorized'; readonly authorized: AuthorizedPayment }
-  | { readonly kind: 'refused'; readonly reason: string; readonly message?: string };
+  /** The same payment presented again by a caller that did not get its answer: serve, charge nothing (redelivery.ts). */
+  | { readonly kind: 'redelivery'; readonly authorized: AuthorizedPayment; readonly transaction: Hex }
+  /** `transaction`: a re-presentation whose settlement is still unconfirmed (`settlement_pending`). */
+  | { readonly kind: 'refused'; readonly reason: string; readonly message?: string; readonly transaction?: Hex };
 
 export type SettleOutcome =
   | { readonly kind: 'settled'; readonly transaction: Hex; readonly payer: Address }
@@ -111,6 +126,11 @@ export class Checkout {
       return { kind: 'refused', reason: GATEWAY_REASON.invalidNetwork };
     }
     const verdict = await verifier.verify(payment, option, { resourceUrl: request.resourceUrl, route: request.route });
+    if (!verdict.valid && verdict.reason === REASON.nonceUsed) {
+      // Spent on chain: by us, for a caller that may not have had its answer.
+      const again = await this.redeliver(payment, option, request);
+      if (again) return again;
+    }
     if (!verdict.valid) {
       await this.refuse(request, payment, option, verdict.reason);
       return verdict.message === undefined ? { kind: 'refused', reason: verdict.reason } : { kind: 'refused', reason: verdict.reason, message: verdict.message };
@@ -119,6 +139,8 @@ export class Checkout {
     // Kept until the authorization can no longer be used on chain; validBefore fits a JS number.
     const reserved = await this.deps.ledger.reserveNonce(nonceKey, Number(auth.validBefore));
     if (!reserved) {
+      const again = await this.redeliver(payment, option, request);
+      if (again) return again;
       // Reserved already (a concurrent or earlier use of the same authorization): the protocol's
       // reason for a used nonce, as the chain would give once it is settled.
       await this.refuse(request, payment, option, REASON.nonceUsed);
@@ -141,7 +163,8 @@ export class Checkout {
       }
       // Before anything is sent: the nonce is kept (no later request can take the reservation
       // over while the transaction is out) and a pending row names the payment, in one write.
-      await this.deps.ledger.beginSettlement(a.nonceKey, this.receipt(a, 'pending', GATEWAY_REASON.settling, ''));
+      const terms = deliveryTerms(a.payment, a.request.method, a.request.resourceUrl);
+      await this.deps.ledger.beginSettlement(a.nonceKey, this.receipt(a, 'pending', GATEWAY_REASON.settling, ''), terms);
       const result = await settler.settle(a.payment, a.option, { resourceUrl: a.request.resourceUrl, route: a.request.route, requestId: a.request.requestId });
       if (result.success) {
         // The money moved: a ledger fault now must not cost the caller the answer it paid for.
@@ -162,6 +185,44 @@ export class Checkout {
       }
       return { kind: 'failed', reason: result.reason, ...(result.transaction === undefined ? {} : { transaction: result.transaction }), pending: result.maybeOnChain };
     });
+  }
+
+  /**
+   * A paid (or re-delivered) request ended; `delivered`: its answer had status < 500 and reached
+   * the caller whole, so the authorization is spent for good. Else it may be presented again.
+   */
+  async answerEnded(a: AuthorizedPayment, delivered: boolean): Promise<void> {
+    await this.deps.ledger.answerEnded(a.nonceKey, delivered);
+  }
+
+  /**
+   * The same payment header again, its nonce kept by an earlier request: served again when that
+   * request is over and did not deliver, waiting up to the settlement's own wait while it is
+   * unconfirmed; undefined when it is a replay (the caller then hears `nonce_already_used`).
+   */
+  private async redeliver(payment: DecodedPayment, option: PaymentOption, request: PaymentRequestInfo): Promise<AuthorizeOutcome | undefined> {
+    const max = this.deps.redeliveries ?? 0;
+    if (max === 0) return undefined;
+    const auth = payment.payload.authorization;
+    const nonceKey: NonceKey = { chainId: option.asset.network.chainId, asset: option.asset.address, payer: auth.from, nonce: auth.nonce };
+    const terms = deliveryTerms(payment, request.method, request.resourceUrl);
+    const deadline = this.deps.clock.nowMs() + settlementWaitMs(option);
+    for (;;) {
+      const delivery = await this.deps.ledger.deliveryOf(nonceKey);
+      const verdict = judgeRedelivery(delivery, terms, max);
+      if (verdict === 'refuse' || delivery === undefined) return undefined;
+      if (verdict === 'serve') {
+        if (!(await this.deps.ledger.claimRedelivery(nonceKey, max))) return undefined;
+        const authorized: AuthorizedPayment = { payment, option, payer: auth.from, nonceKey, request };
+        await this.record(authorized, 'redelivered', '', delivery.transaction);
+        return { kind: 'redelivery', authorized, transaction: delivery.transaction as Hex };
+      }
+      if (this.deps.clock.nowMs() >= deadline) {
+        await this.refuse(request, payment, option, REASON.settlementPending);
+        return { kind: 'refused', reason: REASON.settlementPending, ...(delivery.transaction === '' ? {} : { transaction: delivery.transaction as Hex }) };
+      }
+      await new Promise((resolve) => setTimeout(resolve, REDELIVERY_POLL_MS));
+    }
   }
 
   /** Nothing is charged (the upstream failed under `settlement: after`): free the nonce for a retry. */

@@ -86,7 +86,8 @@ export type ReceiptStatus =
   | 'refused' // verification failed, nothing charged
   | 'not_charged' // upstream answered >= 400 under settlement: after
   | 'proof_accepted' // X-Payment-Proof transfer accepted
-  | 'proof_refused';
+  | 'proof_refused'
+  | 'redelivered'; // the same payment presented again and served again, charged nothing (redelivery.ts)
 
 /**
  * One row per payment outcome. A stored row: its string fields use `''` for "absent" (no payer,
@@ -214,7 +215,7 @@ export interface SettlementLog {
  * can be served again without a second charge (re-delivery; checkout.ts).
  */
 export interface DeliveryTerms {
-  /** `METHOD absolute-url`: the one request the authorization pays for. */
+  /** `METHOD /path?query`: the one request the authorization pays for. */
   readonly resource: string;
   /** sha256 of the authorization's signature: a re-presentation must carry the same one. */
   readonly signature: string;
@@ -223,6 +224,8 @@ export interface DeliveryTerms {
 /** A kept authorization's delivery state, with the status of the receipt row it settled. */
 export interface Delivery extends DeliveryTerms {
   readonly requestId: string;
+  /** The request that paid has been answered (or its caller left): a later one is not a copy in flight. */
+  readonly ended: boolean;
   /** An answer with status < 500 reached the caller completely: no re-delivery from now on. */
   readonly delivered: boolean;
   readonly redeliveries: number;
@@ -230,6 +233,8 @@ export interface Delivery extends DeliveryTerms {
   readonly status: ReceiptStatus | undefined;
   readonly transaction: string;
   readonly payer: string;
+  /** The row's reason: `reconciled` when the reconciler, not the paying request, recorded it. */
+  readonly reason: string;
 }
 
 /**
@@ -263,8 +268,11 @@ export interface Ledger extends SettlementLog {
    * or `max` re-deliveries were counted.
    */
   claimRedelivery(key: NonceKey, max: number): Promise<boolean>;
-  /** An answer with status < 500 bought by the key reached its caller completely. Need not be on disk. */
-  markDelivered(key: NonceKey): Promise<void>;
+  /**
+   * A request paid by (or re-delivered on) the key has ended; `delivered`: its answer had status
+   * < 500 and reached the caller completely. Never undoes a delivery. Need not be on disk.
+   */
+  answerEnded(key: NonceKey, delivered: boolean): Promise<void>;
   /** Records a tx hash as spent, once. False when it was spent before. */
   claimProof(chainId: number, txHash: Hex): Promise<boolean>;
   /**

@@ -313,7 +313,7 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         await ledger.reserveNonce(nonceKey(1), nowSeconds() + HOUR);
         expect(await ledger.deliveryOf(nonceKey(1))).toBeUndefined();
         await ledger.beginSettlement(nonceKey(1), receiptRow('paid', { status: 'pending', transaction: '' }), terms);
-        expect(await ledger.deliveryOf(nonceKey(1))).toEqual({ ...terms, requestId: 'paid', delivered: false, redeliveries: 0, status: 'pending', transaction: '', payer: PAYER });
+        expect(await ledger.deliveryOf(nonceKey(1))).toEqual({ ...terms, requestId: 'paid', ended: false, delivered: false, redeliveries: 0, status: 'pending', transaction: '', payer: PAYER, reason: '' });
         await ledger.record(receiptRow('paid', { status: 'settled', transaction: txHash(1) }));
         expect(await ledger.deliveryOf(nonceKey(1))).toMatchObject({ status: 'settled', transaction: txHash(1) });
       });
@@ -327,9 +327,12 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
 
         await ledger.reserveNonce(nonceKey(3), nowSeconds() + HOUR);
         await ledger.beginSettlement(nonceKey(3), receiptRow('three', { status: 'pending' }), terms);
-        await ledger.markDelivered(nonceKey(3));
+        await ledger.answerEnded(nonceKey(3), false);
+        expect(await ledger.deliveryOf(nonceKey(3))).toMatchObject({ ended: true, delivered: false });
+        await ledger.answerEnded(nonceKey(3), true);
+        await ledger.answerEnded(nonceKey(3), false);
         expect(await ledger.claimRedelivery(nonceKey(3), 3)).toBe(false);
-        expect(await ledger.deliveryOf(nonceKey(3))).toMatchObject({ delivered: true, redeliveries: 0 });
+        expect(await ledger.deliveryOf(nonceKey(3))).toMatchObject({ ended: true, delivered: true, redeliveries: 0 });
         expect(await ledger.claimRedelivery(nonceKey(4), 3)).toBe(false);
       });
     });

@@ -5,6 +5,7 @@
  * reaches the upstream, a paid event stream survives its quiet gaps, `unmatched: free` can
  * protect the paths under a priced route, and CDN-only cache headers never leave a paid answer.
  */
+import { waitFor } from '../helpers/wait.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -157,7 +158,7 @@ describe('settlement: after, upstream work is neither free nor repeatable', () =
     expect(await world.balance(payer)).toBe(balanceBefore);
   });
 
-  it('a caller who hangs up on a slow side-effecting POST is charged once and cannot run it again', async () => {
+  it('a caller who hangs up on a slow side-effecting POST is charged once; the same header runs it again at most limits.redeliveries times', async () => {
     const header = await paymentFor('/jobs?delay=600', 'POST');
     const before = hits('/jobs');
     const t0 = Date.now();
@@ -168,15 +169,26 @@ describe('settlement: after, upstream work is neither free nor repeatable', () =
       controller.abort();
       expect(await request).toBe('aborted');
       for (let i = 0; i < 50 && !(await gw.ledger.receipts({ since: t0 })).some((r) => r.status === 'settled'); i++) await new Promise((r) => setTimeout(r, 100));
-      // The same header again: the authorization was spent by the work it bought.
-      const again = await send(gw.url, 'POST', '/jobs?delay=600', { headers: header, body: '{}' });
-      expect(again.status).toBe(402);
-      expect(decodeHeader(again.headers['payment-required'])).toMatchObject({ error: 'invalid_exact_evm_nonce_already_used' });
+      // The same header again: the caller never got the answer it paid for, so it is served
+      // again (the work runs again), charged nothing: here it hangs up each time, until the
+      // re-delivery limit (3 by default) is used up.
+      for (let i = 0; i < 3; i++) {
+        const retry = new AbortController();
+        const again = fetch(`${gw.url}/jobs?delay=600`, { method: 'POST', body: '{}', headers: header, signal: retry.signal }).catch(() => 'aborted');
+        await waitFor(() => hits('/jobs') - before === i + 2, 5_000, 10);
+        retry.abort();
+        expect(await again).toBe('aborted');
+      }
+      await waitFor(async () => (await gw.ledger.receipts({ since: t0 })).filter((r) => r.status === 'redelivered').length === 3, 5_000, 20);
+      const spent = await send(gw.url, 'POST', '/jobs?delay=600', { headers: header, body: '{}' });
+      expect(spent.status).toBe(402);
+      expect(decodeHeader(spent.headers['payment-required'])).toMatchObject({ error: 'invalid_exact_evm_nonce_already_used' });
     });
     expect(delta).toEqual({ payer: -CENT, payee: CENT });
-    expect(hits('/jobs') - before).toBe(1);
+    expect(hits('/jobs') - before).toBe(4);
     const rows = await gw.ledger.receipts({ since: t0 });
     expect(rows.filter((r) => r.status === 'settled').map((r) => r.reason)).toEqual(['client_closed']);
+    expect(rows.filter((r) => r.status === 'redelivered')).toHaveLength(3);
   });
 
   it('a GET answered 503 reaches the upstream once (reply-from would retry it ten times) and is not charged', async () => {

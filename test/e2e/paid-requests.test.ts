@@ -146,7 +146,7 @@ describe('settlement timing', () => {
     expect((await receiptsSince(t0)).map((r) => r.status)).toEqual(['not_charged']);
   });
 
-  it('settlement: before, upstream 500: charged exactly once, and the receipt comes with the 500', async () => {
+  it('settlement: before, upstream 500: charged exactly once, the receipt comes with the 500, and the same header is re-delivered, not charged again', async () => {
     const http = v2HttpClient();
     const challenge = await challengeOf(http, `${gw.url}/before/status/500`);
     const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
@@ -154,8 +154,10 @@ describe('settlement timing', () => {
       const res = await send(gw.url, 'GET', '/before/status/500', { headers: header });
       expect(res.status).toBe(500);
       expect(decodeHeader(res.headers['payment-response'])).toMatchObject({ success: true });
+      // The answer bought was a 500: the caller may present the payment again (a re-delivery).
       const again = await send(gw.url, 'GET', '/before/status/500', { headers: header });
-      expect(again.status).toBe(402);
+      expect(again.status).toBe(500);
+      expect(decodeHeader(again.headers['payment-response'])).toMatchObject({ success: true, transaction: (decodeHeader(res.headers['payment-response']) as { transaction: string }).transaction });
     });
     expect(delta).toEqual({ payer: -2n * CENT, payee: 2n * CENT });
   });
@@ -298,7 +300,7 @@ routes:
 });
 
 describe('a settlement still unconfirmed when its receipt wait ends', () => {
-  it('answers 402 settlement_pending, serves nothing, keeps the nonce, and the money moves once when mined', async () => {
+  it('answers 402 settlement_pending (no new challenge), serves nothing, keeps the nonce; once mined the reconciler records it and the same header is served, charged once', async () => {
     const waiting = await startGateway(`${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(world.chain.rpcUrl, ', receiptTimeoutMs: 300') })}
 upstreams:
   api: { url: "${upstream.url}" }
@@ -318,12 +320,20 @@ routes:
       expect(receipt).toMatchObject({ success: false, errorReason: 'settlement_pending' });
       expect(receipt.transaction).toMatch(/^0x[0-9a-f]{64}$/);
       expect((await waiting.ledger.receipts({})).map((r) => r.status)).toEqual(['pending']);
-      // The same authorization again: its nonce is kept, the transaction may still land.
-      const replay = await send(waiting.url, 'GET', '/weather', { headers: header });
-      expect(replay.status).toBe(402);
-      expect((decodeHeader(replay.headers['payment-required']) as { error: string }).error).toBe('invalid_exact_evm_nonce_already_used');
+      expect(res.headers['payment-required']).toBeUndefined();
+      // The same authorization again: its nonce is kept, the transaction may still land; it
+      // waits out the settlement wait and hears the same, never a challenge to sign again.
+      const early = await send(waiting.url, 'GET', '/weather', { headers: header });
+      expect(early.status).toBe(402);
+      expect(early.headers['payment-required']).toBeUndefined();
+      expect(early.json()).toMatchObject({ error: 'settlement_pending', transaction: receipt.transaction, accepts: [] });
       await test.mine({ blocks: 1 });
       await test.setAutomine(true);
+      // The embedded store's reconciler (this process) records the outcome from the chain.
+      await waitFor(async () => (await waiting.ledger.receipts({})).some((r) => r.status === 'settled' && r.reason === 'reconciled'), 10_000, 100);
+      const served = await send(waiting.url, 'GET', '/weather', { headers: header });
+      expect(served.status).toBe(200);
+      expect(decodeHeader(served.headers['payment-response'])).toMatchObject({ success: true, transaction: receipt.transaction });
       const after = await world.balances();
       expect({ payer: after.payer - before.payer, payee: after.payee - before.payee }).toEqual({ payer: -CENT, payee: CENT });
     } finally {
@@ -385,8 +395,9 @@ routes:
     }
   });
 
-  it('after its request was forwarded is charged once when the upstream answers < 400, and the authorization is spent', async () => {
-    // The upstream did the work: hanging up must not make it free (nor repeatable on one header).
+  it('after its request was forwarded is charged once when the upstream answers < 400; the same header is re-delivered once, not charged again', async () => {
+    // The upstream did the work: hanging up must not make it free. The caller never got the
+    // answer, so the same header is served again (bounded by limits.redeliveries), free.
     const http = v2HttpClient();
     const challenge = await challengeOf(http, `${gw.url}/slow`);
     const header = http.encodePaymentSignatureHeader(await http.createPaymentPayload(challenge));
@@ -406,11 +417,15 @@ routes:
     expect((await receiptsSince(t0)).map((r) => [r.status, r.reason])).toEqual([['settled', 'client_closed']]);
     const replay = await world.moved(async () => {
       const res = await send(gw.url, 'GET', '/slow', { headers: header });
-      expect(res.status).toBe(402);
-      expect(decodeHeader(res.headers['payment-required'] as string)).toMatchObject({ error: 'invalid_exact_evm_nonce_already_used' });
+      expect(res.status).toBe(200);
+      expect(decodeHeader(res.headers['payment-response'] as string)).toMatchObject({ success: true });
+      // Delivered whole this time: from now on it is a replay.
+      const spent = await send(gw.url, 'GET', '/slow', { headers: header });
+      expect(spent.status).toBe(402);
+      expect(decodeHeader(spent.headers['payment-required'] as string)).toMatchObject({ error: 'invalid_exact_evm_nonce_already_used' });
     });
     expect(replay).toEqual({ payer: 0n, payee: 0n });
-    expect(upstream.seen.length - before).toBe(1);
+    expect(upstream.seen.length - before).toBe(2);
   });
 });
 

@@ -5,8 +5,9 @@
  *   - 30 copies of one authorization spread over the replicas: served once, charged once;
  *   - 45 distinct payments at once, 15 per replica: all served, each charged once, no nonce
  *     error (the nonces come from the store), and `receipts` on any replica's config lists them;
- *   - a replica killed while its settlement waits in the mempool: a live one reconciles the
- *     row to `settled` within 15 s of the block;
+ *   - a replica killed while its settlement waits in the mempool: the same header presented to
+ *     another replica hears `settlement_pending` (no new challenge), a live replica reconciles
+ *     the row to `settled` within 15 s of the block, and the header is then served, free;
  *   - a logged settlement dropped from the mempool, its replica killed: the reconciler sends it
  *     again, it is mined, and later payments on the key are not stalled;
  *   - PostgreSQL stopped: priced routes 503 and nothing is charged, free routes 200; started
@@ -17,10 +18,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli-io.js';
 import { runCli } from '../../src/cli.js';
 import type { Receipt } from '../../src/payments/ports.js';
-import { challengeOf, localSettlementBase, PAYEE, PAYER, startChainWorld, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
+import { challengeOf, localSettlementBase, PAYEE, startChainWorld, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
 import { gatewayYamlHead } from '../helpers/gateway.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import { send } from '../helpers/http.js';
+import { decodeHeader, send } from '../helpers/http.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
@@ -36,7 +37,7 @@ const replicas: GatewayProcess[] = [];
 
 async function startReplica(): Promise<GatewayProcess> {
   const gateway = await startGatewayProcess(
-    ({ port, adminPort }) => `${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(world.chain.rpcUrl, ', receiptTimeoutMs: 60000'), port, adminPort })}
+    ({ port, adminPort }) => `${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(world.chain.rpcUrl, ', receiptTimeoutMs: 3000'), port, adminPort })}
 upstreams:
   api: { url: "${upstream.url}" }
 routes:
@@ -115,16 +116,27 @@ describe('three replicas, one key, one store', () => {
     }
   });
 
-  it('a replica killed while its settlement waits in the mempool: a live one reconciles it to settled within 15 s of the block', async () => {
+  it('a replica killed while its settlement waits in the mempool: the header presented elsewhere hears settlement_pending, a live replica reconciles within 15 s, then serves it free', async () => {
     const test = testActions({ mode: 'anvil' })(world.admin);
-    const victim = replicas[0]!;
+    const [victim, other, third] = replicas as [GatewayProcess, GatewayProcess, GatewayProcess];
     const header = await paymentFor(victim.url);
     const before = await world.balances();
+    const seen = upstream.seen.length;
     await test.setAutomine(false);
+    let hash: string | undefined;
     try {
       void send(victim.url, 'GET', '/weather', { headers: header }).catch(() => undefined);
       await waitFor(async () => (await world.admin.getBlock({ blockTag: 'pending' })).transactions.length > 0, 20_000, 20);
       await kill(victim);
+      // Unconfirmed: the re-presentation waits out the settlement wait, then is told to come
+      // back, with the transaction, and no requirements to sign a second payment against.
+      const early = await send(other.url, 'GET', '/weather', { headers: header });
+      expect(early.status).toBe(402);
+      expect(Number(early.headers['retry-after'])).toBeGreaterThan(0);
+      expect(early.headers['payment-required']).toBeUndefined();
+      expect(early.json()).toMatchObject({ error: 'settlement_pending', accepts: [] });
+      hash = (early.json() as { transaction: string }).transaction;
+      expect((await world.admin.getBlock({ blockTag: 'pending' })).transactions).toEqual([hash]);
       await test.mine({ blocks: 1 });
     } finally {
       await test.setAutomine(true);
@@ -132,12 +144,20 @@ describe('three replicas, one key, one store', () => {
     const mined = Date.now();
     let row: Receipt | undefined;
     await waitFor(async () => {
-      row = (await receiptsVia(replicas[0]!)).find((r) => r.payer.toLowerCase() === PAYER.toLowerCase() && r.reason === 'reconciled');
+      row = (await receiptsVia(other)).find((r) => r.transaction === hash && r.reason === 'reconciled');
       return row !== undefined;
     }, 15_000, 200);
     expect(Date.now() - mined).toBeLessThan(15_000);
     expect(row).toMatchObject({ status: 'settled', amount: PRICE.toString() });
+
+    // The caller never got its answer: the same header, at another replica, is served, free.
+    const served = await send(third.url, 'GET', '/weather', { headers: header });
+    expect(served.status).toBe(200);
+    expect(decodeHeader(served.headers['payment-response'])).toMatchObject({ success: true, transaction: hash });
+    expect(upstream.seen.length - seen).toBe(2); // the killed replica forwarded it once, the re-delivery once
     expect(await world.balances()).toEqual({ payer: before.payer - PRICE, payee: before.payee + PRICE });
+    // Delivered whole: from now on the header is a replay.
+    expect((await send(other.url, 'GET', '/weather', { headers: header })).status).toBe(402);
     await startReplica();
   });
 

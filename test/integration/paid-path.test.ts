@@ -118,16 +118,35 @@ describe('the paid path against recording fakes', () => {
     expect(await rowsSince(t0)).toEqual([['settle_failed', 'invalid_exact_evm_insufficient_balance']]);
   });
 
-  it('a settlement still pending is a 402 settlement_pending that keeps the nonce (the same header is refused)', async () => {
+  it('a settlement still pending is a 402 settlement_pending that keeps the nonce; the same header waits, then is served once it settles, never charged twice', async () => {
     const header = await paymentFor('/weather');
     fake.settleAnswer = () => ({ success: false, reason: 'settlement_pending', transaction: FAKE_TX, maybeOnChain: true });
     const t0 = Date.now();
+    const seen = upstream.seen.length;
     const res = await send(gw.url, 'GET', '/weather', { headers: header });
     expect(res.status).toBe(402);
-    expect(decodeHeader(res.headers['payment-required'])).toMatchObject({ error: 'settlement_pending' });
+    // No new challenge: a client that pays again would pay twice.
+    expect(res.headers['payment-required']).toBeUndefined();
+    expect(res.json()).toEqual({ x402Version: 2, error: 'settlement_pending', transaction: FAKE_TX, accepts: [] });
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    expect(decodeHeader(res.headers['payment-response'])).toMatchObject({ success: false, errorReason: 'settlement_pending', transaction: FAKE_TX });
     fake.settleAnswer = undefined;
-    expect((await send(gw.url, 'GET', '/weather', { headers: header })).status).toBe(402);
-    expect((await rowsSince(t0))[0]).toEqual(['pending', 'settlement_pending']);
+    const settled = fake.settled.length;
+    // Presented again while the row is pending; it settles (as the reconciler would record it) meanwhile.
+    const again = send(gw.url, 'GET', '/weather', { headers: header });
+    await new Promise((r) => setTimeout(r, 300));
+    const [pending] = await gw.ledger.receipts({ since: t0 });
+    if (!pending) throw new Error('no pending row');
+    await gw.ledger.record({ ...pending, status: 'settled', reason: 'reconciled' });
+    const served = await again;
+    expect(served.status).toBe(200);
+    expect(decodeHeader(served.headers['payment-response'])).toMatchObject({ success: true, transaction: FAKE_TX });
+    expect(fake.settled.length).toBe(settled);
+    expect(upstream.seen.length - seen).toBe(2);
+    expect((await rowsSince(t0)).map(([status]) => status).sort()).toEqual(['redelivered', 'settled']);
+    // Delivered whole: a replay from now on.
+    const replay = await send(gw.url, 'GET', '/weather', { headers: header });
+    expect(decodeHeader(replay.headers['payment-required'])).toMatchObject({ error: 'invalid_exact_evm_nonce_already_used' });
   });
 
   it('an upstream answer >= 400 under settlement: after passes through uncharged, and the authorization is usable again', async () => {

@@ -73,7 +73,7 @@ class RecordingLedger implements Ledger {
   async claimRedelivery(): Promise<boolean> {
     return false;
   }
-  async markDelivered(): Promise<void> {}
+  async answerEnded(): Promise<void> {}
   async close(): Promise<void> {}
   // The settlement log belongs to the local settler, which these tests replace with a fake.
   takeNonce = unused;

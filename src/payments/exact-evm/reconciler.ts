@@ -25,6 +25,7 @@ import type { Address } from '../../config/types.js';
 import type { Hex } from '../../protocol/types.js';
 import type { ChainClient } from '../chain/client.js';
 import type { Clock, LoggedTransaction, OpenSettlement, SettlementLog, SettlementOutcome, SettlementSlot } from '../ports.js';
+import { GATEWAY_REASON, REASON } from '../../protocol/reasons.js';
 import { eip3009Abi } from './abi.js';
 import { loggedFees, type FeeEstimate, type Fees } from './fee-estimate.js';
 import type { TransactionSigner } from './transaction-signer.js';
@@ -142,16 +143,16 @@ export class SettlementReconciler {
     }
     let outcome: SettlementOutcome;
     if (receipt === undefined) {
-      outcome = { status: 'settle_failed', transaction: '', reason: entry.state === 'void' ? 'settlement_not_sent' : 'settlement_nonce_used_elsewhere' };
+      outcome = { status: 'settle_failed', transaction: '', reason: entry.state === 'void' ? GATEWAY_REASON.settlementNotSent : GATEWAY_REASON.settlementNonceUsedElsewhere };
     } else if (receipt.status !== 'success') {
-      outcome = { status: 'settle_failed', transaction: receipt.transactionHash, reason: 'transaction_failed' };
+      outcome = { status: 'settle_failed', transaction: receipt.transactionHash, reason: REASON.transactionFailed };
     } else if (!paidFor(entry, receipt)) {
       // Mined without the Transfer it was for: not ours to call either way. The rows stay
       // pending (the pending gauge shows them) for a person to look at.
       await this.#o.log.closeSettlement(slot);
       return;
     } else {
-      outcome = { status: 'settled', transaction: receipt.transactionHash, reason: 'reconciled' };
+      outcome = { status: 'settled', transaction: receipt.transactionHash, reason: GATEWAY_REASON.reconciled };
     }
     const stillPending = entry.receipts.some((r) => r.status === 'pending');
     await this.#o.log.closeSettlement(slot, outcome);
