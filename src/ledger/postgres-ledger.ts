@@ -3,11 +3,13 @@
  * and the same `Ledger` contract as the embedded SQLite file (sqlite-ledger.ts), so a nonce
  * reserved or spent through one replica is refused by all of them.
  *
- * Durability (the `Ledger` contract): sessions run with `synchronous_commit = off`, so a
- * reservation, a release or a row of an outcome that moved nothing is committed (visible to
- * every replica at once) without waiting for its WAL flush; a write that records money runs in a
- * transaction with `SET LOCAL synchronous_commit = on`, so it is on the server's disk when its
- * promise resolves.
+ * Durability (the `Ledger` contract): two pools. On the first, sessions run with
+ * `synchronous_commit = off`, so a reservation, a release or a row of an outcome that moved
+ * nothing is committed (visible to every replica at once) without waiting for its WAL flush. A
+ * write that records money goes through the second, whose sessions keep the default
+ * (`synchronous_commit = on`), so it is on the server's disk when its promise resolves; each such
+ * write is one statement (several tables through data-modifying CTEs), so it is atomic without
+ * BEGIN and COMMIT round trips: one round trip per write, which is most of its CPU cost.
  *
  * Time (reservation expiry, proof claims, payer penalties) is the server's clock, one for all
  * replicas, whatever their own clocks say.
@@ -80,37 +82,53 @@ interface ReceiptRow {
   reason: string;
 }
 
+/** A pool of `max` connections to `url`; `options`: session settings. */
+function openPool(url: string, max: number, options: string | undefined): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    ...(options === undefined ? {} : { options }),
+    connectionTimeoutMillis: 5_000,
+    // A query the server does not answer fails instead of holding a paid request for ever.
+    query_timeout: 10_000,
+  });
+  // A connection that dies while idle is dropped from the pool, which opens a new one for the
+  // next query (a failed query's connection is destroyed, not reused); without a listener, the
+  // pool's 'error' event would end the process.
+  pool.on('error', () => {});
+  return pool;
+}
+
 /** The `Ledger` in a PostgreSQL database. Open with `PostgresLedger.open`. */
 export class PostgresLedger implements Ledger {
+  /** Commits without waiting for the WAL flush: writes that record no money, and reads. */
   readonly #pool: pg.Pool;
+  /** Commits on disk: writes that record money. */
+  readonly #durable: pg.Pool;
   /** Operations asked for and not yet settled: close waits for them, so none is cut off. */
   readonly #inFlight = new Set<Promise<unknown>>();
   #closed = false;
 
-  private constructor(pool: pg.Pool) {
+  private constructor(pool: pg.Pool, durable: pg.Pool) {
     this.#pool = pool;
+    this.#durable = durable;
   }
 
-  /** Connects, migrates the schema (or refuses a newer one) and returns the ledger. */
+  /**
+   * Connects, migrates the schema (or refuses a newer one) and returns the ledger. The `pool`
+   * connections are shared between the two pools (each gets at least one).
+   */
   static async open(url: string, options: PostgresLedgerOptions): Promise<PostgresLedger> {
-    const pool = new pg.Pool({
-      connectionString: url,
-      max: options.pool,
-      options: '-c synchronous_commit=off',
-      connectionTimeoutMillis: 5_000,
-      // A query the server does not answer fails instead of holding a paid request for ever.
-      query_timeout: 10_000,
-    });
-    // A connection that dies while idle is dropped from the pool, which opens a new one for the
-    // next query; without a listener, the pool's 'error' event would end the process.
-    pool.on('error', () => {});
+    const durableConnections = Math.max(1, Math.floor(options.pool / 2));
+    const pool = openPool(url, Math.max(1, options.pool - durableConnections), '-c synchronous_commit=off');
+    const durable = openPool(url, durableConnections, undefined);
     try {
-      await migratePostgres(pool);
+      await migratePostgres(durable);
     } catch (err) {
-      await pool.end();
+      await Promise.all([pool.end(), durable.end()]);
       throw err;
     }
-    return new PostgresLedger(pool);
+    return new PostgresLedger(pool, durable);
   }
 
   reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean> {
@@ -134,28 +152,21 @@ export class PostgresLedger implements Ledger {
 
   beginSettlement(key: NonceKey, pending: Receipt, terms?: DeliveryTerms): Promise<void> {
     return this.#run(async () => {
-      // One transaction: the nonce kept and the pending row land together or not at all.
-      await this.#durably(async (client) => {
-        await client.query(`UPDATE nonces SET state = 'kept', resource = $2, signature = $3, request_id = $4 WHERE key = $1`, [
-          nonceKeyString(key),
-          terms?.resource ?? '',
-          terms?.signature ?? '',
-          pending.requestId,
-        ]);
-        await client.query(RECORD, recordParams(pending));
-      });
+      // One statement: the nonce kept and the pending row land together or not at all.
+      await this.#durable.query(
+        `WITH kept AS (UPDATE nonces SET state = 'kept', resource = $14, signature = $15, request_id = $1 WHERE key = $16) ${RECORD}`,
+        [...recordParams(pending), terms?.resource ?? '', terms?.signature ?? '', nonceKeyString(key)],
+      );
     });
   }
 
   claimProof(chainId: number, txHash: Hex): Promise<boolean> {
     return this.#run(async () => {
-      return this.#durably(async (client) => {
-        const result = await client.query(
-          `INSERT INTO proofs (chain_id, tx_hash, claimed_at) VALUES ($1, $2, ${NOW}) ON CONFLICT DO NOTHING`,
-          [chainId, txHash.toLowerCase()],
-        );
-        return result.rowCount === 1;
-      });
+      const result = await this.#durable.query(`INSERT INTO proofs (chain_id, tx_hash, claimed_at) VALUES ($1, $2, ${NOW}) ON CONFLICT DO NOTHING`, [
+        chainId,
+        txHash.toLowerCase(),
+      ]);
+      return result.rowCount === 1;
     });
   }
 
@@ -184,11 +195,7 @@ export class PostgresLedger implements Ledger {
 
   record(receipt: Receipt): Promise<void> {
     return this.#run(async () => {
-      if (MONEY_STATUSES.has(receipt.status)) {
-        await this.#durably((client) => client.query(RECORD, recordParams(receipt)));
-      } else {
-        await this.#pool.query(RECORD, recordParams(receipt));
-      }
+      await (MONEY_STATUSES.has(receipt.status) ? this.#durable : this.#pool).query(RECORD, recordParams(receipt));
     });
   }
 
@@ -279,28 +286,28 @@ export class PostgresLedger implements Ledger {
     return this.#run(async () => {
       const e = entryRow(entry);
       const t = transactionRow(entry, transaction);
-      await this.#durably(async (client) => {
-        await client.query(
-          `INSERT INTO settlements (chain_id, settler, nonce, state, request_ids, asset, payer, pay_to, amount, authorization_nonce, valid_before, created_at)
-           VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, ${NOW_MS})`,
-          [e.chain_id, e.settler, e.nonce, e.request_ids, e.asset, e.payer, e.pay_to, e.amount, e.authorization_nonce, e.valid_before],
-        );
-        await client.query(INSERT_TRANSACTION, transactionParams(t));
-        await client.query(`UPDATE receipts SET tx_hash = $1 WHERE request_id = ANY($2) AND status = 'pending'`, [transaction.hash, entry.requestIds]);
-      });
+      // One statement: the entry, its transaction and the hash on its rows, or none of them.
+      await this.#durable.query(
+        `WITH entry AS (
+           INSERT INTO settlements (chain_id, settler, nonce, state, request_ids, asset, payer, pay_to, amount, authorization_nonce, valid_before, created_at)
+           VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, ${NOW_MS})
+         ), tx AS (
+           INSERT INTO settlement_transactions (hash, chain_id, settler, nonce, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at)
+           VALUES ($11, $1, $2, $3, $12, $13, $14, ${NOW_MS})
+         )
+         UPDATE receipts SET tx_hash = $11 WHERE request_id = ANY($15) AND status = 'pending'`,
+        [e.chain_id, e.settler, e.nonce, e.request_ids, e.asset, e.payer, e.pay_to, e.amount, e.authorization_nonce, e.valid_before, t.hash, t.raw, t.max_fee_per_gas, t.max_priority_fee_per_gas, entry.requestIds],
+      );
     });
   }
 
   logReplacement(slot: SettlementSlot, transaction: LoggedTransaction): Promise<void> {
     return this.#run(async () => {
-      await this.#durably(async (client) => {
-        await client.query(INSERT_TRANSACTION, transactionParams(transactionRow(slot, transaction)));
-        await client.query(`UPDATE settlements SET state = 'open' WHERE chain_id = $1 AND settler = $2 AND nonce = $3 AND state = 'void'`, [
-          slot.chainId,
-          slot.settler.toLowerCase(),
-          slot.nonce,
-        ]);
-      });
+      await this.#durable.query(
+        `WITH tx AS (${INSERT_TRANSACTION})
+         UPDATE settlements SET state = 'open' WHERE chain_id = $2 AND settler = $3 AND nonce = $4 AND state = 'void'`,
+        transactionParams(transactionRow(slot, transaction)),
+      );
     });
   }
 
@@ -322,14 +329,12 @@ export class PostgresLedger implements Ledger {
         await this.#pool.query(close, params);
         return;
       }
-      await this.#durably(async (client) => {
-        const closed = await client.query<{ request_ids: string }>(close, params);
-        const ids = closed.rows[0] === undefined ? [] : (JSON.parse(closed.rows[0].request_ids) as string[]);
-        await client.query(
-          `UPDATE receipts SET status = $1, tx_hash = $2, reason = $3, time = ${NOW_MS} WHERE request_id = ANY($4) AND status = 'pending'`,
-          [outcome.status, outcome.transaction, outcome.reason, ids],
-        );
-      });
+      await this.#durable.query(
+        `WITH closed AS (${close})
+         UPDATE receipts SET status = $4, tx_hash = $5, reason = $6, time = ${NOW_MS}
+         WHERE request_id IN (SELECT jsonb_array_elements_text(request_ids::jsonb) FROM closed) AND status = 'pending'`,
+        [...params, outcome.status, outcome.transaction, outcome.reason],
+      );
     });
   }
 
@@ -394,7 +399,7 @@ export class PostgresLedger implements Ledger {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.allSettled([...this.#inFlight]);
-    await this.#pool.end();
+    await Promise.all([this.#pool.end(), this.#durable.end()]);
   }
 
   /** Runs one operation of the port, refused once the ledger is closed, awaited by close. */
@@ -407,25 +412,5 @@ export class PostgresLedger implements Ledger {
     };
     running.then(forget, forget);
     return running;
-  }
-
-  /** Runs `work` in one transaction that is on the server's disk when it resolves. */
-  async #durably<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    let value: T;
-    try {
-      await client.query('BEGIN');
-      await client.query('SET LOCAL synchronous_commit = on');
-      value = await work(client);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      // Destroyed, not returned: after a failure mid-transaction the connection may be dead (the
-      // server restarted), and a pool that handed it out again would fail one more request.
-      client.release(err instanceof Error ? err : true);
-      throw err;
-    }
-    client.release();
-    return value;
   }
 }
