@@ -16,8 +16,12 @@
  * authorization thus buys at most one capped attempt, and a payer at most one per penalty period.
  *
  * Receipts: a `pending` row is written before a settlement is sent, and replaced by its outcome
- * after. A crash in between leaves the pending row, with payer and nonce, to reconcile against
- * the chain: no money moves without a row.
+ * after. A crash in between leaves the pending row, with payer and nonce, for the reconciler
+ * (exact-evm/reconciler.ts) to finish from the chain: no money moves without a row.
+ *
+ * Re-delivery: a kept nonce presented again with the same signature, for the same method and
+ * path, by a caller whose paid request ended without delivering its answer, is served again and
+ * charged nothing (redelivery.ts judges; `redeliver` below asks the ledger).
  */
 import type { PaymentOption, RouteConfig } from '../config/types.js';
 import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';

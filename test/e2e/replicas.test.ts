@@ -65,6 +65,16 @@ async function paymentFor(url: string): Promise<Record<string, string>> {
   return http.encodePaymentSignatureHeader(await http.createPaymentPayload(await challengeOf(http, `${url}/weather`)));
 }
 
+const RECONCILED_METRIC = 'x402_gateway_settlements_total{outcome="settled",mode="reconciler"}';
+const REVENUE_METRIC = 'x402_gateway_revenue_atomic_total{route="GET /weather",asset="usdc@base",network="eip155:8453"}';
+
+/** A metric's value summed over `of`'s /metrics (0 where a replica has none). */
+async function metricTotal(of: readonly GatewayProcess[], series: string): Promise<number> {
+  const texts = await Promise.all(of.map(async (r) => (await send(r.adminUrl, 'GET', '/metrics')).text()));
+  const line = (text: string) => text.split('\n').find((l) => l.startsWith(`${series} `));
+  return texts.reduce((sum, text) => sum + Number(line(text)?.slice(series.length + 1) ?? 0), 0);
+}
+
 async function kill(replica: GatewayProcess): Promise<void> {
   replica.child.kill('SIGKILL');
   await replica.exited;
@@ -122,6 +132,7 @@ describe('three replicas, one key, one store', () => {
     const header = await paymentFor(victim.url);
     const before = await world.balances();
     const seen = upstream.seen.length;
+    const revenueBefore = await metricTotal([other, third], REVENUE_METRIC);
     await test.setAutomine(false);
     let hash: string | undefined;
     try {
@@ -149,6 +160,10 @@ describe('three replicas, one key, one store', () => {
     }, 15_000, 200);
     expect(Date.now() - mined).toBeLessThan(15_000);
     expect(row).toMatchObject({ status: 'settled', amount: PRICE.toString() });
+    // Whichever replica held the lease counted it, with its revenue; no row is left pending.
+    expect(await metricTotal([other, third], RECONCILED_METRIC)).toBe(1);
+    expect((await metricTotal([other, third], REVENUE_METRIC)) - revenueBefore).toBe(Number(PRICE));
+    expect(await metricTotal([other, third], 'x402_gateway_pending_settlements')).toBe(0);
 
     // The caller never got its answer: the same header, at another replica, is served, free.
     const served = await send(third.url, 'GET', '/weather', { headers: header });
