@@ -23,8 +23,15 @@ export async function freePorts(count: number): Promise<number[]> {
   }
 }
 
-/** `http://127.0.0.1:<port>` on which nothing listens: connecting is refused. */
+let closedUrls = 0;
+
+/**
+ * A loopback URL on which nothing listens: connecting is refused. Port 1 (tcpmux, privileged,
+ * never served here) on a loopback address of its own for each call, so two are distinct. A port
+ * that was free a moment ago is not enough: with test files running side by side, another
+ * server took one (the upstream answered 404 where a refused connection was tested).
+ */
 export async function closedLoopbackUrl(): Promise<string> {
-  const [port] = await freePorts(1);
-  return `http://127.0.0.1:${port}`;
+  closedUrls = (closedUrls % 250) + 1;
+  return `http://127.0.0.${closedUrls + 1}:1`;
 }
