@@ -132,12 +132,24 @@ export class GatewayMetrics {
    */
   watchSettlements(pending: () => Promise<{ count: number; oldestTimeMs: number | undefined }>, nowMs: () => number): void {
     const reconcilers = this.#reconcilers;
+    // One ledger query per scrape for both gauges: prom-client collects them side by side, so
+    // the second asks while the first's query is in flight and shares it.
+    let inFlight: Promise<{ count: number; oldestTimeMs: number | undefined } | undefined> | undefined;
+    const sample = () => {
+      inFlight ??= pending()
+        .catch(() => undefined)
+        .finally(() => {
+          inFlight = undefined;
+        });
+      return inFlight;
+    };
     new Gauge({
       name: 'x402_gateway_pending_settlements',
       help: 'Receipt rows still pending: sent settlements whose outcome the reconciler has not yet recorded',
       registers: [this.registry],
       async collect() {
-        this.set((await pending().catch(() => ({ count: Number.NaN }))).count);
+        const found = await sample();
+        this.set(found === undefined ? Number.NaN : found.count);
       },
     });
     new Gauge({
@@ -145,7 +157,7 @@ export class GatewayMetrics {
       help: 'Age of the oldest pending receipt row (0 when none)',
       registers: [this.registry],
       async collect() {
-        const oldest = (await pending().catch(() => ({ oldestTimeMs: undefined }))).oldestTimeMs;
+        const oldest = (await sample())?.oldestTimeMs;
         this.set(oldest === undefined ? 0 : Math.max(0, (nowMs() - oldest) / 1000));
       },
     });

@@ -36,6 +36,7 @@ import {
   type DeliveryTerms,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
+import { RECEIPT_COLUMNS, receiptFromRow, receiptToRow, type ReceiptRow } from './receipt-rows.js';
 import { entryRow, openSettlement, transactionRow, type SettlementRow, type TransactionRow } from './settlement-rows.js';
 import { migratePostgres } from './postgres-schema.js';
 
@@ -57,30 +58,16 @@ function transactionParams(t: ReturnType<typeof transactionRow>): unknown[] {
   return [t.hash, t.chain_id, t.settler, t.nonce, t.raw, t.max_fee_per_gas, t.max_priority_fee_per_gas];
 }
 
-const RECORD = `INSERT INTO receipts (request_id, time, route, method, path, amount, asset, network, payer, nonce, tx_hash, status, reason)
+const RECORD = `INSERT INTO receipts (${RECEIPT_COLUMNS.join(', ')})
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
   ON CONFLICT (request_id) DO UPDATE SET time = excluded.time, status = excluded.status, reason = excluded.reason,
     tx_hash = excluded.tx_hash, payer = excluded.payer`;
 
 function recordParams(r: Receipt): unknown[] {
-  return [r.requestId, r.time, r.route, r.method, r.path, r.amount, r.asset, r.network, r.payer, r.nonce, r.transaction, r.status, r.reason];
+  const row = receiptToRow(r);
+  return RECEIPT_COLUMNS.map((column) => row[column]);
 }
 
-interface ReceiptRow {
-  request_id: string;
-  time: string; // BIGINT comes back as a string
-  route: string;
-  method: string;
-  path: string;
-  amount: string;
-  asset: string;
-  network: string;
-  payer: string;
-  nonce: string;
-  tx_hash: string;
-  status: string;
-  reason: string;
-}
 
 /** A pool of `max` connections to `url`; `options`: session settings. */
 function openPool(url: string, max: number, options: string | undefined): pg.Pool {
@@ -205,21 +192,7 @@ export class PostgresLedger implements Ledger {
         query.since ?? 0,
         query.limit ?? 1000,
       ]);
-      return result.rows.map((row) => ({
-        time: Number(row.time),
-        requestId: row.request_id,
-        route: row.route,
-        method: row.method,
-        path: row.path,
-        amount: row.amount,
-        asset: row.asset,
-        network: row.network,
-        payer: row.payer,
-        nonce: row.nonce,
-        transaction: row.tx_hash,
-        status: row.status as ReceiptStatus,
-        reason: row.reason,
-      }));
+      return result.rows.map(receiptFromRow);
     });
   }
 

@@ -37,6 +37,7 @@ import {
   type DeliveryTerms,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
+import { receiptFromRow, receiptToRow, type ReceiptRow } from './receipt-rows.js';
 import { LedgerSchemaError } from './schema-version.js';
 
 /**
@@ -134,39 +135,6 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 `;
 
-interface ReceiptRow {
-  request_id: string;
-  time: number;
-  route: string;
-  method: string;
-  path: string;
-  amount: string;
-  asset: string;
-  network: string;
-  payer: string;
-  nonce: string;
-  tx_hash: string;
-  status: string;
-  reason: string;
-}
-
-function receiptRow(r: Receipt): ReceiptRow {
-  return {
-    request_id: r.requestId,
-    time: r.time,
-    route: r.route,
-    method: r.method,
-    path: r.path,
-    amount: r.amount,
-    asset: r.asset,
-    network: r.network,
-    payer: r.payer,
-    nonce: r.nonce,
-    tx_hash: r.transaction,
-    status: r.status,
-    reason: r.reason,
-  };
-}
 
 export interface SqliteLedgerOptions {
   /** The time reservation expiry, proof claims and payer penalties are judged by; systemClock by default. */
@@ -288,7 +256,7 @@ export class SqliteLedger implements Ledger {
     // One write: the nonce kept and the pending row land together or not at all.
     return this.#write(true, () => {
       this.#stmts.keep.run(terms?.resource ?? '', terms?.signature ?? '', pending.requestId, nonceKeyString(key));
-      this.#stmts.record.run(receiptRow(pending));
+      this.#stmts.record.run(receiptToRow(pending));
     });
   }
 
@@ -310,28 +278,14 @@ export class SqliteLedger implements Ledger {
 
   record(r: Receipt): Promise<void> {
     return this.#write(MONEY_STATUSES.has(r.status), () => {
-      this.#stmts.record.run(receiptRow(r));
+      this.#stmts.record.run(receiptToRow(r));
     });
   }
 
   async receipts(query: ReceiptQuery): Promise<Receipt[]> {
-    const rows = this.#stmts.list.all(query.since ?? 0, query.limit ?? 1000) as ReceiptRow[];
-    return rows.map((row) => ({
-      time: row.time,
-      requestId: row.request_id,
-      route: row.route,
-      method: row.method,
-      path: row.path,
-      amount: row.amount,
-      asset: row.asset,
-      network: row.network,
-      payer: row.payer,
-      nonce: row.nonce,
-      transaction: row.tx_hash,
-      status: row.status as ReceiptStatus,
-      reason: row.reason,
-    }));
+    return (this.#stmts.list.all(query.since ?? 0, query.limit ?? 1000) as ReceiptRow[]).map(receiptFromRow);
   }
+
 
   /** Adds what later versions added to tables that older files already have. */
   #upgrade(): void {

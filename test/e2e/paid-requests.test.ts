@@ -321,6 +321,9 @@ routes:
       expect(receipt.transaction).toMatch(/^0x[0-9a-f]{64}$/);
       expect((await waiting.ledger.receipts({})).map((r) => r.status)).toEqual(['pending']);
       expect(res.headers['payment-required']).toBeUndefined();
+      const pendingMetrics = (await send(waiting.adminUrl, 'GET', '/metrics')).text();
+      expect(pendingMetrics).toMatch(/^x402_gateway_pending_settlements 1$/m);
+      expect(Number(/^x402_gateway_oldest_pending_settlement_seconds (\S+)$/m.exec(pendingMetrics)?.[1])).toBeGreaterThan(0);
       // The same authorization again: its nonce is kept, the transaction may still land; it
       // waits out the settlement wait and hears the same, never a challenge to sign again.
       const early = await send(waiting.url, 'GET', '/weather', { headers: header });
@@ -331,6 +334,9 @@ routes:
       await test.setAutomine(true);
       // The embedded store's reconciler (this process) records the outcome from the chain.
       await waitFor(async () => (await waiting.ledger.receipts({})).some((r) => r.status === 'settled' && r.reason === 'reconciled'), 10_000, 100);
+      const settledMetrics = (await send(waiting.adminUrl, 'GET', '/metrics')).text();
+      expect(settledMetrics).toMatch(/^x402_gateway_pending_settlements 0$/m);
+      expect(settledMetrics).toMatch(/^x402_gateway_oldest_pending_settlement_seconds 0$/m);
       const served = await send(waiting.url, 'GET', '/weather', { headers: header });
       expect(served.status).toBe(200);
       expect(decodeHeader(served.headers['payment-response'])).toMatchObject({ success: true, transaction: receipt.transaction });

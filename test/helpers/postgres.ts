@@ -70,13 +70,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   await server.start();
   const adminUrl = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
   const admin = async (sql: string): Promise<void> => {
-    const client = new pg.Client({ connectionString: adminUrl });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
+    await querySql(adminUrl, sql);
   };
   return {
     adminUrl,
@@ -96,4 +90,15 @@ export async function startPostgres(): Promise<TestPostgres> {
       rmSync(parent, { recursive: true, force: true });
     },
   };
+}
+
+/** Runs one statement on its own connection to `url` and returns its rows. */
+export async function querySql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text)).rows;
+  } finally {
+    await client.end();
+  }
 }

@@ -8,15 +8,15 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli-io.js';
 import { runCli } from '../../src/cli.js';
+import { receiptRow } from '../contracts/ledger.contract.js';
 import type { LoggedTransaction, NonceKey, OpenSettlement, Receipt, SettlementEntry } from '../../src/payments/ports.js';
 import { PostgresLedger } from '../../src/ledger/postgres-ledger.js';
 import { SQLITE_SCHEMA_VERSION, SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { gatewayYamlHead, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { querySql, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 const PAY_TO = '0x209693Bc6afc0C5328bA36FaF03C514EF312287C';
 const ASSET = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
@@ -58,23 +58,14 @@ ledger: ${ledger}
 }
 const postgresConfig = (): string => configFile('{ store: postgres, url: "${DATABASE_URL}", pool: 2 }');
 
-async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 /** Every row of the copied tables, `seq` included: what "changes nothing" compares. */
 async function dump(url: string): Promise<Record<string, unknown[]>> {
   return {
-    receipts: await sql(url, 'SELECT * FROM receipts ORDER BY seq'),
-    nonces: await sql(url, 'SELECT * FROM nonces ORDER BY key'),
-    proofs: await sql(url, 'SELECT * FROM proofs ORDER BY chain_id, tx_hash'),
-    penalties: await sql(url, 'SELECT * FROM payer_penalties ORDER BY chain_id, payer'),
+    receipts: await querySql(url, 'SELECT * FROM receipts ORDER BY seq'),
+    nonces: await querySql(url, 'SELECT * FROM nonces ORDER BY key'),
+    proofs: await querySql(url, 'SELECT * FROM proofs ORDER BY chain_id, tx_hash'),
+    penalties: await querySql(url, 'SELECT * FROM payer_penalties ORDER BY chain_id, payer'),
   };
 }
 
@@ -99,22 +90,7 @@ const nonceKey = (n: number): NonceKey => ({ chainId: 8453, asset: ASSET, payer:
 const TX = `0x${'cd'.repeat(32)}` as const;
 
 function receipt(requestId: string, status: Receipt['status'], fields: Partial<Receipt> = {}): Receipt {
-  return {
-    time: 1_767_225_600_000,
-    requestId,
-    route: 'GET /weather',
-    method: 'GET',
-    path: '/weather',
-    amount: '10000',
-    asset: ASSET,
-    network: 'eip155:8453',
-    payer: PAYER,
-    nonce: nonceKey(1).nonce,
-    transaction: '',
-    status,
-    reason: '',
-    ...fields,
-  };
+  return receiptRow(requestId, { time: 1_767_225_600_000, route: 'GET /weather', path: '/weather', payer: PAYER, nonce: nonceKey(1).nonce, transaction: '', status, ...fields });
 }
 
 /**
@@ -255,7 +231,7 @@ describe('x402-gateway ledger migrate', () => {
     const out = io({ DATABASE_URL: url });
     expect(await runCli(['ledger', 'migrate', '--from', missing, '--config', postgresConfig()], out)).toBe(1);
     expect(out.stderr).toEqual([`x402-gateway ledger migrate: nothing copied: ${missing}: file not found`]);
-    expect(await sql(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)).toEqual([]);
+    expect(await querySql(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)).toEqual([]);
   });
 
   it('refuses a SQLite file written by a newer gateway (its user_version), copying nothing', async () => {
@@ -272,7 +248,7 @@ describe('x402-gateway ledger migrate', () => {
         `x402-gateway ledger migrate: nothing copied: the sqlite ledger has schema version ${SQLITE_SCHEMA_VERSION + 1}, newer than this gateway knows (${SQLITE_SCHEMA_VERSION})`,
       ),
     ]);
-    expect(await sql(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)).toEqual([]);
+    expect(await querySql(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)).toEqual([]);
   });
 
   it('is all or nothing: a statement failing at the last table leaves no receipt copied', async () => {
@@ -280,7 +256,7 @@ describe('x402-gateway ledger migrate', () => {
     const source = await writeSqliteLedger();
     await (await PostgresLedger.open(url, { pool: 1 })).close();
     // The last step's INSERT fails, after every receipt, nonce and proof was written in the transaction.
-    await sql(
+    await querySql(
       url,
       `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$;
        CREATE TRIGGER refuse BEFORE INSERT ON payer_penalties FOR EACH ROW EXECUTE FUNCTION refuse();`,

@@ -6,7 +6,6 @@
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli-io.js';
@@ -17,7 +16,7 @@ import { runGateway } from '../../src/server.js';
 import { fakePayments, paymentHeaderFor } from '../helpers/fake-payments.js';
 import { gatewayYamlHead, parseTestConfig, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
 import { decodeHeader, send } from '../helpers/http.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { querySql, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const PAY_TO = '0x209693Bc6afc0C5328bA36FaF03C514EF312287C';
@@ -34,15 +33,6 @@ afterAll(async () => {
   await server?.destroy();
 });
 
-async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 function gatewayYaml(): string {
   return `${gatewayYamlHead({ payTo: PAY_TO, network: UNREACHABLE_FACILITATOR_BASE })}
@@ -62,15 +52,15 @@ describe('the PostgreSQL schema', () => {
     const url = await server.newDatabase();
     const ledgers = await Promise.all([1, 2, 3].map(() => PostgresLedger.open(url, { pool: 2 })));
     await Promise.all(ledgers.map((l) => l.close()));
-    expect(await sql(url, 'SELECT version FROM x402_gateway_schema')).toEqual([{ version: POSTGRES_SCHEMA_VERSION }]);
-    const tables = await sql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`);
+    expect(await querySql(url, 'SELECT version FROM x402_gateway_schema')).toEqual([{ version: POSTGRES_SCHEMA_VERSION }]);
+    const tables = await querySql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`);
     expect(tables.map((t) => t.table_name)).toEqual(['leases', 'nonces', 'payer_penalties', 'proofs', 'receipts', 'settlement_transactions', 'settlements', 'settler_nonces', 'x402_gateway_schema']);
   });
 
   it('refuses a database migrated by a newer gateway, saying what to do', async () => {
     const url = await server.newDatabase();
     await (await PostgresLedger.open(url, { pool: 1 })).close();
-    await sql(url, `UPDATE x402_gateway_schema SET version = ${POSTGRES_SCHEMA_VERSION + 1}`);
+    await querySql(url, `UPDATE x402_gateway_schema SET version = ${POSTGRES_SCHEMA_VERSION + 1}`);
     await expect(PostgresLedger.open(url, { pool: 1 })).rejects.toThrow(
       `the postgres ledger has schema version ${POSTGRES_SCHEMA_VERSION + 1}, newer than this gateway knows (${POSTGRES_SCHEMA_VERSION})`,
     );

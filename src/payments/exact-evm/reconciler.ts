@@ -213,10 +213,17 @@ export class SettlementReconciler {
 
   /** A slot with no transaction that can be mined: fill it so the nonces after it can be. */
   async #fill(entry: SettlementSlot): Promise<void> {
-    const fees = await this.#o.fees.fees();
-    const raw = await this.#o.signer.sign({ chainId: this.#chainId, to: this.#address, value: 0n, gas: FILLER_GAS, nonce: entry.nonce, ...fees });
-    await this.#sendLogged(entry, raw, fees);
+    const filler = await this.#signFiller(entry.nonce);
+    await this.#o.log.logReplacement(entry, filler);
+    await this.#o.send(filler.raw).catch(() => undefined);
     this.counters.fillers++;
+  }
+
+  /** A zero-value transfer to the settling account itself at `nonce`, at the going fee. */
+  async #signFiller(nonce: number): Promise<LoggedTransaction> {
+    const fees = await this.#o.fees.fees();
+    const raw = await this.#o.signer.sign({ chainId: this.#chainId, to: this.#address, value: 0n, gas: FILLER_GAS, nonce, ...fees });
+    return { hash: keccak256(raw), raw, ...loggedFees(fees) };
   }
 
   /**
@@ -232,19 +239,16 @@ export class SettlementReconciler {
     const top = Math.max(...above);
     for (let nonce = mined; nonce < top; nonce++) {
       if (held.has(nonce)) continue;
-      const fees = await this.#o.fees.fees();
-      const raw = await this.#o.signer.sign({ chainId: this.#chainId, to: this.#address, value: 0n, gas: FILLER_GAS, nonce, ...fees });
-      const transaction = { hash: keccak256(raw), raw, ...loggedFees(fees) };
-      await this.#o.log.logSettlement(fillerEntry(this.#chainId, this.#address, nonce), transaction);
-      await this.#o.send(raw).catch(() => undefined);
+      const filler = await this.#signFiller(nonce);
+      await this.#o.log.logSettlement(fillerEntry(this.#chainId, this.#address, nonce), filler);
+      await this.#o.send(filler.raw).catch(() => undefined);
       this.counters.fillers++;
     }
   }
 
   /** Logs another transaction of `slot` (write-ahead), then sends it; a failed send is retried next tick. */
   async #sendLogged(slot: SettlementSlot, raw: Hex, fees: Fees): Promise<void> {
-    const transaction: LoggedTransaction = { hash: keccak256(raw), raw, ...loggedFees(fees) };
-    await this.#o.log.logReplacement(slot, transaction);
+    await this.#o.log.logReplacement(slot, { hash: keccak256(raw), raw, ...loggedFees(fees) });
     await this.#o.send(raw).catch(() => undefined);
   }
 }

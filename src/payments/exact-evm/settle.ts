@@ -96,6 +96,8 @@ export class LocalExactEvmSettler implements Settler {
   readonly #signer: TransactionSigner;
   readonly #nonces: NonceAllocator;
   readonly #log: { readonly log: SettlementLog; readonly nonces: StoreNonces } | undefined;
+  /** The account's pending transaction count on the chain (where either nonce source starts). */
+  readonly #readPending: () => Promise<number>;
   readonly #receipts: ReceiptWait;
   readonly #clock: Clock;
   readonly #maxGas: bigint;
@@ -109,8 +111,8 @@ export class LocalExactEvmSettler implements Settler {
     this.#signer = createTransactionSigner(options.privateKey);
     this.#nonces = options.nonces ?? new NonceAllocator(() => options.clock.nowMs());
     const address = this.#signer.address;
-    const readPending = () => options.client.getTransactionCount({ address, blockTag: 'pending' });
-    this.#log = options.log && { log: options.log, nonces: new StoreNonces(options.log, options.network.chainId, address, readPending) };
+    this.#readPending = () => options.client.getTransactionCount({ address, blockTag: 'pending' });
+    this.#log = options.log && { log: options.log, nonces: new StoreNonces(options.log, options.network.chainId, address, this.#readPending) };
     this.#wallet = createWalletClient({ chain: options.client.chain, transport: options.sendTransport ?? sendTransport(options.network) });
     const settle = options.network.settle;
     this.#receipts = new ReceiptWait({
@@ -217,12 +219,11 @@ export class LocalExactEvmSettler implements Settler {
     // 2 + 3. Nonce, sign, log (with the store), send.
     const chainId = this.#network.chainId;
     const address = this.#signer.address;
-    const readPending = () => this.#client.getTransactionCount({ address, blockTag: 'pending' });
     let ambiguousSend: string | undefined;
     let serialized: Hex;
     let nonce: number;
     for (let attempt = 1; ; attempt++) {
-      nonce = this.#log ? await this.#log.nonces.take() : await this.#nonces.take(readPending);
+      nonce = this.#log ? await this.#log.nonces.take() : await this.#nonces.take(this.#readPending);
       serialized = await this.#signer.sign({ chainId, to: asset, data, gas, nonce, ...fees });
       const hash = keccak256(serialized);
       let logged = false;

@@ -1,0 +1,60 @@
+/**
+ * A receipt as both stores keep it (`receipts` table columns) and back: one encoding, so SQLite
+ * and PostgreSQL read and write rows alike.
+ */
+import type { Receipt, ReceiptStatus } from '../payments/ports.js';
+
+export interface ReceiptRow {
+  request_id: string;
+  time: number | string; // BIGINT comes back from PostgreSQL as a string
+  route: string;
+  method: string;
+  path: string;
+  amount: string;
+  asset: string;
+  network: string;
+  payer: string;
+  nonce: string;
+  tx_hash: string;
+  status: string;
+  reason: string;
+}
+
+/** The columns, in the order `receiptToRow`'s values and PostgreSQL's `$1..$13` follow. */
+export const RECEIPT_COLUMNS = ['request_id', 'time', 'route', 'method', 'path', 'amount', 'asset', 'network', 'payer', 'nonce', 'tx_hash', 'status', 'reason'] as const;
+
+export function receiptToRow(r: Receipt): ReceiptRow & { time: number } {
+  return {
+    request_id: r.requestId,
+    time: r.time,
+    route: r.route,
+    method: r.method,
+    path: r.path,
+    amount: r.amount,
+    asset: r.asset,
+    network: r.network,
+    payer: r.payer,
+    nonce: r.nonce,
+    tx_hash: r.transaction,
+    status: r.status,
+    reason: r.reason,
+  };
+}
+
+export function receiptFromRow(row: ReceiptRow): Receipt {
+  return {
+    time: Number(row.time),
+    requestId: row.request_id,
+    route: row.route,
+    method: row.method,
+    path: row.path,
+    amount: row.amount,
+    asset: row.asset,
+    network: row.network,
+    payer: row.payer,
+    nonce: row.nonce,
+    transaction: row.tx_hash,
+    status: row.status as ReceiptStatus,
+    reason: row.reason,
+  };
+}
