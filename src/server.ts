@@ -66,7 +66,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     log: ledger,
     reconciler: {
       holder: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
-      onOutcome: (entry, outcome) => recordReconciled(metrics, current(), entry, outcome),
+      onOutcome: (entry, outcome, written) => recordReconciled(metrics, current(), entry, outcome, written),
       onError: (err) => logger.warn({ err }, 'settlement reconciliation failed; trying again'),
     },
     onReconciler: (reconciler) => metrics.addReconciler(reconciler.counters),
@@ -150,10 +150,10 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
 }
 
 /** Counts what a reconciler recorded, as the request path counts its own outcomes. */
-function recordReconciled(metrics: GatewayMetrics, config: Config, entry: OpenSettlement, outcome: SettlementOutcome): void {
+function recordReconciled(metrics: GatewayMetrics, config: Config, entry: OpenSettlement, outcome: SettlementOutcome, written: readonly string[]): void {
   const asset = [...config.assets.values()].find((a) => a.network.chainId === entry.chainId && a.address.toLowerCase() === entry.asset.toLowerCase());
   for (const row of entry.receipts) {
-    if (row.status !== 'pending') continue;
+    if (!written.includes(row.requestId)) continue;
     metrics.settlements.inc({ outcome: outcome.status === 'settled' ? 'settled' : 'failed', mode: 'reconciler' });
     if (outcome.status === 'settled') {
       metrics.revenue.inc({ route: row.route, asset: asset?.id ?? entry.asset, network: asset?.network.caip2 ?? `eip155:${entry.chainId}` }, Number(entry.amount));

@@ -294,20 +294,22 @@ export class PostgresLedger implements Ledger {
     });
   }
 
-  closeSettlement(slot: SettlementSlot, outcome?: SettlementOutcome): Promise<void> {
+  closeSettlement(slot: SettlementSlot, outcome?: SettlementOutcome): Promise<readonly string[]> {
     return this.#run(async () => {
       const params = [slot.chainId, slot.settler.toLowerCase(), slot.nonce];
       const close = `UPDATE settlements SET state = 'done' WHERE chain_id = $1 AND settler = $2 AND nonce = $3 RETURNING request_ids`;
       if (outcome === undefined) {
         await this.#pool.query(close, params);
-        return;
+        return [];
       }
-      await this.#durable.query(
+      const written = await this.#durable.query<{ request_id: string }>(
         `WITH closed AS (${close})
          UPDATE receipts SET status = $4, tx_hash = $5, reason = $6, time = ${NOW_MS}
-         WHERE request_id IN (SELECT jsonb_array_elements_text(request_ids::jsonb) FROM closed) AND status = 'pending'`,
+         WHERE request_id IN (SELECT jsonb_array_elements_text(request_ids::jsonb) FROM closed) AND status = 'pending'
+         RETURNING request_id`,
         [...params, outcome.status, outcome.transaction, outcome.reason],
       );
+      return written.rows.map((row) => row.request_id);
     });
   }
 

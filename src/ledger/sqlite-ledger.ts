@@ -346,16 +346,15 @@ export class SqliteLedger implements Ledger {
     });
   }
 
-  closeSettlement(slot: SettlementSlot, outcome?: SettlementOutcome): Promise<void> {
+  closeSettlement(slot: SettlementSlot, outcome?: SettlementOutcome): Promise<readonly string[]> {
     return this.#write(outcome !== undefined, () => {
       const settler = slot.settler.toLowerCase();
       this.#stmts.setSlotState.run('done', slot.chainId, settler, slot.nonce);
-      if (outcome === undefined) return;
+      if (outcome === undefined) return [];
       const row = this.#stmts.slotRequests.get(slot.chainId, settler, slot.nonce) as { request_ids: string } | undefined;
       const now = this.#clock.nowMs();
-      for (const id of row === undefined ? [] : (JSON.parse(row.request_ids) as string[])) {
-        this.#stmts.outcomeOnPending.run(outcome.status, outcome.transaction, outcome.reason, now, id);
-      }
+      const ids = row === undefined ? [] : (JSON.parse(row.request_ids) as string[]);
+      return ids.filter((id) => this.#stmts.outcomeOnPending.run(outcome.status, outcome.transaction, outcome.reason, now, id).changes > 0);
     });
   }
 

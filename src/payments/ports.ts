@@ -198,9 +198,11 @@ export interface SettlementLog {
   voidSettlement(slot: SettlementSlot): Promise<void>;
   /**
    * Closes the slot's entry; with an outcome, durably writes it to the entry's rows that are
-   * still `pending` (rows another path already finished are left as they are).
+   * still `pending` (rows another path already finished are left as they are). Resolves to the
+   * request ids of the rows it wrote, so that only those are counted (the settling request may
+   * have finished the others a moment before).
    */
-  closeSettlement(slot: SettlementSlot, outcome?: SettlementOutcome): Promise<void>;
+  closeSettlement(slot: SettlementSlot, outcome?: SettlementOutcome): Promise<readonly string[]>;
   /** Open and void entries of `settler` on `chainId`, lowest nonce first. */
   openSettlements(chainId: number, settler: Address, limit: number): Promise<OpenSettlement[]>;
   /**

@@ -290,18 +290,28 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         expect(entry?.transactions.map((t) => t.hash)).toEqual([loggedTx(2).hash, loggedTx(20).hash]);
       });
 
-      it('closing with an outcome writes it to the rows still pending and leaves finished rows alone; a closed entry is not open', async () => {
+      it('closing with an outcome writes it to the rows still pending, says which, and leaves finished rows alone; a closed entry is not open', async () => {
         await ledger.record(receiptRow('p', { status: 'pending', transaction: '' }));
         await ledger.record(receiptRow('s', { status: 'settled', reason: 'in line' }));
         await ledger.logSettlement(settlementEntry(9, ['p', 's']), loggedTx(9));
-        await ledger.closeSettlement(slot(9), { status: 'settled', transaction: loggedTx(9).hash, reason: 'reconciled' });
+        expect(await ledger.closeSettlement(slot(9), { status: 'settled', transaction: loggedTx(9).hash, reason: 'reconciled' })).toEqual(['p']);
         expect(await ledger.openSettlements(8453, SETTLER, 10)).toEqual([]);
         const rows = await ledger.receipts({});
         expect(rows.find((r) => r.requestId === 'p')).toMatchObject({ status: 'settled', transaction: loggedTx(9).hash, reason: 'reconciled' });
         expect(rows.find((r) => r.requestId === 's')).toMatchObject({ status: 'settled', reason: 'in line' });
         await ledger.logSettlement(settlementEntry(10, []), loggedTx(10));
-        await ledger.closeSettlement(slot(10));
+        expect(await ledger.closeSettlement(slot(10))).toEqual([]);
         expect(await ledger.openSettlements(8453, SETTLER, 10)).toEqual([]);
+      });
+
+      it('closing after the settling request finished every row writes none: the outcome is counted once', async () => {
+        await ledger.record(receiptRow('q', { status: 'pending', transaction: '' }));
+        await ledger.logSettlement(settlementEntry(11, ['q']), loggedTx(11));
+        const [seen] = await ledger.openSettlements(8453, SETTLER, 10);
+        expect(seen?.receipts).toEqual([{ requestId: 'q', status: 'pending', route: 'GET /x' }]);
+        // The settling request's own outcome lands between the reconciler's read and its close.
+        await ledger.record(receiptRow('q', { status: 'settled', transaction: loggedTx(11).hash }));
+        expect(await ledger.closeSettlement(slot(11), { status: 'settled', transaction: loggedTx(11).hash, reason: 'reconciled' })).toEqual([]);
       });
     });
 

@@ -68,8 +68,8 @@ export interface ReconcilerOptions {
   readonly intervalMs?: number;
   /** GAP_GRACE_MS by default. */
   readonly gapGraceMs?: number;
-  /** Called once per entry whose rows it finished, with what it wrote. */
-  readonly onOutcome?: (entry: OpenSettlement, outcome: SettlementOutcome) => void;
+  /** Called once per entry whose rows it finished, with what it wrote and to which rows (request ids). */
+  readonly onOutcome?: (entry: OpenSettlement, outcome: SettlementOutcome, requestIds: readonly string[]) => void;
   /** Faults of a tick (the chain or the store did not answer); the next tick tries again. */
   readonly onError?: (err: unknown) => void;
 }
@@ -154,12 +154,13 @@ export class SettlementReconciler {
     } else {
       outcome = { status: 'settled', transaction: receipt.transactionHash, reason: GATEWAY_REASON.reconciled };
     }
-    const stillPending = entry.receipts.some((r) => r.status === 'pending');
-    await this.#o.log.closeSettlement(slot, outcome);
-    if (stillPending) {
+    // The store says which rows it wrote: the settling request may have finished them between
+    // the read above and now, and then they are its to count, not ours.
+    const written = await this.#o.log.closeSettlement(slot, outcome);
+    if (written.length > 0) {
       if (outcome.status === 'settled') this.counters.settled++;
       else this.counters.failed++;
-      this.#o.onOutcome?.(entry, outcome);
+      this.#o.onOutcome?.(entry, outcome, written);
     }
   }
 
