@@ -16,7 +16,14 @@ import { GATEWAY_REASON } from '../protocol/reasons.js';
 
 /** How a payment ended. */
 export type PaymentOutcome =
-  | { readonly kind: 'settled'; readonly transaction: Hex; readonly payer: Hex; readonly note: string }
+  | {
+      readonly kind: 'settled';
+      readonly transaction: Hex;
+      readonly payer: Hex;
+      readonly note: string;
+      /** A reconciler recorded and counted it before this request could (checkout.ts SettleOutcome). */
+      readonly reconciledFirst: boolean;
+    }
   | {
       readonly kind: 'failed';
       readonly reason: string;
@@ -55,7 +62,7 @@ export class PendingPayment {
     this.#deps = deps;
     this.redelivery = settledBefore !== undefined;
     if (settledBefore !== undefined) {
-      const outcome: PaymentOutcome = { kind: 'settled', transaction: settledBefore, payer: authorized.payer, note: 'redelivered' };
+      const outcome: PaymentOutcome = { kind: 'settled', transaction: settledBefore, payer: authorized.payer, note: 'redelivered', reconciledFirst: false };
       this.#outcome = outcome;
       this.#decision = Promise.resolve(outcome);
     }
@@ -108,7 +115,7 @@ export class PendingPayment {
         mode: this.authorized.option.asset.network.settle.mode,
         seconds: (performance.now() - started) / 1000,
       };
-      return result.kind === 'settled' ? { kind: 'settled', transaction: result.transaction, payer: result.payer, note } : result;
+      return result.kind === 'settled' ? { kind: 'settled', transaction: result.transaction, payer: result.payer, note, reconciledFirst: result.reconciledFirst } : result;
     });
   }
 

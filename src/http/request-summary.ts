@@ -79,8 +79,9 @@ export function summaryOf(state: RequestState): RequestSummary {
             reason: answered?.reason ?? (outcome.note || undefined),
             payer: outcome.payer,
             transaction: outcome.transaction,
-            charged: payment.authorized.option,
-            settlement,
+            // A reconciler that recorded the row first counted the revenue and the settlement.
+            charged: outcome.reconciledFirst ? undefined : payment.authorized.option,
+            settlement: outcome.reconciledFirst ? undefined : settlement,
           });
         case 'failed':
           return summary('refused', { reason: outcome.reason, payer, transaction: outcome.transaction, settlement });

@@ -61,7 +61,8 @@ function transactionParams(t: ReturnType<typeof transactionRow>): unknown[] {
 const RECORD = `INSERT INTO receipts (${RECEIPT_COLUMNS.join(', ')})
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
   ON CONFLICT (request_id) DO UPDATE SET time = excluded.time, status = excluded.status, reason = excluded.reason,
-    tx_hash = excluded.tx_hash, payer = excluded.payer`;
+    tx_hash = excluded.tx_hash, payer = excluded.payer
+  WHERE receipts.status NOT IN ('settled', 'settle_failed')`;
 
 function recordParams(r: Receipt): unknown[] {
   const row = receiptToRow(r);
@@ -180,9 +181,10 @@ export class PostgresLedger implements Ledger {
     });
   }
 
-  record(receipt: Receipt): Promise<void> {
+  record(receipt: Receipt): Promise<boolean> {
     return this.#run(async () => {
-      await (MONEY_STATUSES.has(receipt.status) ? this.#durable : this.#pool).query(RECORD, recordParams(receipt));
+      const result = await (MONEY_STATUSES.has(receipt.status) ? this.#durable : this.#pool).query(RECORD, recordParams(receipt));
+      return (result.rowCount ?? 0) > 0;
     });
   }
 

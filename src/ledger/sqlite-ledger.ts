@@ -186,7 +186,8 @@ export class SqliteLedger implements Ledger {
         `INSERT INTO receipts (request_id, time, route, method, path, amount, asset, network, payer, nonce, tx_hash, status, reason)
          VALUES (@request_id, @time, @route, @method, @path, @amount, @asset, @network, @payer, @nonce, @tx_hash, @status, @reason)
          ON CONFLICT (request_id) DO UPDATE SET time = excluded.time, status = excluded.status, reason = excluded.reason,
-           tx_hash = excluded.tx_hash, payer = excluded.payer`,
+           tx_hash = excluded.tx_hash, payer = excluded.payer
+         WHERE receipts.status NOT IN ('settled', 'settle_failed')`,
       ),
       list: this.#db.prepare(`SELECT * FROM receipts WHERE time >= ? ORDER BY time DESC, rowid DESC LIMIT ?`),
       penalise: this.#db.prepare(
@@ -276,10 +277,8 @@ export class SqliteLedger implements Ledger {
     return row?.until;
   }
 
-  record(r: Receipt): Promise<void> {
-    return this.#write(MONEY_STATUSES.has(r.status), () => {
-      this.#stmts.record.run(receiptToRow(r));
-    });
+  record(r: Receipt): Promise<boolean> {
+    return this.#write(MONEY_STATUSES.has(r.status), () => this.#stmts.record.run(receiptToRow(r)).changes > 0);
   }
 
   async receipts(query: ReceiptQuery): Promise<Receipt[]> {

@@ -80,7 +80,16 @@ export type AuthorizeOutcome =
   | { readonly kind: 'refused'; readonly reason: string; readonly message?: string; readonly transaction?: Hex };
 
 export type SettleOutcome =
-  | { readonly kind: 'settled'; readonly transaction: Hex; readonly payer: Address }
+  | {
+      readonly kind: 'settled';
+      readonly transaction: Hex;
+      readonly payer: Address;
+      /**
+       * A reconciler (of any replica) saw the transaction mined and recorded the row before this
+       * request could: it counted the settlement, so this request must not count it again.
+       */
+      readonly reconciledFirst: boolean;
+    }
   | {
       readonly kind: 'failed';
       readonly reason: string;
@@ -174,8 +183,8 @@ export class Checkout {
         // The money moved: a ledger fault now must not cost the caller the answer it paid for.
         // The pending row already names the payment for reconciliation, and the ledger wrapper
         // logs and counts the fault.
-        await this.record(a, 'settled', note, result.transaction).catch(() => undefined);
-        return { kind: 'settled', transaction: result.transaction, payer: result.payer };
+        const written = await this.record(a, 'settled', note, result.transaction).catch(() => true);
+        return { kind: 'settled', transaction: result.transaction, payer: result.payer, reconciledFirst: !written };
       }
       if (result.maybeOnChain) {
         await this.record(a, 'pending', result.reason, result.transaction ?? '');
@@ -314,7 +323,7 @@ export class Checkout {
     });
   }
 
-  private record(a: AuthorizedPayment, status: ReceiptStatus, reason: string, transaction: string): Promise<void> {
+  private record(a: AuthorizedPayment, status: ReceiptStatus, reason: string, transaction: string): Promise<boolean> {
     return this.deps.ledger.record(this.receipt(a, status, reason, transaction));
   }
 

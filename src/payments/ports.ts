@@ -285,8 +285,13 @@ export interface Ledger extends SettlementLog {
   penalisePayer(chainId: number, payer: Address, untilSeconds: number): Promise<void>;
   /** The unix second `payer`'s refusal on `chainId` ends, while it is in force (by the store's clock); else undefined. */
   payerPenalty(chainId: number, payer: Address): Promise<number | undefined>;
-  /** Writes a receipt before it resolves: on disk when its status is one of MONEY_STATUSES. */
-  record(receipt: Receipt): Promise<void>;
+  /**
+   * Writes a receipt before it resolves: on disk when its status is one of MONEY_STATUSES. A row
+   * that holds a settlement's outcome (`settled`, `settle_failed`) is final: a later write to it
+   * is left out, and resolves false (the settling request and a reconciler may both finish one
+   * row; the first wins, and only it counts the outcome). Else true.
+   */
+  record(receipt: Receipt): Promise<boolean>;
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
   /** How many rows are `pending`, and the time (unix ms) of the oldest: what the reconciler has yet to finish. */
   pendingReceipts(): Promise<{ readonly count: number; readonly oldestTimeMs: number | undefined }>;

@@ -197,8 +197,21 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         await ledger.reserveNonce(nonceKey(8), nowSeconds() + HOUR);
         await ledger.beginSettlement(nonceKey(8), receiptRow('s', { time: 1_000, status: 'pending', reason: 'settling', transaction: '' }));
         const settled = receiptRow('s', { time: 1_500, status: 'settled', reason: '', transaction: `0x${'ef'.repeat(32)}` });
-        await ledger.record(settled);
+        expect(await ledger.record(settled)).toBe(true);
         expect(await ledger.receipts({})).toEqual([settled]);
+      });
+
+      it('a settlement outcome is final: a later write to its row is left out and says so', async () => {
+        const settled = receiptRow('f', { status: 'settled', reason: 'reconciled', transaction: `0x${'ef'.repeat(32)}` });
+        expect(await ledger.record(settled)).toBe(true);
+        // The settling request's own writes, landing after a reconciler finished the row.
+        expect(await ledger.record(receiptRow('f', { status: 'settled', reason: 'client_closed', transaction: `0x${'ef'.repeat(32)}` }))).toBe(false);
+        expect(await ledger.record(receiptRow('f', { status: 'pending', reason: 'settlement_pending', transaction: `0x${'ef'.repeat(32)}` }))).toBe(false);
+        expect(await ledger.receipts({})).toEqual([settled]);
+        const failed = receiptRow('g', { status: 'settle_failed', reason: 'nonce_used_elsewhere', transaction: '' });
+        expect(await ledger.record(failed)).toBe(true);
+        expect(await ledger.record(receiptRow('g', { status: 'settled' }))).toBe(false);
+        expect((await ledger.receipts({})).find((r) => r.requestId === 'g')).toEqual(failed);
       });
 
       it('every write is visible to the next call once it resolves', async () => {
@@ -375,7 +388,7 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
       it('a write asked for before close resolves', async () => {
         const pending = ledger.record(receiptRow('last'));
         await close();
-        await expect(pending).resolves.toBeUndefined();
+        await expect(pending).resolves.toBe(true);
       });
 
       it('a write asked for after close is refused, not lost silently', async () => {

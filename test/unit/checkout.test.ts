@@ -29,6 +29,8 @@ class RecordingLedger implements Ledger {
   readonly rows: Receipt[] = [];
   reserved = new Set<string>();
   failRecordOf: string | undefined;
+  /** A reconciler finished the rows first: the store leaves later writes of them out. */
+  reconciledFirst = false;
   async reserveNonce(key: NonceKey): Promise<boolean> {
     this.calls.push('reserve');
     if (this.reserved.has(key.nonce)) return false;
@@ -57,10 +59,12 @@ class RecordingLedger implements Ledger {
     const until = this.penalties.get(`${chainId}:${payer.toLowerCase()}`);
     return until !== undefined && until > NOW ? until : undefined;
   }
-  async record(r: Receipt): Promise<void> {
+  async record(r: Receipt): Promise<boolean> {
     this.calls.push(`record:${r.status}`);
     if (r.status === this.failRecordOf) throw new Error('disk full');
+    if (this.reconciledFirst) return false;
     this.rows.push(r);
+    return true;
   }
   async receipts(): Promise<Receipt[]> {
     return this.rows;
@@ -133,7 +137,7 @@ describe('Checkout', () => {
     const auth = await checkout.authorize(payment(), [option], request);
     expect(auth.kind).toBe('authorized');
     if (auth.kind !== 'authorized') throw new Error('not authorized');
-    expect(await checkout.settle(auth.authorized)).toEqual({ kind: 'settled', transaction: TX, payer: PAYER });
+    expect(await checkout.settle(auth.authorized)).toEqual({ kind: 'settled', transaction: TX, payer: PAYER, reconciledFirst: false });
     expect(ledger.calls).toEqual(['verify', 'reserve', 'keep+record:pending', 'settle', 'record:settled']);
   });
 
@@ -144,6 +148,14 @@ describe('Checkout', () => {
     if (auth.kind !== 'authorized') throw new Error('not authorized');
     expect((await checkout.settle(auth.authorized)).kind).toBe('settled');
     expect(ledger.rows.map((r) => r.status)).toEqual(['pending']);
+  });
+
+  it('says when a reconciler recorded the settlement first (then it, not this request, counts it)', async () => {
+    const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER });
+    const auth = await checkout.authorize(payment(), [option], request);
+    if (auth.kind !== 'authorized') throw new Error('not authorized');
+    ledger.reconciledFirst = true;
+    expect(await checkout.settle(auth.authorized)).toEqual({ kind: 'settled', transaction: TX, payer: PAYER, reconciledFirst: true });
   });
 
   it('serves a proof it has claimed even if the receipt row cannot be written (the hash is spent either way)', async () => {
