@@ -17,6 +17,7 @@ import { makeErrorHandler, makeNotFoundHandler } from './http/replies.js';
 import { paymentOf, RequestStates } from './http/request-state.js';
 import { CLIENT_CLOSED_REQUEST, makeSummarise } from './http/request-summary.js';
 import { makeRewriteUrl, UPSTREAM_CONSTRAINT, upstreamConstraint } from './http/routing.js';
+import type { FailedPaymentAttempts } from './limits/failed-attempts.js';
 import type { TokenBuckets } from './limits/token-buckets.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Checkout, type CheckoutDeps } from './payments/checkout.js';
@@ -38,6 +39,8 @@ export interface GatewayDeps extends CheckoutDeps {
   readonly metrics: GatewayMetrics;
   /** Per payer, paid requests forwarded and not charged; kept across reloads (server.ts). */
   readonly unchargedForwards: TokenBuckets;
+  /** Per client and per payer, payment attempts that failed before settlement; kept across reloads. */
+  readonly failedPayments: FailedPaymentAttempts;
 }
 
 export interface GatewayApp {
@@ -82,6 +85,8 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
       checkout,
       countUnchargedForward: (payer) => deps.unchargedForwards.take(payer.toLowerCase(), unchargedLimit, deps.clock.nowMs()),
       unchargedWaitSeconds: (payer) => deps.unchargedForwards.waitSeconds(payer.toLowerCase(), unchargedLimit, deps.clock.nowMs()),
+      failedAttemptWait: (client, payer) => deps.failedPayments.wait(config.limits.failedPayments, client, payer, deps.clock.nowMs()),
+      countFailedAttempt: (client, provenPayer) => deps.failedPayments.count(config.limits.failedPayments, client, provenPayer, deps.clock.nowMs()),
     }),
   );
   const summarise = makeSummarise(states, deps.logger, deps.metrics);

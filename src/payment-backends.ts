@@ -192,7 +192,8 @@ export class PaymentBackendCache implements PaymentBackendSource {
         local === undefined || network.settle.mode !== 'local'
           ? {}
           : { erc1271GasLimit: BigInt(network.settle.maxGas), settlementGas: local.checkGas.bind(local) };
-      const cached = new CachedVerifier(new LocalExactEvmVerifier({ clock, client, ...gasBound }), { clock });
+      const multicall3 = network.multicall3 === undefined ? {} : { multicall3: network.multicall3 };
+      const cached = new CachedVerifier(new LocalExactEvmVerifier({ clock, client, ...gasBound, ...multicall3 }), { clock });
       this.#onCache(cached.counters);
       verifier = cached;
     } else if (facilitators.length > 0) {

@@ -18,6 +18,7 @@ import { buildAdmin, type ReloadResult } from './http/admin.js';
 import { PublicListener } from './http/listener.js';
 import { observeLedger } from './ledger/observed-ledger.js';
 import { ledgerName, openLedger } from './ledger/open-ledger.js';
+import { FailedPaymentAttempts } from './limits/failed-attempts.js';
 import { TokenBuckets } from './limits/token-buckets.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
@@ -74,7 +75,8 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const backends = options.backends ?? new PaymentBackendCache(clock, (counters) => metrics.addCacheSource(counters), settlement);
   const work = new WorkInFlight();
   const unchargedForwards = new TokenBuckets();
-  const build = (config: Config) => buildGateway(config, { ...backends.backendsFor(config), ledger, clock, logger, metrics, work, unchargedForwards });
+  const failedPayments = new FailedPaymentAttempts();
+  const build = (config: Config) => buildGateway(config, { ...backends.backendsFor(config), ledger, clock, logger, metrics, work, unchargedForwards, failedPayments });
 
   const listener = new PublicListener(await build(initial));
   current = () => listener.config;

@@ -33,6 +33,7 @@ const instantChain: ExactEvmChainReader = {
   isValidErc1271Signature: async () => false,
   authorizationState: async () => false,
   balanceOf: async () => 10n ** 12n,
+  nonceStateAndBalance: async () => ({ used: false, balance: 10n ** 12n }),
 };
 
 /** Runs `fn` over all items and returns items per CPU second (user + system, whole process). */

@@ -1,7 +1,7 @@
 /** The `networks` section compiled: chain id, RPC list, verify and settle modes checked against each other. */
 import { KNOWN_CHAINS } from './known-networks.js';
 import type { RawConfig } from './schema.js';
-import type { NetworkConfig, SettleConfig } from './types.js';
+import type { Address, NetworkConfig, SettleConfig } from './types.js';
 
 /** Each declared network, keyed by its name; problems are pushed with their YAML path. */
 export function compileNetworks(raw: RawConfig, problems: string[]): Map<string, NetworkConfig> {
@@ -42,6 +42,7 @@ export function compileNetworks(raw: RawConfig, problems: string[]): Map<string,
       rpc,
       verify,
       settle,
+      multicall3: n.multicall3 === false ? undefined : (n.multicall3 as Address),
       proofConfirmations: n.proof.confirmations,
       proofMaxAgeSeconds: n.proof.maxAgeSeconds,
     });

@@ -13,7 +13,7 @@ import { compilePrice } from './compile-price.js';
 import { deepFreeze } from './deep-freeze.js';
 import { formatPath } from './format-path.js';
 import { configSchema, minimumAfterTimeout, type RawConfig } from './schema.js';
-import type { Config, RouteConfig, UpstreamConfig } from './types.js';
+import type { Config, LedgerConfig, RouteConfig, UpstreamConfig } from './types.js';
 import { compileRoute, type CompiledRoute } from '../routes/table.js';
 
 export type ParseResult = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly problems: readonly string[] };
@@ -138,7 +138,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
     limits: raw.limits,
     warnings: unmatched === 'free' && !protectPrefixes ? prefixWarnings(routes) : [],
     defaultUpstream,
-    ledger: raw.ledger,
+    ledger: compileLedger(raw.ledger),
     logLevel: raw.log.level,
     trustProxy: raw.trustProxy,
     shutdownGraceMs: raw.shutdown.graceMs,
@@ -159,4 +159,18 @@ function prefixWarnings(routes: readonly RouteConfig[]): string[] {
       (r) =>
         `routes[${r.index}]: with unmatched: free, paths under "${r.match}" (e.g. its path + "/x") pass free; an upstream that serves them from the same handler gives away the priced answer. Set defaults.unmatched: { free: true, protectPrefixes: true } to refuse them`,
     );
+}
+
+/** The `ledger` section with its retention in milliseconds. */
+function compileLedger(raw: RawConfig['ledger']): LedgerConfig {
+  const { retention, ...store } = raw;
+  return { ...store, retentionMs: durationMs(retention) };
+}
+
+const DURATION_UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `30m`, `12h`, `7d` (the schema checked the form) in milliseconds. */
+export function durationMs(text: string): number {
+  const unit = text.slice(-1) as keyof typeof DURATION_UNIT_MS;
+  return Number(text.slice(0, -1)) * DURATION_UNIT_MS[unit];
 }

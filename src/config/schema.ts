@@ -59,6 +59,18 @@ export const DEFAULT_API_KEY_HEADER = 'x-api-key';
  * uncharged upstream work.
  */
 export const DEFAULT_UNCHARGED_FORWARDS = { max: 10, perSeconds: 60 } as const;
+/**
+ * Payment attempts that fail before settlement (malformed, refused, replayed), per client
+ * address: each can cost chain reads, so one caller's junk is bounded before it costs the
+ * operator's RPC quota.
+ */
+export const DEFAULT_FAILED_PAYMENTS_PER_CLIENT = { max: 60, perSeconds: 60 } as const;
+/** The same, per payer whose signature checked out (a forger cannot spend another payer's). */
+export const DEFAULT_FAILED_PAYMENTS_PER_PAYER = { max: 20, perSeconds: 60 } as const;
+/** Multicall3's canonical address (Base and most EVM chains): one verification's reads in one call. */
+export const DEFAULT_MULTICALL3 = '0xcA11bde05977b3631167028862bE2a173976CA11';
+/** How long rows of outcomes that moved no money (refusals, releases) are kept. */
+export const DEFAULT_LEDGER_RETENTION = '7d';
 /** Times one authorization's answer may be served again to a caller that never got it whole. */
 export const DEFAULT_REDELIVERIES = 3;
 /**
@@ -118,6 +130,8 @@ const network = z.strictObject({
   rpc: z.union([httpUrl, z.array(httpUrl)]).optional(),
   verify: z.enum(['local', 'facilitator']).optional(),
   settle,
+  /** Multicall3 on this chain, to read a payment's nonce state and balance in one call; false: none. */
+  multicall3: z.union([address, z.literal(false)]).default(DEFAULT_MULTICALL3),
   proof: z
     .strictObject({
       confirmations: z.number().int().min(1).max(1000).default(DEFAULT_PROOF_CONFIRMATIONS),
@@ -157,6 +171,8 @@ const rateLimit = (fallback: { max: number; perSeconds: number }) =>
   });
 /** `enforce` charges; `shadow` computes the charge, counts and logs it, and lets the request pass free. */
 const mode = z.enum(['enforce', 'shadow']);
+/** A duration as `30m`, `12h`, `7d`: how long rows that moved no money are kept. */
+const retention = z.string().regex(/^[1-9][0-9]{0,5}[mhd]$/, 'must be a duration like 30m, 12h or 7d');
 
 /** Callers who pass free: holders of an API key (stored as its sha256), or addresses in a CIDR. */
 const allow = z.strictObject({
@@ -217,21 +233,37 @@ export const configSchema = z.strictObject({
       unchargedForwards: rateLimit(DEFAULT_UNCHARGED_FORWARDS).default(DEFAULT_UNCHARGED_FORWARDS),
       /** Per authorization: answers served again, without a second charge, to a caller that did not get one. */
       redeliveries: z.number().int().min(0).max(100).default(DEFAULT_REDELIVERIES),
+      /** Payment attempts that fail before settlement, per client address and per payer (429 beyond). */
+      failedPayments: z
+        .strictObject({
+          perClient: rateLimit(DEFAULT_FAILED_PAYMENTS_PER_CLIENT).default(DEFAULT_FAILED_PAYMENTS_PER_CLIENT),
+          perPayer: rateLimit(DEFAULT_FAILED_PAYMENTS_PER_PAYER).default(DEFAULT_FAILED_PAYMENTS_PER_PAYER),
+        })
+        .default({ perClient: DEFAULT_FAILED_PAYMENTS_PER_CLIENT, perPayer: DEFAULT_FAILED_PAYMENTS_PER_PAYER }),
     })
-    .default({ unchargedForwards: DEFAULT_UNCHARGED_FORWARDS, redeliveries: DEFAULT_REDELIVERIES }),
+    .default({
+      unchargedForwards: DEFAULT_UNCHARGED_FORWARDS,
+      redeliveries: DEFAULT_REDELIVERIES,
+      failedPayments: { perClient: DEFAULT_FAILED_PAYMENTS_PER_CLIENT, perPayer: DEFAULT_FAILED_PAYMENTS_PER_PAYER },
+    }),
   /** The embedded SQLite file (`path`, the default), or a PostgreSQL server shared by every replica. */
   ledger: z
     .union([
-      z.strictObject({ store: z.literal('sqlite').default('sqlite'), path: z.string().min(1).default(DEFAULT_LEDGER_PATH) }),
+      z.strictObject({
+        store: z.literal('sqlite').default('sqlite'),
+        path: z.string().min(1).default(DEFAULT_LEDGER_PATH),
+        retention: retention.default(DEFAULT_LEDGER_RETENTION),
+      }),
       z.strictObject({
         store: z.literal('postgres'),
         /** A libpq connection URL (`postgres://user:password@host:5432/db`), usually `${DATABASE_URL}`. */
         url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
         /** Connections per replica. */
         pool: z.number().int().min(1).max(100).default(DEFAULT_LEDGER_POOL),
+        retention: retention.default(DEFAULT_LEDGER_RETENTION),
       }),
     ])
-    .default({ store: 'sqlite', path: DEFAULT_LEDGER_PATH }),
+    .default({ store: 'sqlite', path: DEFAULT_LEDGER_PATH, retention: DEFAULT_LEDGER_RETENTION }),
   /** Trust X-Forwarded-For from a proxy in front (for client IPs in allowlists and logs): fastify's trustProxy. */
   trustProxy: z.union([z.boolean(), z.number().int().min(1), z.array(z.string())]).default(false),
   shutdown: z

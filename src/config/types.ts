@@ -6,6 +6,7 @@
  * edge never re-checks any of it.
  */
 import type { BlockList } from 'node:net';
+import type { FailedPaymentLimits } from '../limits/failed-attempts.js';
 import type { RateLimit } from '../limits/token-buckets.js';
 import type { OptionWire } from '../protocol/option-wire.js';
 import type { Address } from '../protocol/types.js';
@@ -77,6 +78,8 @@ export interface NetworkConfig {
   /** How payments are verified: locally with viem (needs `rpc`) or by the facilitator. */
   readonly verify: 'local' | 'facilitator';
   readonly settle: SettleConfig;
+  /** Multicall3's address on this chain (one call for a verification's reads), or none. */
+  readonly multicall3: Address | undefined;
   /** Confirmations a tx-proof transfer needs before it counts. */
   readonly proofConfirmations: number;
   /** How old a tx-proof transfer may be, in seconds, by the gateway's clock against its block's timestamp. */
@@ -158,6 +161,8 @@ export interface LimitsConfig {
   readonly unchargedForwards: RateLimit;
   /** Per authorization: how many times its answer may be served again without a second charge (redelivery.ts). */
   readonly redeliveries: number;
+  /** Per replica: payment attempts that fail before settlement, per client address and per proven payer. */
+  readonly failedPayments: FailedPaymentLimits;
 }
 
 /** Where the ledger lives: the embedded SQLite file, or a PostgreSQL server every replica shares. */
@@ -166,6 +171,8 @@ export type LedgerConfig =
       readonly store: 'sqlite';
       /** SQLite file path; `:memory:` keeps it in memory (tests only). */
       readonly path: string;
+      /** How long rows of outcomes that moved no money are kept (`ledger.retention`). */
+      readonly retentionMs: number;
     }
   | {
       readonly store: 'postgres';
@@ -173,6 +180,7 @@ export type LedgerConfig =
       readonly url: string;
       /** Connections per replica. */
       readonly pool: number;
+      readonly retentionMs: number;
     };
 
 export interface Config {

@@ -6,7 +6,8 @@
  * `decide` returns a `PaywallDecision` and, when the request stops here, the answer to give;
  * the hook writes the decision into the request state and acts on it in one exhaustive `switch`.
  * Free route: pass. Priced, no payment: 402 challenge. `X-Payment-Proof`: the seed's proof flow.
- * Payment header: decode (malformed: 400) -> match, verify, reserve the nonce -> a
+ * Payment header: the failed-attempt limits (429) -> decode (malformed: 400) -> match, verify,
+ * reserve the nonce -> a
  * `PendingPayment`: `settlement: before` settles it now; `settlement: after` leaves it to
  * `proxy.ts`, which settles when the upstream's status line arrives and before its body is sent.
  *
@@ -25,6 +26,7 @@ import { isProofSignature, PROOF_REASON, PROOF_SIGNATURE_HEADER } from '../proto
 import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import { isTxHash, type DecodedPayment } from '../protocol/types.js';
 import { queryOverridesMethod } from './method-override.js';
+import type { FailedPaymentLimit } from '../limits/failed-attempts.js';
 import { PendingPayment } from './pending-payment.js';
 import { PAYMENT_REQUIRED_MESSAGE, resourceUrl, sendChallenge, sendError, sendSettlementFailure, sendSettlementPending } from './replies.js';
 import type { PaywallDecision, RequestStates } from './request-state.js';
@@ -37,6 +39,10 @@ export interface PaywallDeps {
   readonly unchargedWaitSeconds: (payer: string) => number;
   /** Counts a forwarded, released payment against its payer (see PendingPayment.release). */
   readonly countUnchargedForward: (payer: string) => void;
+  /** Seconds until a client (and payer) whose payments keep failing may try again; undefined: now. */
+  readonly failedAttemptWait: (client: string, payer: string | undefined) => { readonly limit: FailedPaymentLimit; readonly seconds: number } | undefined;
+  /** Counts a payment attempt that failed before settlement (limits/failed-attempts.ts). */
+  readonly countFailedAttempt: (client: string, provenPayer: string | undefined) => void;
 }
 
 /** How a request the paywall stops is answered. */
@@ -49,6 +55,8 @@ type PaywallAnswer =
 interface Verdict {
   readonly decision: PaywallDecision;
   readonly answer?: PaywallAnswer;
+  /** A payment attempt failed before settlement: it spends from the failed-attempt limits. */
+  readonly failedAttempt?: { readonly provenPayer: string | undefined };
 }
 
 /** A header's single value; a repeated header is refused by the decoders it reaches. */
@@ -71,6 +79,7 @@ export function makePaywall(deps: PaywallDeps) {
     const url = resourceUrl(config, request, state.target.path, state.target.search);
     const info: PaymentRequestInfo = { requestId: request.id, route, method: request.method, path: state.target.path, resourceUrl: url };
     const verdict = await decide(request, route, info);
+    if (verdict.failedAttempt !== undefined) deps.countFailedAttempt(request.ip, verdict.failedAttempt.provenPayer);
     const decision = verdict.decision;
     state.decision = decision;
     switch (decision.kind) {
@@ -98,36 +107,46 @@ export function makePaywall(deps: PaywallDeps) {
       decision: payer === undefined ? { kind: 'refused', reason } : { kind: 'refused', reason, payer },
       answer,
     });
+    /** A refusal of a payment attempt: it spends from the client's failed-attempt budget (and a proven payer's). */
+    const failed = (verdict: Verdict, provenPayer?: string): Verdict => ({ ...verdict, failedAttempt: { provenPayer } });
+    const rateLimited = (reason: string, seconds: number, payer?: string): Verdict =>
+      refused(reason, { kind: 'error', code: 'GW_ERR_RATE_LIMITED', retryAfterSeconds: seconds }, payer);
 
-    const decoded = decodePaymentHeader({
-      paymentSignature: headerValue(request.headers['payment-signature']),
-      xPayment: headerValue(request.headers['x-payment']),
-    });
+    const paymentSignature = headerValue(request.headers['payment-signature']);
+    const xPayment = headerValue(request.headers['x-payment']);
+    const proof = headerValue(request.headers['x-payment-proof']);
+    if (paymentSignature === undefined && xPayment === undefined && proof === undefined) return { decision: { kind: 'challenged' } };
+    // A client whose payments keep failing waits before anything of its next one is read.
+    const byClient = deps.failedAttemptWait(request.ip, undefined);
+    if (byClient !== undefined) return rateLimited(GATEWAY_REASON.failedPaymentsExceeded, byClient.seconds);
+    const decoded = decodePaymentHeader({ paymentSignature, xPayment });
     switch (decoded.kind) {
       case 'none': {
-        const proof = headerValue(request.headers['x-payment-proof']);
         if (proof === undefined) return { decision: { kind: 'challenged' } };
-        return decideProof(proof, headerValue(request.headers[PROOF_SIGNATURE_HEADER]), options, info);
+        const verdict = await decideProof(proof, headerValue(request.headers[PROOF_SIGNATURE_HEADER]), options, info);
+        return verdict.decision.kind === 'refused' ? failed(verdict) : verdict;
       }
       case 'malformed':
-        await checkout.refuse(info, undefined, undefined, decoded.reason);
-        return refused(decoded.reason, { kind: 'error', code: 'GW_ERR_PAYMENT_MALFORMED', message: `${decoded.message} (${decoded.reason})` });
+        return failed(refused(decoded.reason, { kind: 'error', code: 'GW_ERR_PAYMENT_MALFORMED', message: `${decoded.message} (${decoded.reason})` }));
       case 'ok':
         break;
     }
     // A payer whose paid requests keep failing upstream (each one releases its authorization for
-    // another try) waits, before anything is verified or forwarded. Keyed by the claimed payer:
-    // only verified, forwarded requests spend from a payer's bucket, so a forger cannot drain it.
+    // another try), or whose signed payments keep being refused, waits, before anything is
+    // verified or forwarded. Keyed by the claimed payer: only verified requests spend from a
+    // payer's buckets, so a forger cannot drain them.
     const payer = decoded.payment.payload.authorization.from;
     const wait = deps.unchargedWaitSeconds(payer);
-    if (wait > 0) return refused(GATEWAY_REASON.unchargedForwardsExceeded, { kind: 'error', code: 'GW_ERR_RATE_LIMITED', retryAfterSeconds: wait }, payer);
+    if (wait > 0) return rateLimited(GATEWAY_REASON.unchargedForwardsExceeded, wait, payer);
+    const byPayer = deps.failedAttemptWait(request.ip, payer);
+    if (byPayer !== undefined) return rateLimited(GATEWAY_REASON.failedPaymentsExceeded, byPayer.seconds, payer);
     const authorized = await checkout.authorize(decoded.payment, options, info);
     switch (authorized.kind) {
       case 'refused':
         if (authorized.reason === REASON.settlementPending) {
           return refused(authorized.reason, { kind: 'pending_settlement', payment: decoded.payment, transaction: authorized.transaction ?? '' }, payer);
         }
-        return refused(authorized.reason);
+        return failed(refused(authorized.reason), authorized.provenPayer);
       case 'redelivery':
         return { decision: { kind: 'payment', payment: new PendingPayment(authorized.authorized, deps, authorized.transaction) } };
       case 'authorized':

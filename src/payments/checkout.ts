@@ -19,6 +19,11 @@
  * after. A crash in between leaves the pending row, with payer and nonce, for the reconciler
  * (exact-evm/reconciler.ts) to finish from the chain: no money moves without a row.
  *
+ * Rows of refusals: only a refusal that came after the payer's signature checked out is written
+ * (AFTER_SIGNATURE), with the payer it proves. Anything before (a header naming no offered
+ * option, a bad signature, a suspended or unknown payer) is anyone's junk: it is counted in the
+ * metrics by its reason, and costs no row, so junk cannot fill the disk.
+ *
  * Re-delivery: a kept nonce presented again with the same signature, for the same method and
  * path, by a caller whose paid request ended without delivering its answer, is served again and
  * charged nothing (redelivery.ts judges; `redeliver` below asks the ledger).
@@ -50,6 +55,22 @@ export interface CheckoutDeps {
   readonly redeliveries?: number;
 }
 
+/**
+ * Refusals a verifier gives only once the payer's signature checked out (the reference's order,
+ * verify.ts): they prove who was refused. `nonce_already_used` is not one: the verifier's cache
+ * answers it for a known nonce before any signature is checked (cached-verifier.ts).
+ */
+const AFTER_SIGNATURE: ReadonlySet<string> = new Set([
+  REASON.recipientMismatch,
+  REASON.validBefore,
+  REASON.validAfter,
+  REASON.valueMismatch,
+  REASON.valueV1,
+  REASON.insufficientBalance,
+  REASON.eip3009NotSupported,
+  REASON.settlementGasOverLimit,
+]);
+
 /** How often a re-presentation looks again while its settlement is unconfirmed. */
 const REDELIVERY_POLL_MS = 250;
 
@@ -76,8 +97,11 @@ export type AuthorizeOutcome =
   | { readonly kind: 'authorized'; readonly authorized: AuthorizedPayment }
   /** The same payment presented again by a caller that did not get its answer: serve, charge nothing (redelivery.ts). */
   | { readonly kind: 'redelivery'; readonly authorized: AuthorizedPayment; readonly transaction: Hex }
-  /** `transaction`: a re-presentation whose settlement is still unconfirmed (`settlement_pending`). */
-  | { readonly kind: 'refused'; readonly reason: string; readonly message?: string; readonly transaction?: Hex };
+  /**
+   * `transaction`: a re-presentation whose settlement is still unconfirmed (`settlement_pending`).
+   * `provenPayer`: the refusal came after the payer's signature checked out (AFTER_SIGNATURE).
+   */
+  | { readonly kind: 'refused'; readonly reason: string; readonly message?: string; readonly transaction?: Hex; readonly provenPayer?: Address };
 
 export type SettleOutcome =
   | {
@@ -113,31 +137,23 @@ export class Checkout {
   /** Matches, verifies and reserves. Throws only on infrastructure faults (RPC, ledger). */
   async authorize(payment: DecodedPayment, options: readonly PaymentOption[], request: PaymentRequestInfo): Promise<AuthorizeOutcome> {
     const selected = selectRequirement(payment, options);
-    if (selected.kind !== 'ok') {
-      await this.refuse(request, payment, undefined, selected.reason);
-      return { kind: 'refused', reason: selected.reason };
-    }
+    if (selected.kind !== 'ok') return { kind: 'refused', reason: selected.reason };
     const option = selected.option;
     // Under `settlement: after` the money moves only after the upstream answered: refuse an
     // authorization that could expire in between, before any work is done on its strength.
     const auth = payment.payload.authorization;
     const minValidity = request.route.minValiditySeconds;
     if (minValidity > 0 && auth.validBefore < this.deps.clock.nowSeconds() + BigInt(minValidity)) {
-      await this.refuse(request, payment, option, REASON.validBefore);
       return { kind: 'refused', reason: REASON.validBefore };
     }
     const suspendedUntil = await this.deps.ledger.payerPenalty(option.asset.network.chainId, auth.from);
     if (suspendedUntil !== undefined) {
       // Before verification: the claimed payer is unproven here, but a payment naming it could
       // only ever pay as it, and its verification (ERC-1271, an estimate) is what it made costly.
-      await this.refuse(request, payment, option, REASON.payerSuspended);
       return { kind: 'refused', reason: REASON.payerSuspended, message: `a settlement of this payer's reverted on chain; refused until ${suspendedUntil} (unix seconds)` };
     }
     const verifier = this.deps.verifiers.get(option.asset.network.name);
-    if (!verifier) {
-      await this.refuse(request, payment, option, GATEWAY_REASON.invalidNetwork);
-      return { kind: 'refused', reason: GATEWAY_REASON.invalidNetwork };
-    }
+    if (!verifier) return { kind: 'refused', reason: GATEWAY_REASON.invalidNetwork };
     const verdict = await verifier.verify(payment, option, { resourceUrl: request.resourceUrl, route: request.route });
     if (!verdict.valid && verdict.reason === REASON.nonceUsed) {
       // Spent on chain: by us, for a caller that may not have had its answer.
@@ -145,8 +161,14 @@ export class Checkout {
       if (again) return again;
     }
     if (!verdict.valid) {
-      await this.refuse(request, payment, option, verdict.reason);
-      return verdict.message === undefined ? { kind: 'refused', reason: verdict.reason } : { kind: 'refused', reason: verdict.reason, message: verdict.message };
+      const proven = AFTER_SIGNATURE.has(verdict.reason);
+      if (proven) await this.refuse(request, payment, option, verdict.reason);
+      return {
+        kind: 'refused',
+        reason: verdict.reason,
+        ...(verdict.message === undefined ? {} : { message: verdict.message }),
+        ...(proven ? { provenPayer: auth.from } : {}),
+      };
     }
     const nonceKey: NonceKey = { chainId: option.asset.network.chainId, asset: option.asset.address, payer: auth.from, nonce: auth.nonce };
     // Kept until the authorization can no longer be used on chain; validBefore fits a JS number.

@@ -83,6 +83,7 @@ export const GATEWAY_REASON = {
   upstreamTimeout: 'upstream_timeout',
   upstreamUnavailable: 'upstream_unavailable',
   unchargedForwardsExceeded: 'uncharged_forwards_exceeded',
+  failedPaymentsExceeded: 'failed_payments_exceeded',
   methodOverride: 'method_override',
   formTooLarge: 'form_too_large',
   /** Not a reason: the metric label of a reason that is not short snake_case (a facilitator's free text). */
@@ -172,6 +173,7 @@ export const REASON_CATALOGUE: Readonly<Record<string, ReasonSpec>> = {
   [GATEWAY_REASON.upstreamTimeout]: { where: 'receipt', meaning: 'The upstream did not answer in time (a 504): not charged under `settlement: after`.' },
   [GATEWAY_REASON.upstreamUnavailable]: { where: 'receipt', meaning: 'The upstream could not be reached (a 502): not charged under `settlement: after`.' },
   [GATEWAY_REASON.unchargedForwardsExceeded]: { where: 'log', meaning: 'The payer is over `limits.unchargedForwards` (a 429).' },
+  [GATEWAY_REASON.failedPaymentsExceeded]: { where: 'log', meaning: 'The client, or the proven payer, is over `limits.failedPayments` (a 429).' },
   [GATEWAY_REASON.methodOverride]: { where: 'receipt', meaning: 'A `_method` override was refused (a 400); a reserved payment is released.' },
   [GATEWAY_REASON.formTooLarge]: { where: 'receipt', meaning: 'A form body too large to check for `_method` (a 413); a reserved payment is released.' },
   [GATEWAY_REASON.unlistedReasonLabel]: { where: 'metric', meaning: 'The label of a reason that is not short snake_case (a facilitator\'s free text).' },

@@ -84,7 +84,7 @@ describe('demo --self-test', () => {
     const parsed = parseConfigText(await readFile(path, 'utf8'), {});
     if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
     expect(parsed.config.routes.map((r) => r.match)).toEqual(DEMO_ROUTES.map((r) => `${r.method} ${r.path}`));
-    expect(parsed.config.ledger).toEqual({ store: 'sqlite', path: join(dir, 'self-test', 'ledger.db') });
+    expect(parsed.config.ledger).toEqual({ store: 'sqlite', path: join(dir, 'self-test', 'ledger.db'), retentionMs: 7 * 86_400_000 });
     expect((await stat(path)).mode & 0o777).toBe(0o600);
 
     const receipts = captureIo();
@@ -180,7 +180,7 @@ describe('demo pieces', () => {
     });
     const parsed = parseConfigText(yaml, {});
     if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
-    expect(parsed.config.ledger).toEqual({ store: 'sqlite', path: '/tmp/a ${HOME} "quoted".db' });
+    expect(parsed.config.ledger).toEqual({ store: 'sqlite', path: '/tmp/a ${HOME} "quoted".db', retentionMs: 7 * 86_400_000 });
   });
 
   it('refuses a port in use before starting the chain', async () => {

@@ -8,7 +8,10 @@ import type { PaymentRequirements } from '@x402/core/types';
 import { ExactEvmScheme } from '@x402/evm/exact/client';
 import {
   domainSeparator,
+  encodeFunctionData,
+  multicall3Abi,
   numberToHex,
+  toFunctionSelector,
   parseSignature,
   serializeSignature,
   type Abi,
@@ -25,6 +28,7 @@ import {
   type DevChain,
   type DevChainClient,
 } from '../../src/tools/devchain/anvil.js';
+import { compileMulticall3, installMulticall3, MULTICALL3_ADDRESS } from '../../src/tools/devchain/multicall.js';
 import {
   BASE_USDC,
   compileSolidity,
@@ -263,6 +267,53 @@ describe('TestUsdc planted at Base USDC on a local chain 8453', () => {
     const before = await balances();
     await settleBytes(auth, signature);
     expect((await balances()).payee).toBe(before.payee + 10_000n);
+  });
+});
+
+describe('Multicall3 planted at its canonical address', () => {
+  /** Multicall3's functions, as deployed on Base and most EVM chains. */
+  const CANONICAL = [
+    'aggregate((address,bytes)[])',
+    'aggregate3((address,bool,bytes)[])',
+    'aggregate3Value((address,bool,uint256,bytes)[])',
+    'blockAndAggregate((address,bytes)[])',
+    'getBasefee()',
+    'getBlockHash(uint256)',
+    'getBlockNumber()',
+    'getChainId()',
+    'getCurrentBlockCoinbase()',
+    'getCurrentBlockDifficulty()',
+    'getCurrentBlockGasLimit()',
+    'getCurrentBlockTimestamp()',
+    'getEthBalance(address)',
+    'getLastBlockHash()',
+    'tryAggregate(bool,(address,bytes)[])',
+    'tryBlockAndAggregate(bool,(address,bytes)[])',
+  ];
+
+  it('has every function of Multicall3, by selector', () => {
+    const selectors = compileMulticall3()
+      .abi.filter((item) => item.type === 'function')
+      .map((item) => toFunctionSelector(item));
+    expect(selectors.sort()).toEqual(CANONICAL.map((f) => toFunctionSelector(`function ${f}`)).sort());
+  });
+
+  it('aggregate3 answers each call, and reports a failing one without reverting the others', async () => {
+    await installMulticall3(settler);
+    const results = await settler.readContract({
+      address: MULTICALL3_ADDRESS,
+      abi: multicall3Abi,
+      functionName: 'aggregate3',
+      args: [
+        [
+          { target: BASE_USDC, allowFailure: true, callData: encodeFunctionData({ abi: TEST_USDC_ABI, functionName: 'decimals' }) },
+          // No such function on the token: it reverts.
+          { target: BASE_USDC, allowFailure: true, callData: '0xdeadbeef' },
+        ],
+      ],
+    });
+    expect(results.map((r) => r.success)).toEqual([true, false]);
+    expect(BigInt(results[0]?.returnData ?? '0x')).toBe(6n);
   });
 });
 

@@ -470,7 +470,12 @@ describe('refused payments: each with its reason, nothing charged, nothing forwa
     return http.encodePaymentSignatureHeader(restoreAccepted ? { ...payload, accepted: genuine } : payload);
   }
 
-  async function expectRefused(headers: Record<string, string>, status: number, reason: string): Promise<void> {
+  /**
+   * `kept`: the refusal came after the payer's signature checked out, so it has a row; junk
+   * before that (anyone could have sent it) is only counted in the metrics.
+   */
+  async function expectRefused(headers: Record<string, string>, status: number, reason: string, kept: boolean): Promise<void> {
+    const counted = await refusalsCounted(reason);
     const before = upstream.seen.length;
     const t0 = Date.now();
     const delta = await world.moved(async () => {
@@ -486,35 +491,41 @@ describe('refused payments: each with its reason, nothing charged, nothing forwa
     expect(delta).toEqual({ payer: 0n, payee: 0n });
     expect(upstream.seen.length - before).toBe(0);
     const rows = await receiptsSince(t0);
-    expect(rows.map((r) => [r.status, r.reason])).toEqual([['refused', reason]]);
+    expect(rows.map((r) => [r.status, r.reason])).toEqual(kept ? [['refused', reason]] : []);
+    expect(await refusalsCounted(reason)).toBe(counted + 1);
+  }
+
+  async function refusalsCounted(reason: string): Promise<number> {
+    const { values } = await gw.metrics.verificationFailures.get();
+    return values.find((v) => v.labels['reason'] === reason)?.value ?? 0;
   }
 
   it('wrong amount', async () => {
-    await expectRefused(await tamperedHeader((r) => ({ ...r, amount: '5000' }), true), 402, 'invalid_exact_evm_payload_authorization_value_mismatch');
+    await expectRefused(await tamperedHeader((r) => ({ ...r, amount: '5000' }), true), 402, 'invalid_exact_evm_payload_authorization_value_mismatch', true);
   });
 
   it('an echoed requirement that is not ours', async () => {
-    await expectRefused(await tamperedHeader((r) => ({ ...r, amount: '5000' }), false), 402, 'no_matching_requirements');
+    await expectRefused(await tamperedHeader((r) => ({ ...r, amount: '5000' }), false), 402, 'no_matching_requirements', false);
   });
 
   it('wrong payTo', async () => {
-    await expectRefused(await tamperedHeader((r) => ({ ...r, payTo: PAYER }), true), 402, 'invalid_exact_evm_recipient_mismatch');
+    await expectRefused(await tamperedHeader((r) => ({ ...r, payTo: PAYER }), true), 402, 'invalid_exact_evm_recipient_mismatch', true);
   });
 
   it('wrong network', async () => {
     // Base Sepolia's USDC, so the client's spend controls let it sign.
     const sepolia: Tamper = (r) => ({ ...r, network: 'eip155:84532', asset: '0x036CbD53842c5426634e7929541eC2318f3dCF7e', extra: { name: 'USDC', version: '2' } });
-    await expectRefused(await tamperedHeader(sepolia, false), 402, 'invalid_network');
+    await expectRefused(await tamperedHeader(sepolia, false), 402, 'invalid_network', false);
   });
 
   it('expired', async () => {
     // The client sets validBefore = now + maxTimeoutSeconds: 1 s is inside the 6-second grace.
-    await expectRefused(await tamperedHeader((r) => ({ ...r, maxTimeoutSeconds: 1 }), true), 402, 'invalid_exact_evm_payload_authorization_valid_before');
+    await expectRefused(await tamperedHeader((r) => ({ ...r, maxTimeoutSeconds: 1 }), true), 402, 'invalid_exact_evm_payload_authorization_valid_before', false);
   });
 
   it('valid now, but not long enough to outlive the upstream and its settlement (settlement: after)', async () => {
     // validBefore = now + 40 s passes verification (now + 6) but not the upstream's 30 s timeout plus the settlement margin.
-    await expectRefused(await tamperedHeader((r) => ({ ...r, maxTimeoutSeconds: 40 }), true), 402, 'invalid_exact_evm_payload_authorization_valid_before');
+    await expectRefused(await tamperedHeader((r) => ({ ...r, maxTimeoutSeconds: 40 }), true), 402, 'invalid_exact_evm_payload_authorization_valid_before', false);
   });
 
   it('not yet valid', async () => {
@@ -538,7 +549,7 @@ describe('refused payments: each with its reason, nothing charged, nothing forwa
         authorization: { ...authorization, value: String(authorization.value), validAfter: String(authorization.validAfter), validBefore: String(authorization.validBefore) },
       },
     };
-    await expectRefused({ 'PAYMENT-SIGNATURE': encodePaymentSignatureHeader(payload as PaymentPayload) }, 402, 'invalid_exact_evm_payload_authorization_valid_after');
+    await expectRefused({ 'PAYMENT-SIGNATURE': encodePaymentSignatureHeader(payload as PaymentPayload) }, 402, 'invalid_exact_evm_payload_authorization_valid_after', true);
   });
 
   it('tampered signature', async () => {
@@ -546,11 +557,11 @@ describe('refused payments: each with its reason, nothing charged, nothing forwa
     const payload = decodeHeader(headers['PAYMENT-SIGNATURE']) as { payload: { signature: string } };
     const sig = payload.payload.signature;
     payload.payload.signature = sig.slice(0, 10) + (sig[10] === 'a' ? 'b' : 'a') + sig.slice(11);
-    await expectRefused({ 'PAYMENT-SIGNATURE': Buffer.from(JSON.stringify(payload)).toString('base64') }, 402, 'invalid_exact_evm_signature');
+    await expectRefused({ 'PAYMENT-SIGNATURE': Buffer.from(JSON.stringify(payload)).toString('base64') }, 402, 'invalid_exact_evm_signature', false);
   });
 
   it('unfunded payer', async () => {
-    await expectRefused(await tamperedHeader((r) => r, false, UNFUNDED_KEY), 402, 'invalid_exact_evm_insufficient_balance');
+    await expectRefused(await tamperedHeader((r) => r, false, UNFUNDED_KEY), 402, 'invalid_exact_evm_insufficient_balance', true);
   });
 
   it.each([
@@ -559,7 +570,7 @@ describe('refused payments: each with its reason, nothing charged, nothing forwa
     ['JSON that is not a payment', Buffer.from('{"x402Version":2}').toString('base64'), 'invalid_payload'],
     ['an unknown version', Buffer.from('{"x402Version":3}').toString('base64'), 'invalid_x402_version'],
   ])('garbage header: %s', async (_name, value, reason) => {
-    await expectRefused({ 'payment-signature': value }, 400, reason);
+    await expectRefused({ 'payment-signature': value }, 400, reason, false);
   });
 });
 

@@ -11,7 +11,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { createPaymentHeader } from 'x402/client';
 import { PaymentRequirementsSchema } from 'x402/types';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_REVERT_PENALTY_SECONDS, DEFAULT_REPLACE_AFTER_SECONDS, DEFAULT_SETTLE_MAX_GAS } from '../../src/config/schema.js';
+import { DEFAULT_MULTICALL3, DEFAULT_REVERT_PENALTY_SECONDS, DEFAULT_REPLACE_AFTER_SECONDS, DEFAULT_SETTLE_MAX_GAS } from '../../src/config/schema.js';
 import type { AssetConfig, NetworkConfig, PaymentOption } from '../../src/config/types.js';
 import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type DevChainClient } from '../../src/tools/devchain/anvil.js';
 import { BASE_USDC, compileSolidity, installTestUsdc, mintTestUsdc, usdcBalance } from '../../src/tools/devchain/token.js';
@@ -97,6 +97,8 @@ beforeAll(async () => {
       revertPenaltySeconds: DEFAULT_REVERT_PENALTY_SECONDS,
       replaceAfterSeconds: DEFAULT_REPLACE_AFTER_SECONDS,
     },
+    // Canonical, but not installed on this chain: verification falls back to separate reads.
+    multicall3: DEFAULT_MULTICALL3,
     proofConfirmations: 1,
     proofMaxAgeSeconds: 3600,
   };

@@ -1,7 +1,8 @@
 /**
  * A real chain for e2e tests: anvil at chain id 8453 with the compiled EIP-3009 token placed at
- * Base's USDC address (so the official clients' defaults apply unchanged), a funded payer, a
- * settler with gas, and a payee; plus the official v2 and v1 paying clients.
+ * Base's USDC address (so the official clients' defaults apply unchanged) and Multicall3 at its
+ * canonical address (as on Base), a funded payer, a settler with gas, and a payee; plus the
+ * official v2 and v1 paying clients.
  */
 import { x402Client, x402HTTPClient } from '@x402/core/client';
 import type { PaymentRequired } from '@x402/core/types';
@@ -11,6 +12,7 @@ import type { Address, Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { createSigner, wrapFetchWithPayment as wrapFetchWithPaymentV1 } from 'x402-fetch';
 import { ANVIL_DEV_KEYS, createDevChainClient, startAnvil, type DevChain, type DevChainClient } from '../../src/tools/devchain/anvil.js';
+import { installMulticall3 } from '../../src/tools/devchain/multicall.js';
 import { BASE_USDC, installTestUsdc, mintTestUsdc, usdcBalance } from '../../src/tools/devchain/token.js';
 
 export const SETTLER_KEY = ANVIL_DEV_KEYS[0];
@@ -39,6 +41,7 @@ export async function startChainWorld(): Promise<ChainWorld> {
   const chain = await startAnvil({ chainId: 8453 });
   const admin = createDevChainClient(chain, SETTLER_KEY);
   await installTestUsdc(admin, { at: BASE_USDC });
+  await installMulticall3(admin);
   await mintTestUsdc(admin, { token: BASE_USDC, to: PAYER, amount: PAYER_FUNDS });
   const balance = (owner: Address) => usdcBalance(admin, BASE_USDC, owner);
   const balances = async () => ({ payer: await balance(PAYER), payee: await balance(PAYEE) });

@@ -26,6 +26,7 @@ export const BASE: NetworkConfig = Object.freeze({
   rpc: Object.freeze(['http://127.0.0.1:8545']),
   verify: 'local',
   settle: Object.freeze({ mode: 'facilitator', facilitators: [] }),
+  multicall3: undefined,
   proofConfirmations: 1,
   proofMaxAgeSeconds: 3600,
 });

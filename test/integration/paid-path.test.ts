@@ -80,18 +80,23 @@ describe('the paid path against recording fakes', () => {
     expect(upstream.seen.length).toBe(before);
   });
 
-  it('refuses what the verifier refuses: 402 with its reason, one refused row, nothing forwarded or settled', async () => {
-    const header = await paymentFor('/weather');
-    fake.verifyAnswer = () => ({ valid: false, reason: 'invalid_exact_evm_signature' });
-    const t0 = Date.now();
+  it('refuses what the verifier refuses: 402 with its reason, nothing forwarded or settled; a row only once the signature checked out', async () => {
     const before = upstream.seen.length;
     const settled = fake.settled.length;
-    const res = await send(gw.url, 'GET', '/weather', { headers: header });
-    expect(res.status).toBe(402);
-    expect(decodeHeader(res.headers['payment-required'])).toMatchObject({ error: 'invalid_exact_evm_signature' });
+    const t0 = Date.now();
+    // Before the signature checked out: anyone's junk, counted in the metrics, no row.
+    fake.verifyAnswer = () => ({ valid: false, reason: 'invalid_exact_evm_signature' });
+    const forged = await send(gw.url, 'GET', '/weather', { headers: await paymentFor('/weather') });
+    expect(forged.status).toBe(402);
+    expect(decodeHeader(forged.headers['payment-required'])).toMatchObject({ error: 'invalid_exact_evm_signature' });
+    expect(await rowsSince(t0)).toEqual([]);
+    // After it: the payer is proven, and its refusal is kept.
+    fake.verifyAnswer = () => ({ valid: false, reason: 'invalid_exact_evm_insufficient_balance' });
+    const poor = await send(gw.url, 'GET', '/weather', { headers: await paymentFor('/weather') });
+    expect(poor.status).toBe(402);
+    expect(await rowsSince(t0)).toEqual([['refused', 'invalid_exact_evm_insufficient_balance']]);
     expect(upstream.seen.length).toBe(before);
     expect(fake.settled.length).toBe(settled);
-    expect(await rowsSince(t0)).toEqual([['refused', 'invalid_exact_evm_signature']]);
   });
 
   it('settles an authorized payment after the upstream answers, with the receipt header; a replay is refused', async () => {

@@ -74,14 +74,14 @@ describe('the PostgreSQL schema', () => {
 describe('ledger: { store: postgres } in the config', () => {
   it('parses the store, its URL from the environment and its pool; refuses a URL that is not postgres', () => {
     const config = parseTestConfig(gatewayYaml(), { DATABASE_URL: 'postgres://u:p@db:5432/gw' });
-    expect(config.ledger).toEqual({ store: 'postgres', url: 'postgres://u:p@db:5432/gw', pool: 4 });
+    expect(config.ledger).toEqual({ store: 'postgres', url: 'postgres://u:p@db:5432/gw', pool: 4, retentionMs: 7 * 86_400_000 });
     expect(() => parseTestConfig(gatewayYaml(), { DATABASE_URL: 'mysql://db/gw' })).toThrow(/postgres:\/\//);
     const sqlite = parseTestConfig(`${gatewayYamlHead({ payTo: PAY_TO, network: UNREACHABLE_FACILITATOR_BASE })}
 upstreams: { api: { url: "${upstream.url}" } }
 routes: [{ match: "GET /weather", price: "$0.01" }]
 ledger: { store: sqlite, path: /tmp/x.db }
 `);
-    expect(sqlite.ledger).toEqual({ store: 'sqlite', path: '/tmp/x.db' });
+    expect(sqlite.ledger).toEqual({ store: 'sqlite', path: '/tmp/x.db', retentionMs: 7 * 86_400_000 });
   });
 
   it('two gateways on one database: a payment spent through one is a replay at the other; receipts reads the shared rows', async () => {

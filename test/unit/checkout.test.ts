@@ -221,11 +221,12 @@ describe('Checkout', () => {
     expect(ledger.calls).toEqual(['verify', 'reserve', 'keep+record:pending', 'settle', `penalise:${Number(NOW) + 3_600}`, 'record:settle_failed']);
     expect(ledger.rows.at(-1)).toMatchObject({ status: 'settle_failed', reason: 'invalid_exact_evm_transaction_failed', transaction: TX });
 
-    // The same authorization, and a fresh one from the same payer: refused without verifying.
+    // The same authorization, and a fresh one from the same payer: refused without verifying,
+    // and without a row (nothing proves the payer sent them).
     ledger.calls.length = 0;
     expect(await checkout.authorize(payment(), [local], request)).toMatchObject({ kind: 'refused', reason: 'payer_suspended' });
     expect(await checkout.authorize(payment(NOW + 300n, `0x${'cd'.repeat(32)}`), [local], request)).toMatchObject({ kind: 'refused', reason: 'payer_suspended' });
-    expect(ledger.calls).toEqual(['record:refused', 'record:refused']);
+    expect(ledger.calls).toEqual([]);
   });
 
   it('after a mined revert under revertPenaltySeconds: 0 keeps the nonce spent and suspends no one', async () => {
@@ -248,6 +249,23 @@ describe('Checkout', () => {
     expect(ledger.penalties.size).toBe(0);
   });
 
+  it('writes a refusal\'s row, and names its payer proven, only when the refusal came after the signature checked out', async () => {
+    const unproven = setup({ success: true, transaction: TX, payer: PAYER }, { valid: false, reason: 'invalid_exact_evm_signature', payer: PAYER });
+    expect(await unproven.checkout.authorize(payment(), [option], unproven.request)).toEqual({ kind: 'refused', reason: 'invalid_exact_evm_signature' });
+    expect(unproven.ledger.rows).toEqual([]);
+    const proven = setup({ success: true, transaction: TX, payer: PAYER }, { valid: false, reason: 'invalid_exact_evm_insufficient_balance', payer: PAYER });
+    expect(await proven.checkout.authorize(payment(), [option], proven.request)).toEqual({
+      kind: 'refused',
+      reason: 'invalid_exact_evm_insufficient_balance',
+      provenPayer: PAYER,
+    });
+    expect(proven.ledger.rows).toMatchObject([{ status: 'refused', reason: 'invalid_exact_evm_insufficient_balance', payer: PAYER }]);
+    // A used nonce may be the verifier cache's answer before any signature check: no proof of the payer.
+    const used = setup({ success: true, transaction: TX, payer: PAYER }, { valid: false, reason: 'invalid_exact_evm_nonce_already_used', payer: PAYER });
+    expect(await used.checkout.authorize(payment(), [option], used.request)).toEqual({ kind: 'refused', reason: 'invalid_exact_evm_nonce_already_used' });
+    expect(used.ledger.rows).toEqual([]);
+  });
+
   it('refuses a second reservation of one nonce, and records the refusal', async () => {
     const { ledger, checkout, request } = setup({ success: true, transaction: TX, payer: PAYER });
     expect((await checkout.authorize(payment(), [option], request)).kind).toBe('authorized');
@@ -262,7 +280,7 @@ describe('Checkout', () => {
       kind: 'refused',
       reason: 'invalid_exact_evm_payload_authorization_valid_before',
     });
-    expect(ledger.calls).toEqual(['record:refused']);
+    expect(ledger.calls).toEqual([]);
     expect((await checkout.authorize(payment(NOW + 45n), [option], request)).kind).toBe('authorized');
   });
 

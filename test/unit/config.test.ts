@@ -91,7 +91,11 @@ describe('config', () => {
     const defaults = parseConfigText(MINIMAL, { KEY });
     if (!defaults.ok) throw new Error(defaults.problems.join('\n'));
     expect(defaults.config.upstreams.get('api')).toMatchObject({ timeoutMs: 30_000, idleTimeoutMs: 30_000, sseIdleTimeoutMs: undefined });
-    expect(defaults.config.limits).toEqual({ unchargedForwards: { max: 10, perSeconds: 60 }, redeliveries: 3 });
+    expect(defaults.config.limits).toEqual({
+      unchargedForwards: { max: 10, perSeconds: 60 },
+      redeliveries: 3,
+      failedPayments: { perClient: { max: 60, perSeconds: 60 }, perPayer: { max: 20, perSeconds: 60 } },
+    });
     expect([defaults.config.unmatched, defaults.config.protectPrefixes, defaults.config.warnings]).toEqual(['deny', false, []]);
     const set = parseConfigText(
       MINIMAL.replace('url: "http://127.0.0.1:8080" }', 'url: "http://127.0.0.1:8080", timeoutMs: 5000, sseIdleTimeoutMs: 60000 }')

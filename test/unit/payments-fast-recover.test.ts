@@ -35,6 +35,7 @@ function network(chainId: number): NetworkConfig {
     rpc: [],
     verify: 'local',
     settle: { mode: 'facilitator', facilitators: [] },
+    multicall3: undefined,
     proofConfirmations: 1,
     proofMaxAgeSeconds: 3600,
   };

@@ -136,6 +136,7 @@ describe('chain client', () => {
     rpc: ['http://127.0.0.1:1', 'http://127.0.0.1:2'],
     verify: 'local',
     settle: { mode: 'facilitator', facilitators: [] },
+    multicall3: undefined,
     proofConfirmations: 1,
     proofMaxAgeSeconds: 3600,
   };

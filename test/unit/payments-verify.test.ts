@@ -9,7 +9,7 @@ import type { Address, NetworkConfig, PaymentOption } from '../../src/config/typ
 import { InfrastructureError } from '../../src/errors.js';
 import type { ExactEvmChainReader } from '../../src/payments/exact-evm/chain-reader.js';
 import { transferWithAuthorizationDigest, transferWithAuthorizationTypedData } from '../../src/payments/exact-evm/typed-data.js';
-import { LocalExactEvmVerifier } from '../../src/payments/exact-evm/verify.js';
+import { BALANCE_TTL_MS, CODE_TTL_MS, LocalExactEvmVerifier, NO_CODE_TTL_MS } from '../../src/payments/exact-evm/verify.js';
 import type { Clock } from '../../src/payments/ports.js';
 import { decodePaymentHeader } from '../../src/protocol/decode-payment.js';
 import { withWire } from '../../src/protocol/option-wire.js';
@@ -55,6 +55,10 @@ class FakeChain implements ExactEvmChainReader {
   async balanceOf(): Promise<bigint | undefined> {
     this.#read('balanceOf');
     return this.balance;
+  }
+  async nonceStateAndBalance(asset: Address, authorizer: Address, nonce: Hex): Promise<{ used: boolean | undefined; balance: bigint | undefined }> {
+    const [used, balance] = await Promise.all([this.authorizationState(asset, authorizer, nonce), this.balanceOf()]);
+    return { used, balance };
   }
 }
 
@@ -285,15 +289,19 @@ describe('LocalExactEvmVerifier: contract wallets', () => {
     expect(chain.calls).toEqual(['hasCode']);
   });
 
-  it('ERC-6492: a counterfactual wallet is refused (no factory allowed), a deployed one checks the inner signature', async () => {
+  it('ERC-6492: a counterfactual wallet is refused (no factory allowed), a deployed one checks the inner signature once "no code" is no longer believed', async () => {
+    const clock = fixedClock(NOW);
+    const v = new LocalExactEvmVerifier({ reader: chain, clock });
     const wrapped = serializeErc6492Signature({ address: OTHER, data: '0xdeadbeef', signature: walletSig });
-    expect(await verifier.verify(decode(2, authorization({ from: WALLET }), wrapped), OPTION)).toMatchObject({
+    expect(await v.verify(decode(2, authorization({ from: WALLET }), wrapped), OPTION)).toMatchObject({
       valid: false,
       reason: 'eip6492_factory_not_allowed',
     });
     chain.withCode.add(WALLET.toLowerCase());
     chain.erc1271 = (_w, _d, s) => s === walletSig;
-    expect((await verifier.verify(decode(2, authorization({ from: WALLET }), wrapped), OPTION)).valid).toBe(true);
+    expect(await v.verify(decode(2, authorization({ from: WALLET }), wrapped), OPTION)).toMatchObject({ reason: 'eip6492_factory_not_allowed' });
+    clock.advanceMs(NO_CODE_TTL_MS);
+    expect((await v.verify(decode(2, authorization({ from: WALLET }), wrapped), OPTION)).valid).toBe(true);
   });
 
   it('ERC-6492 wrapper that does not decode: an invalid signature, with no chain read, even from a wallet that accepts anything (it used to throw)', async () => {
@@ -394,5 +402,45 @@ describe('LocalExactEvmVerifier: faults and caching', () => {
       payload: { ...payment.payload, authorization: { ...payment.payload.authorization, value: 10_001n } },
     };
     expect(await verifier.verify(altered, { ...OPTION, amount: 10_001n })).toMatchObject({ reason: 'invalid_exact_evm_signature' });
+  });
+});
+
+describe('LocalExactEvmVerifier: payer facts an attacker cannot use against us', () => {
+  it('reads whether a payer has code once per CODE_TTL_MS (code) or NO_CODE_TTL_MS (none), not per payment', async () => {
+    const clock = fixedClock(NOW);
+    const v = new LocalExactEvmVerifier({ reader: chain, clock });
+    for (let i = 0; i < 3; i++) expect((await v.verify(await signed(), OPTION)).valid).toBe(true);
+    expect(chain.calls.filter((c) => c === 'hasCode')).toHaveLength(1);
+    clock.advanceMs(NO_CODE_TTL_MS);
+    await v.verify(await signed(), OPTION);
+    expect(chain.calls.filter((c) => c === 'hasCode')).toHaveLength(2);
+    // An account with code is believed for longer.
+    chain.withCode.add(PAYER.address.toLowerCase());
+    chain.erc1271 = () => true;
+    clock.advanceMs(NO_CODE_TTL_MS);
+    await v.verify(await signed(), OPTION);
+    clock.advanceMs(CODE_TTL_MS - 1);
+    await v.verify(await signed(), OPTION);
+    expect(chain.calls.filter((c) => c === 'hasCode')).toHaveLength(3);
+  });
+
+  it('an empty wallet signing fresh authorizations costs one balance read per BALANCE_TTL_MS; a top-up is seen after it', async () => {
+    const clock = fixedClock(NOW);
+    const v = new LocalExactEvmVerifier({ reader: chain, clock });
+    chain.balance = 9_999n;
+    for (let i = 0; i < 5; i++) expect(await v.verify(await signed(), OPTION)).toMatchObject({ valid: false, reason: 'invalid_exact_evm_insufficient_balance' });
+    expect(chain.calls.filter((c) => c === 'balanceOf')).toHaveLength(1);
+    expect(chain.calls.filter((c) => c === 'authorizationState')).toHaveLength(1);
+    // A cheaper payment the known balance covers is not refused on its strength: it reads again.
+    expect((await v.verify(await signed({ value: 5_000n }), { ...OPTION, amount: 5_000n })).valid).toBe(true);
+    chain.balance = 1_000_000n;
+    expect(await v.verify(await signed(), OPTION)).toMatchObject({ reason: 'invalid_exact_evm_insufficient_balance' });
+    clock.advanceMs(BALANCE_TTL_MS);
+    expect((await v.verify(await signed(), OPTION)).valid).toBe(true);
+  });
+
+  it('never keeps a "valid": every good payment reads the nonce state again', async () => {
+    for (let i = 0; i < 3; i++) await verifier.verify(await signed(), OPTION);
+    expect(chain.calls.filter((c) => c === 'authorizationState')).toHaveLength(3);
   });
 });

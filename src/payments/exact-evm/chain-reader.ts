@@ -15,6 +15,7 @@ import type { Hex } from '../../protocol/types.js';
 import type { ChainClient } from '../chain/client.js';
 import { eip3009Abi, erc1271Abi, ERC1271_MAGIC_VALUE } from './abi.js';
 import { isContractFailure, isOutOfGas } from '../chain/rpc-errors.js';
+import { readThroughMulticall3, type NonceStateAndBalance } from './multicall-reads.js';
 
 export interface ExactEvmChainReader {
   readonly chainId: number;
@@ -29,6 +30,8 @@ export interface ExactEvmChainReader {
   authorizationState(asset: Address, authorizer: Address, nonce: Hex): Promise<boolean | undefined>;
   /** ERC-20 `balanceOf`; `undefined` when the call reverts. */
   balanceOf(asset: Address, owner: Address): Promise<bigint | undefined>;
+  /** Both of the above, in one call through Multicall3 where the chain has it (multicall-reads.ts). */
+  nonceStateAndBalance(asset: Address, authorizer: Address, nonce: Hex): Promise<NonceStateAndBalance>;
 }
 
 /**
@@ -43,6 +46,8 @@ export const DEFAULT_ERC1271_GAS_LIMIT = 1_000_000n;
 export interface ViemChainReaderOptions {
   /** The gas bound of the ERC-1271 `eth_call`; DEFAULT_ERC1271_GAS_LIMIT by default. */
   readonly erc1271GasLimit?: bigint;
+  /** Multicall3 on this chain; none: two calls. */
+  readonly multicall3?: Address;
 }
 
 /** An ERC-1271 answer that decodes to the magic value; no data or garbage is a "no", as the token reads it. */
@@ -73,7 +78,10 @@ export function createViemChainReader(client: ChainClient, options: ViemChainRea
     }
   }
 
-  return {
+  // Cleared for good the first time the address turns out to hold no Multicall3.
+  let multicall3 = options.multicall3;
+
+  const reader: ExactEvmChainReader = {
     chainId,
     async hasCode(address) {
       try {
@@ -115,5 +123,15 @@ export function createViemChainReader(client: ChainClient, options: ViemChainRea
         undefined,
       );
     },
+    async nonceStateAndBalance(asset, authorizer, nonce) {
+      if (multicall3 !== undefined) {
+        const both = await contractRead('aggregate3', () => readThroughMulticall3(client, multicall3 as Address, asset, authorizer, nonce), undefined);
+        if (both !== undefined) return both;
+        multicall3 = undefined;
+      }
+      const [used, balance] = await Promise.all([reader.authorizationState(asset, authorizer, nonce), reader.balanceOf(asset, authorizer)]);
+      return { used, balance };
+    },
   };
+  return reader;
 }

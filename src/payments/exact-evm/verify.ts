@@ -24,6 +24,16 @@
  * (under `settlement: after` the upstream answers before the settler runs). An EOA payer's
  * `transferWithAuthorization` costs what the token the operator chose makes it cost, so EOAs pay
  * for no extra RPC call.
+ *
+ * Payer facts are cached where an attacker cannot turn them against us: whether an address has
+ * code, for CODE_TTL_MS or NO_CODE_TTL_MS (it changes only by a deployment or an EIP-7702
+ * delegation, and a stale answer costs at most a refused payment or a failed settlement, never a
+ * free one), and a balance
+ * too short for a payment, for BALANCE_TTL_MS per (token, payer), used only to refuse: a flood of
+ * fresh authorizations from an empty wallet costs one read per payer per BALANCE_TTL_MS. Such a
+ * refusal says `insufficient_balance` without reading the nonce, so an authorization that is both
+ * spent and unfunded may hear that rather than `nonce_already_used`; it is refused either way.
+ * The nonce state and balance are read in one call through Multicall3 where the chain has it.
  */
 import { isAddressEqual } from 'viem';
 import { LRUCache } from 'lru-cache';
@@ -40,6 +50,17 @@ import { transferWithAuthorizationDigest } from './typed-data.js';
 export const VALID_BEFORE_GRACE_SECONDS = 6n;
 /** Recovered signers kept; one entry is ~600 bytes (the key is the payload as text). */
 export const DEFAULT_SIGNER_CACHE_SIZE = 10_000;
+/** How long an address's code is believed to be there: code is rarely taken away. */
+export const CODE_TTL_MS = 600_000;
+/**
+ * How long an address is believed to have no code: short, since a counterfactual wallet refused
+ * as undeployed is deployed and then pays again.
+ */
+export const NO_CODE_TTL_MS = 10_000;
+/** How long a balance short of a payment is believed (a payer who tops up waits at most this). */
+export const BALANCE_TTL_MS = 2_000;
+/** Payer addresses whose facts are kept. */
+const PAYER_FACTS_SIZE = 50_000;
 
 /**
  * Whether settling `payment` would stay within the local settler's gas cap: the refusal, or
@@ -55,7 +76,7 @@ export type LocalExactEvmVerifierOptions = {
   readonly signerCacheSize?: number;
   /** Asked for payers with code once every other check passed; none when the network does not settle locally. */
   readonly settlementGas?: SettlementGasCheck;
-} & ({ readonly client: ChainClient; readonly erc1271GasLimit?: bigint } | { readonly reader: ExactEvmChainReader });
+} & ({ readonly client: ChainClient; readonly erc1271GasLimit?: bigint; readonly multicall3?: `0x${string}` } | { readonly reader: ExactEvmChainReader });
 
 /** The name a payload of this version uses for the network: v1 legacy name, v2 CAIP-2. */
 export function expectedNetworkName(version: X402Version, network: NetworkConfig): string | undefined {
@@ -99,6 +120,10 @@ export class LocalExactEvmVerifier implements Verifier {
    * native secp256k1, 2 to 3 ms on viem's fallback path.
    */
   readonly #signers: LRUCache<string, { readonly signer: `0x${string}` | undefined }>;
+  /** Whether an address has code, and until when (unix ms) that is believed. */
+  readonly #codes = new LRUCache<string, { readonly hasCode: boolean; readonly untilMs: number }>({ max: PAYER_FACTS_SIZE });
+  /** Per (token, payer): a balance that fell short of a payment, and until when it is believed. */
+  readonly #shortBalances = new LRUCache<string, { readonly balance: bigint; readonly untilMs: number }>({ max: PAYER_FACTS_SIZE });
   /** Hit/miss counts of the signer cache; a metrics hook reads them. */
   readonly counters = { signerCacheHits: 0, signerCacheMisses: 0 };
 
@@ -106,7 +131,10 @@ export class LocalExactEvmVerifier implements Verifier {
     this.#reader =
       'reader' in options
         ? options.reader
-        : createViemChainReader(options.client, options.erc1271GasLimit === undefined ? {} : { erc1271GasLimit: options.erc1271GasLimit });
+        : createViemChainReader(options.client, {
+            ...(options.erc1271GasLimit === undefined ? {} : { erc1271GasLimit: options.erc1271GasLimit }),
+            ...(options.multicall3 === undefined ? {} : { multicall3: options.multicall3 }),
+          });
     this.#clock = options.clock;
     this.#settlementGas = options.settlementGas;
     this.#signers = new LRUCache({ max: options.signerCacheSize ?? DEFAULT_SIGNER_CACHE_SIZE });
@@ -136,7 +164,7 @@ export class LocalExactEvmVerifier implements Verifier {
     if (!ecdsaRecovered) {
       // Only a contract wallet can still make this signature valid: ask the chain now, since the
       // signature reason comes before every other one.
-      const reason = await this.#contractWalletSignature(payer, digest, shape, await this.#reader.hasCode(payer));
+      const reason = await this.#contractWalletSignature(payer, digest, shape, await this.#hasCode(payer));
       if (reason !== undefined) return invalid(reason);
     }
 
@@ -144,27 +172,45 @@ export class LocalExactEvmVerifier implements Verifier {
     if (terms !== undefined) return invalid(terms);
 
     const asset = option.asset.address;
-    const [payerHasCode, used, balance] = await Promise.all([
-      ecdsaRecovered ? this.#reader.hasCode(payer) : Promise.resolve(false),
-      this.#reader.authorizationState(asset, payer, auth.nonce),
-      this.#reader.balanceOf(asset, payer),
+    const balanceKey = `${asset.toLowerCase()}:${payer.toLowerCase()}`;
+    const short = this.#shortBalances.get(balanceKey);
+    const knownShort = short !== undefined && short.untilMs > this.#clock.nowMs() && short.balance < auth.value;
+    const [payerHasCode, reads] = await Promise.all([
+      ecdsaRecovered ? this.#hasCode(payer) : Promise.resolve(false),
+      knownShort ? Promise.resolve(undefined) : this.#reader.nonceStateAndBalance(asset, payer, auth.nonce),
     ]);
     if (payerHasCode) {
       // The key that signed also has code (EIP-7702): the token asks the code, and so do we.
       const reason = await this.#contractWalletSignature(payer, digest, shape, true);
       if (reason !== undefined) return invalid(reason);
     }
+    if (reads === undefined) return invalid(REASON.insufficientBalance);
+    const { used, balance } = reads;
     // The reference answers `eip3009_not_supported` when `authorizationState` cannot be called;
     // a token whose `balanceOf` reverts is no more usable.
     if (used === undefined || balance === undefined) return invalid(REASON.eip3009NotSupported);
     if (used) return invalid(REASON.nonceUsed);
-    if (balance < auth.value) return invalid(REASON.insufficientBalance);
+    if (balance < auth.value) {
+      this.#shortBalances.set(balanceKey, { balance, untilMs: this.#clock.nowMs() + BALANCE_TTL_MS });
+      return invalid(REASON.insufficientBalance);
+    }
     // Last, as it is the dearest check and only a payment that is otherwise valid deserves it.
     if (this.#settlementGas !== undefined && (!ecdsaRecovered || payerHasCode)) {
       const refusal = await this.#settlementGas(payment, option);
       if (refusal !== undefined) return { valid: false, reason: refusal.reason, ...(refusal.message === undefined ? {} : { message: refusal.message }), payer };
     }
     return { valid: true, payer };
+  }
+
+  /** Whether `address` has code, from the cache while it is believed (CODE_TTL_MS). */
+  async #hasCode(address: `0x${string}`): Promise<boolean> {
+    const key = address.toLowerCase();
+    const now = this.#clock.nowMs();
+    const known = this.#codes.get(key);
+    if (known !== undefined && known.untilMs > now) return known.hasCode;
+    const hasCode = await this.#reader.hasCode(address);
+    this.#codes.set(key, { hasCode, untilMs: now + (hasCode ? CODE_TTL_MS : NO_CODE_TTL_MS) });
+    return hasCode;
   }
 
   /** The signature check for an account with code (ERC-1271) or a counterfactual wallet (ERC-6492). */

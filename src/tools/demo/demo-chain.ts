@@ -8,6 +8,7 @@
 import type { Address, Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { ANVIL_DEV_KEYS, createDevChainClient, DEFAULT_DEV_CHAIN_ID, startAnvil, type DevChain } from '../devchain/anvil.js';
+import { installMulticall3 } from '../devchain/multicall.js';
 import { BASE_USDC, installTestUsdc, mintTestUsdc, usdcBalance } from '../devchain/token.js';
 
 /** What the demo payer starts with: 100 USDC, in atomic units. */
@@ -44,6 +45,7 @@ export async function startDemoChain(): Promise<DemoChain> {
     // its own nonce manager for that key) starts.
     const client = createDevChainClient(chain, settlerKey);
     const token = await installTestUsdc(client, { at: BASE_USDC });
+    await installMulticall3(client);
     const payer = privateKeyToAccount(payerKey).address;
     await mintTestUsdc(client, { token, to: payer, amount: DEMO_PAYER_FUNDS });
     return {
