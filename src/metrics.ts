@@ -81,6 +81,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly prunedRows = new Counter({
+    name: 'x402_gateway_ledger_pruned_rows_total',
+    help: 'Ledger rows deleted past ledger.retention (outcomes that moved no money, expired reservations)',
+    registers: [this.registry],
+  });
+
   readonly configReloads = new Counter({
     name: 'x402_gateway_config_reloads_total',
     help: 'Config reloads by result (applied, invalid, unchanged, error)',

@@ -19,6 +19,7 @@ import { PublicListener } from './http/listener.js';
 import { observeLedger } from './ledger/observed-ledger.js';
 import { ledgerName, openLedger } from './ledger/open-ledger.js';
 import { FailedPaymentAttempts } from './limits/failed-attempts.js';
+import { LedgerPruner } from './ledger/retention.js';
 import { TokenBuckets } from './limits/token-buckets.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
@@ -113,6 +114,8 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     throw err;
   }
   const watcher = options.configPath && initial.reload.watch ? watchConfig(options.configPath, initial.reload.debounceMs, reload, logger) : undefined;
+  const pruner = new LedgerPruner({ ledger, clock, logger, retentionMs: () => listener.config.ledger.retentionMs, onPruned: (rows) => metrics.prunedRows.inc(rows) });
+  pruner.start();
   ready = true;
   for (const warning of initial.warnings) logger.warn({ warning }, 'config warning');
   const curve = secp256k1Backend();
@@ -127,6 +130,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     logger.info({ inFlight: listener.inFlight, settling: work.count, graceMs }, 'draining');
     // Settlements whose caller has already hung up count too: the money must finish moving and be recorded.
     await listener.drain(graceMs, () => work.count, logger);
+    await pruner.stop();
     await admin.close();
     await backends.close();
     await ledger.close();

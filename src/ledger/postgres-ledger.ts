@@ -21,6 +21,7 @@ import pg from 'pg';
 import type { Address, Hex } from '../protocol/types.js';
 import {
   MONEY_STATUSES,
+  PRUNABLE_STATUSES,
   nonceKeyString,
   type Ledger,
   type LoggedTransaction,
@@ -353,6 +354,20 @@ export class PostgresLedger implements Ledger {
         [name, holder, ttlMs],
       );
       return result.rowCount === 1;
+    });
+  }
+
+  prune(olderThanMs: number, limit: number): Promise<number> {
+    return this.#run(async () => {
+      const receipts = await this.#pool.query(
+        `DELETE FROM receipts WHERE seq IN (SELECT seq FROM receipts WHERE time < $1 AND status = ANY($2) LIMIT $3)`,
+        [olderThanMs, PRUNABLE_STATUSES, limit],
+      );
+      const reservations = await this.#pool.query(
+        `DELETE FROM nonces WHERE key IN (SELECT key FROM nonces WHERE state = 'reserved' AND expires_at < ${NOW} LIMIT $1)`,
+        [limit],
+      );
+      return (receipts.rowCount ?? 0) + (reservations.rowCount ?? 0);
     });
   }
 

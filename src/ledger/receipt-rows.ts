@@ -23,13 +23,23 @@ export interface ReceiptRow {
 /** The columns, in the order `receiptToRow`'s values and PostgreSQL's `$1..$13` follow. */
 export const RECEIPT_COLUMNS = ['request_id', 'time', 'route', 'method', 'path', 'amount', 'asset', 'network', 'payer', 'nonce', 'tx_hash', 'status', 'reason'] as const;
 
+/**
+ * The longest path a row keeps; a longer one is cut and ends in `…`. A `**` route matches paths
+ * of any length (up to the header limit), and every refused request's row would carry it whole.
+ */
+export const MAX_STORED_PATH_CHARS = 1_024;
+
+function boundedPath(path: string): string {
+  return path.length <= MAX_STORED_PATH_CHARS ? path : `${path.slice(0, MAX_STORED_PATH_CHARS - 1)}…`;
+}
+
 export function receiptToRow(r: Receipt): ReceiptRow & { time: number } {
   return {
     request_id: r.requestId,
     time: r.time,
     route: r.route,
     method: r.method,
-    path: r.path,
+    path: boundedPath(r.path),
     amount: r.amount,
     asset: r.asset,
     network: r.network,

@@ -20,6 +20,7 @@ import type { Address, Hex } from '../protocol/types.js';
 import { entryRow, openSettlement, transactionRow, type SettlementRow, type TransactionRow } from './settlement-rows.js';
 import {
   MONEY_STATUSES,
+  PRUNABLE_STATUSES,
   nonceKeyString,
   systemClock,
   type Clock,
@@ -221,6 +222,10 @@ export class SqliteLedger implements Ledger {
       openEntries: this.#db.prepare(`SELECT * FROM settlements WHERE chain_id = ? AND settler = ? AND state <> 'done' ORDER BY nonce LIMIT ?`),
       slotTransactions: this.#db.prepare(`SELECT * FROM settlement_transactions WHERE chain_id = ? AND settler = ? AND nonce = ? ORDER BY sent_at, rowid`),
       pending: this.#db.prepare(`SELECT count(*) AS count, min(time) AS oldest FROM receipts WHERE status = 'pending'`),
+      pruneReceipts: this.#db.prepare(
+        `DELETE FROM receipts WHERE rowid IN (SELECT rowid FROM receipts WHERE time < ? AND status IN (${PRUNABLE_STATUSES.map((s) => `'${s}'`).join(', ')}) LIMIT ?)`,
+      ),
+      pruneReservations: this.#db.prepare(`DELETE FROM nonces WHERE key IN (SELECT key FROM nonces WHERE state = 'reserved' AND expires_at < ? LIMIT ?)`),
       receiptStatus: this.#db.prepare(`SELECT status, route FROM receipts WHERE request_id = ?`),
       holdLease: this.#db.prepare(
         `INSERT INTO leases (name, holder, until) VALUES (@name, @holder, @until)
@@ -378,6 +383,10 @@ export class SqliteLedger implements Ledger {
   async pendingReceipts(): Promise<{ count: number; oldestTimeMs: number | undefined }> {
     const row = this.#stmts.pending.get() as { count: number; oldest: number | null };
     return { count: row.count, oldestTimeMs: row.oldest ?? undefined };
+  }
+
+  prune(olderThanMs: number, limit: number): Promise<number> {
+    return this.#write(false, () => this.#stmts.pruneReceipts.run(olderThanMs, limit).changes + this.#stmts.pruneReservations.run(this.#nowSeconds(), limit).changes);
   }
 
   async ping(): Promise<void> {

@@ -121,6 +121,12 @@ export interface ReceiptQuery {
  */
 export const MONEY_STATUSES: ReadonlySet<ReceiptStatus> = new Set(['settled', 'pending', 'proof_accepted']);
 
+/**
+ * Rows of outcomes that moved no money and cost the operator nothing: kept for `ledger.retention`,
+ * then pruned. Settlement failures (a revert cost gas) and re-deliveries stay with the money rows.
+ */
+export const PRUNABLE_STATUSES: readonly ReceiptStatus[] = ['refused', 'not_charged', 'proof_refused'];
+
 /** One signed settlement transaction, as the write-ahead log keeps it (before it is broadcast). */
 export interface LoggedTransaction {
   readonly hash: Hex;
@@ -295,6 +301,11 @@ export interface Ledger extends SettlementLog {
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
   /** How many rows are `pending`, and the time (unix ms) of the oldest: what the reconciler has yet to finish. */
   pendingReceipts(): Promise<{ readonly count: number; readonly oldestTimeMs: number | undefined }>;
+  /**
+   * Deletes up to `limit` rows of PRUNABLE_STATUSES older than `olderThanMs` (unix ms), and up to
+   * `limit` reservations that have expired (by the store's clock): how many it deleted.
+   */
+  prune(olderThanMs: number, limit: number): Promise<number>;
   /** Resolves when the store answers a query; rejects when it cannot (readiness and metrics ask). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -7,6 +7,7 @@
  * penalty expiries are set an hour either side of the real time; the store's clock must be
  * within that of this process's.
  */
+import { MAX_STORED_PATH_CHARS } from '../../src/ledger/receipt-rows.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Address } from '../../src/config/types.js';
 import type { Ledger, LoggedTransaction, NonceKey, Receipt, SettlementEntry } from '../../src/payments/ports.js';
@@ -217,6 +218,39 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
       it('every write is visible to the next call once it resolves', async () => {
         await Promise.all([ledger.record(receiptRow('x')), ledger.record(receiptRow('y', { status: 'not_charged' }))]);
         expect((await ledger.receipts({})).map((r) => r.requestId).sort()).toEqual(['x', 'y']);
+      });
+    });
+
+    describe('prune (ledger.retention)', () => {
+      it('deletes old rows of outcomes that moved no money, up to the limit; keeps money rows, failures, re-deliveries and newer rows', async () => {
+        const old = { time: 1_000 };
+        for (const [id, status] of [['r1', 'refused'], ['r2', 'refused'], ['n', 'not_charged'], ['p', 'proof_refused']] as const) await ledger.record(receiptRow(id, { ...old, status }));
+        for (const [id, status] of [['s', 'settled'], ['q', 'pending'], ['f', 'settle_failed'], ['a', 'proof_accepted'], ['d', 'redelivered']] as const) {
+          await ledger.record(receiptRow(id, { ...old, status }));
+        }
+        await ledger.record(receiptRow('young', { time: 5_000, status: 'refused' }));
+        expect(await ledger.prune(2_000, 3)).toBe(3);
+        expect(await ledger.prune(2_000, 3)).toBe(1);
+        expect(await ledger.prune(2_000, 3)).toBe(0);
+        expect((await ledger.receipts({})).map((r) => r.requestId).sort()).toEqual(['a', 'd', 'f', 'q', 's', 'young']);
+      });
+
+      it('keeps at most MAX_STORED_PATH_CHARS of a path', async () => {
+        await ledger.record(receiptRow('long', { path: `/${'a'.repeat(8_000)}` }));
+        const [row] = await ledger.receipts({});
+        expect(row?.path).toHaveLength(MAX_STORED_PATH_CHARS);
+        expect(row?.path.endsWith('a…')).toBe(true);
+      });
+
+      it('deletes reservations that have expired, never a live or kept one', async () => {
+        await ledger.reserveNonce(nonceKey(1), nowSeconds() - 10);
+        await ledger.reserveNonce(nonceKey(2), nowSeconds() + HOUR);
+        await ledger.reserveNonce(nonceKey(3), nowSeconds() - 10);
+        await ledger.beginSettlement(nonceKey(3), receiptRow('kept', { status: 'pending', transaction: '' }));
+        expect(await ledger.prune(0, 100)).toBe(1);
+        expect(await ledger.reserveNonce(nonceKey(2), nowSeconds() + HOUR)).toBe(false);
+        expect(await ledger.reserveNonce(nonceKey(3), nowSeconds() + HOUR)).toBe(false);
+        expect(await ledger.reserveNonce(nonceKey(1), nowSeconds() + HOUR)).toBe(true);
       });
     });
 

@@ -132,6 +132,7 @@ describe('a flood of junk payments from one client', () => {
     const seen = upstream.seen.length;
     const balancesBefore = await world.balances();
     const callsBefore = rpc.calls();
+    const t0 = Date.now();
 
     const answers: RawResponse[] = await pooled(
       headers.map((h) => () => send(gw.url, 'GET', '/weather', { headers: h })),
@@ -151,6 +152,11 @@ describe('a flood of junk payments from one client', () => {
     expect(cost).toBeLessThanOrEqual(80);
     expect(upstream.seen.length).toBe(seen);
     expect(await world.balances()).toEqual(balancesBefore);
+
+    // Rows only for refusals that proved their payer (the unfunded wallet's, each a 402); garbage
+    // and the limit's 429s cost no row.
+    const rows = await gw.ledger.receipts({ since: t0, limit: 10_000 });
+    expect(rows.map((r) => r.reason)).toEqual(new Array(statuses.get(402) ?? 0).fill('invalid_exact_evm_insufficient_balance'));
 
     // The limits are counted.
     const { values } = await gw.metrics.verificationFailures.get();

@@ -87,6 +87,7 @@ class RecordingLedger implements Ledger {
   logReplacement = unused;
   voidSettlement = unused;
   closeSettlement = unused;
+  prune = unused;
   openSettlements = unused;
   holdLease = unused;
   pendingReceipts = unused;
