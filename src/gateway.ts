@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
+import { makeDeclaredBodyLimit } from './http/body-limit.js';
 import { makePaywall } from './http/paywall.js';
 import { registerUpstreams } from './http/proxy.js';
 import { makeErrorHandler, makeNotFoundHandler } from './http/replies.js';
@@ -76,6 +77,8 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
   // CORS first, so preflights are answered before the paywall and are never charged. Request
   // headers a preflight asks for are reflected (payment headers included).
   await app.register(cors, { origin: '*', exposedHeaders: EXPOSED_HEADERS, maxAge: 600 });
+  // A declared body over the route's limit is refused before the paywall: nothing verified or charged.
+  app.addHook('onRequest', makeDeclaredBodyLimit(config, states));
   const unchargedLimit = config.limits.unchargedForwards;
   app.addHook(
     'onRequest',

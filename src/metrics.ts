@@ -81,6 +81,28 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly settlerBalance = new Gauge({
+    name: 'x402_gateway_settler_balance_wei',
+    help: "The settling account's gas balance, read every 30 s",
+    labelNames: ['network', 'address'] as const,
+    registers: [this.registry],
+  });
+
+  /** 1 while the balance is below `settle.minBalance`: what an alert watches. */
+  readonly settlerBalanceLow = new Gauge({
+    name: 'x402_gateway_settler_balance_low',
+    help: 'Whether the settling account is below settle.minBalance (1) or not (0)',
+    labelNames: ['network', 'address'] as const,
+    registers: [this.registry],
+  });
+
+  readonly infrastructureErrors = new Counter({
+    name: 'x402_gateway_infrastructure_errors_total',
+    help: 'Requests answered 502/503 for a fault of a dependency (chain RPC, ledger store, facilitator), by error code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
   readonly prunedRows = new Counter({
     name: 'x402_gateway_ledger_pruned_rows_total',
     help: 'Ledger rows deleted past ledger.retention (outcomes that moved no money, expired reservations)',

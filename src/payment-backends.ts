@@ -20,6 +20,7 @@ import { NonceAllocator } from './payments/exact-evm/nonce-allocator.js';
 import type { ReconcilerOptions, SettlementReconciler } from './payments/exact-evm/reconciler.js';
 import { RpcConnections } from './payments/chain/rpc-connections.js';
 import { LocalExactEvmSettler } from './payments/exact-evm/settle.js';
+import { SettlerBalanceWatch, type SettlerBalanceReading } from './payments/exact-evm/settler-balance.js';
 import { LocalExactEvmVerifier } from './payments/exact-evm/verify.js';
 import { createFacilitatorDispatcher, FacilitatorClient } from './payments/facilitator/client.js';
 import { expectedFacilitatorKinds } from './payments/facilitator/request.js';
@@ -43,6 +44,8 @@ export interface PaymentBackendSource {
   checkFacilitators(config: Config, previous?: Config): Promise<{ network: string; reports: FacilitatorSupportReport[] }[]>;
   /** Checks each asset `config` adds over `previous` against its chain; the problems found. */
   checkAssets(config: Config, previous?: Config): Promise<string[]>;
+  /** The latest gas balance reading of every settling account. */
+  settlerBalances(): SettlerBalanceReading[];
   close(): Promise<void>;
 }
 
@@ -59,6 +62,10 @@ export interface SettlementWiring {
   readonly reconciler: Pick<ReconcilerOptions, 'holder' | 'intervalMs' | 'onOutcome' | 'onError'>;
   /** Told of each reconciler started, for the metrics. */
   readonly onReconciler?: (reconciler: SettlementReconciler) => void;
+  /** Each reading of a settling account's gas balance, and whether it crossed `settle.minBalance`. */
+  readonly onSettlerBalance?: (reading: SettlerBalanceReading, crossed: boolean) => void;
+  /** A balance could not be read. */
+  readonly onSettlerBalanceError?: (err: unknown) => void;
 }
 
 export class PaymentBackendCache implements PaymentBackendSource {
@@ -79,6 +86,8 @@ export class PaymentBackendCache implements PaymentBackendSource {
    * across reloads; a reload that changes the key's RPC keeps the first one's connections.
    */
   readonly #reconcilers = new Map<string, SettlementReconciler>();
+  /** One gas balance watch per (chain, settling key), kept across reloads (a reload may move its floor). */
+  readonly #balances = new Map<string, SettlerBalanceWatch>();
 
   /** `onCache` is told of each verification cache built, for the metrics. */
   constructor(clock: Clock, onCache: (counters: CachedVerifierCounters) => void = () => {}, settlement?: SettlementWiring) {
@@ -126,9 +135,29 @@ export class PaymentBackendCache implements PaymentBackendSource {
     return (await Promise.all(checks)).flat();
   }
 
+  /** The latest gas balance reading of every settling account. */
+  settlerBalances(): SettlerBalanceReading[] {
+    return [...this.#balances.values()].flatMap((watch) => (watch.latest ? [watch.latest] : []));
+  }
+
   async close(): Promise<void> {
+    for (const watch of this.#balances.values()) watch.stop();
     await Promise.all([...this.#reconcilers.values()].map((r) => r.stop()));
     await Promise.all([this.#dispatcher.close(), this.#rpc.close()]);
+  }
+
+  #watchBalance(key: string, network: NetworkConfig, client: ChainClient, address: `0x${string}`): void {
+    const onReading = this.#settlement?.onSettlerBalance;
+    if (network.settle.mode !== 'local' || onReading === undefined) return;
+    const minBalanceWei = network.settle.minBalanceWei === undefined ? undefined : BigInt(network.settle.minBalanceWei);
+    const existing = this.#balances.get(key);
+    if (existing) {
+      existing.minBalanceWei = minBalanceWei;
+      return;
+    }
+    const watch = new SettlerBalanceWatch({ client, network: network.name, address, minBalanceWei, onReading, onError: (err) => this.#settlement?.onSettlerBalanceError?.(err) });
+    this.#balances.set(key, watch);
+    watch.start();
   }
 
   #network(network: NetworkConfig): NetworkBackends {
@@ -172,6 +201,7 @@ export class PaymentBackendCache implements PaymentBackendSource {
         ...(this.#settlement ? { log: this.#settlement.log } : {}),
       });
       settler = local;
+      this.#watchBalance(key, network, client, local.address);
       if (this.#settlement && !this.#reconcilers.has(key)) {
         const reconciler = local.reconciler({ ...this.#settlement.reconciler, replaceAfterMs: network.settle.replaceAfterSeconds * 1000 });
         if (reconciler) {

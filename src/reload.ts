@@ -75,6 +75,7 @@ function restartOnlyChanges(current: Config, next: Config): string[] {
   if (JSON.stringify(current.ledger) !== JSON.stringify(next.ledger)) changes.push('ledger');
   if (current.logLevel !== next.logLevel) changes.push('log.level');
   if (JSON.stringify(current.reload) !== JSON.stringify(next.reload)) changes.push('reload');
+  if (current.server.maxHeaderBytes !== next.server.maxHeaderBytes) changes.push('server.maxHeaderBytes');
   return changes;
 }
 

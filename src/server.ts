@@ -14,12 +14,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
 import { buildGateway } from './gateway.js';
-import { buildAdmin, type ReloadResult } from './http/admin.js';
+import { buildAdmin, type ReloadResult, type SettlerBalanceDetail } from './http/admin.js';
 import { PublicListener } from './http/listener.js';
 import { observeLedger } from './ledger/observed-ledger.js';
 import { ledgerName, openLedger } from './ledger/open-ledger.js';
 import { FailedPaymentAttempts } from './limits/failed-attempts.js';
 import { LedgerPruner } from './ledger/retention.js';
+import type { SettlerBalanceReading } from './payments/exact-evm/settler-balance.js';
 import { TokenBuckets } from './limits/token-buckets.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
@@ -72,6 +73,14 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
       onError: (err) => logger.warn({ err }, 'settlement reconciliation failed; trying again'),
     },
     onReconciler: (reconciler) => metrics.addReconciler(reconciler.counters),
+    onSettlerBalance: (reading, crossed) => {
+      // Wei as a float: a gauge's value is one; at 18 decimals it is exact to ~1e-16 ETH of gas.
+      metrics.settlerBalance.set({ network: reading.network, address: reading.address }, Number(reading.wei));
+      metrics.settlerBalanceLow.set({ network: reading.network, address: reading.address }, reading.low ? 1 : 0);
+      if (crossed && reading.low) logger.warn({ ...settlerBalanceDetail(reading) }, 'settler gas balance below settle.minBalance: top it up before settlements fail');
+      if (crossed && !reading.low) logger.info({ ...settlerBalanceDetail(reading) }, 'settler gas balance back above settle.minBalance');
+    },
+    onSettlerBalanceError: (err) => logger.warn({ err }, 'could not read a settler gas balance; trying again'),
   };
   const backends = options.backends ?? new PaymentBackendCache(clock, (counters) => metrics.addCacheSource(counters), settlement);
   const work = new WorkInFlight();
@@ -101,6 +110,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     configHash: () => listener.config.hash,
     reload,
     ledger: { name: options.ledger ? 'provided by the embedding program' : ledgerName(initial.ledger), ping: () => ledger.ping() },
+    settlers: () => backends.settlerBalances().map(settlerBalanceDetail),
   });
 
   let url: string;
@@ -152,6 +162,17 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
       closing ??= drainAndClose();
       return closing;
     },
+  };
+}
+
+/** A settler's gas balance as /readyz and the logs show it: wei as decimal strings. */
+function settlerBalanceDetail(reading: SettlerBalanceReading): SettlerBalanceDetail {
+  return {
+    network: reading.network,
+    address: reading.address,
+    balanceWei: reading.wei.toString(),
+    ...(reading.minBalanceWei === undefined ? {} : { minBalanceWei: reading.minBalanceWei.toString() }),
+    low: reading.low,
   };
 }
 

@@ -29,6 +29,7 @@ export function compileNetworks(raw: RawConfig, problems: string[]): Map<string,
             maxGas: n.settle.maxGas,
             revertPenaltySeconds: n.settle.revertPenaltySeconds,
             replaceAfterSeconds: n.settle.replaceAfterSeconds,
+            minBalanceWei: n.settle.minBalance === undefined ? undefined : nativeToWei(n.settle.minBalance),
           }
         : {
             mode: 'facilitator',
@@ -48,4 +49,10 @@ export function compileNetworks(raw: RawConfig, problems: string[]): Map<string,
     });
   }
   return networks;
+}
+
+/** `"0.002 ETH"` (the schema checked the form: at most 18 decimals) in wei, as a decimal string. */
+function nativeToWei(amount: string): string {
+  const [whole = '0', fraction = ''] = amount.replace(/ ETH$/, '').split('.');
+  return BigInt(whole + fraction.padEnd(18, '0')).toString();
 }

@@ -109,6 +109,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       minValiditySeconds,
       mode: r.mode ?? raw.defaults.mode,
       proof: r.proof ?? raw.defaults.proof,
+      ...(r.maxBodyBytes === undefined ? {} : { maxBodyBytes: r.maxBodyBytes }),
       allow: r.allow === undefined ? defaultAllow : compileAllowlist(r.allow, ['routes', index, 'allow'], problems),
     };
     if (!compiled.ok) return;
@@ -126,6 +127,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
   return {
     listen: raw.listen,
     admin: raw.admin,
+    server: raw.server,
     publicUrl: raw.publicUrl?.replace(/\/+$/, ''),
     payTo,
     networks,

@@ -51,6 +51,27 @@ export const DEFAULT_LEDGER_POOL = 10;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
 /** Quiet time after a config file change before it is reloaded (editors write in several steps). */
 export const DEFAULT_RELOAD_DEBOUNCE_MS = 200;
+/** Time to receive a request's whole head (request line and headers): cuts a slowloris head. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+/** Time to receive a whole request, body included: cuts a trickled body. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * How long an idle keep-alive connection stays open. Longer than common load balancers' idle
+ * timeouts (60 s on AWS ALB and GCP), so they close idle connections first and never race us.
+ */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/**
+ * Longest silence on a connection the caller is holding up: a request body that stopped, an
+ * answer it stopped reading. A connection waiting on the gateway (the upstream, a settlement) is
+ * never cut by it (http/listener.ts).
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** Largest request head, in bytes (node's own default); larger: 431. */
+export const DEFAULT_MAX_HEADER_BYTES = 16_384;
+/** Largest request body, in bytes, of every route that sets none; larger: 413. */
+export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
+/** A body limit above this is a typo: 1 TiB. */
+export const MAX_MAX_BODY_BYTES = 2 ** 40;
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
 /**
  * Paid requests a payer may have forwarded and not charged (the upstream failed, timed out, or
@@ -114,6 +135,11 @@ const settle = z.discriminatedUnion('mode', [
     maxGas: z.number().int().min(MIN_SETTLE_MAX_GAS).max(MAX_SETTLE_MAX_GAS).default(DEFAULT_SETTLE_MAX_GAS),
     revertPenaltySeconds: z.number().int().min(0).max(30 * 86_400).default(DEFAULT_REVERT_PENALTY_SECONDS),
     replaceAfterSeconds: z.number().int().min(1).max(86_400).default(DEFAULT_REPLACE_AFTER_SECONDS),
+    /** Below this gas balance the settler is reported low (a warning, /readyz): `"0.002 ETH"`, in the chain's native token. */
+    minBalance: z
+      .string()
+      .regex(/^(0|[1-9][0-9]*)(\.[0-9]{1,18})?( ETH)?$/, 'must be an amount of the native token, like "0.002 ETH"')
+      .optional(),
   }),
   z.strictObject({
     mode: z.literal('facilitator'),
@@ -187,6 +213,32 @@ const price = z.union([
   z.strictObject({ amount: z.string(), asset: z.string() }),
 ]);
 
+/** Bytes; 0 refuses every body. */
+const maxBodyBytes = z.number().int().min(0).max(MAX_MAX_BODY_BYTES);
+const serverTimeoutMs = (fallback: number) => z.number().int().positive().max(3_600_000).default(fallback);
+const SERVER_DEFAULTS = {
+  headersTimeoutMs: DEFAULT_HEADERS_TIMEOUT_MS,
+  requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+  keepAliveTimeoutMs: DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+  idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+  maxHeaderBytes: DEFAULT_MAX_HEADER_BYTES,
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+} as const;
+
+/** The public listener's limits: its timeouts, and the largest head and body it takes. */
+const server = z
+  .strictObject({
+    headersTimeoutMs: serverTimeoutMs(DEFAULT_HEADERS_TIMEOUT_MS),
+    requestTimeoutMs: serverTimeoutMs(DEFAULT_REQUEST_TIMEOUT_MS),
+    keepAliveTimeoutMs: serverTimeoutMs(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+    idleTimeoutMs: serverTimeoutMs(DEFAULT_IDLE_TIMEOUT_MS),
+    maxHeaderBytes: z.number().int().min(1024).max(1_048_576).default(DEFAULT_MAX_HEADER_BYTES),
+    maxBodyBytes: maxBodyBytes.default(DEFAULT_MAX_BODY_BYTES),
+  })
+  // node refuses a server whose head may take longer than the whole request.
+  .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, { message: 'must not exceed requestTimeoutMs', path: ['headersTimeoutMs'] })
+  .default(SERVER_DEFAULTS);
+
 const route = z.strictObject({
   match: z.string().min(1),
   host: z.string().min(1).optional(),
@@ -202,11 +254,14 @@ const route = z.strictObject({
   maxTimeoutSeconds: z.number().int().min(10).max(86_400).optional(),
   /** Accept X-Payment-Proof (a signed plain transfer) on this route; default `defaults.proof`. */
   proof: z.boolean().optional(),
+  /** Largest request body on this route; default `server.maxBodyBytes`. */
+  maxBodyBytes: maxBodyBytes.optional(),
 });
 
 export const configSchema = z.strictObject({
   listen: hostPort(DEFAULT_LISTEN),
   admin: hostPort(DEFAULT_ADMIN),
+  server,
   publicUrl: httpUrl.optional(),
   payTo: address,
   networks: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'network names are letters, digits, _ and -'), network),

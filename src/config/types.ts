@@ -55,6 +55,8 @@ export type SettleConfig =
       readonly revertPenaltySeconds: number;
       /** How long a settlement may wait unmined below the going fee before it is replaced with a higher one. */
       readonly replaceAfterSeconds: number;
+      /** `settle.minBalance` in wei, as a decimal string (the config is keyed by its JSON); none: never low. */
+      readonly minBalanceWei: string | undefined;
     }
   | { readonly mode: 'facilitator'; readonly facilitators: readonly FacilitatorConfig[] };
 
@@ -154,6 +156,8 @@ export interface RouteConfig {
    * this resource) is accepted here. Off by default: without it the header is refused unread.
    */
   readonly proof: boolean;
+  /** The largest request body this route takes, when it sets its own; else `server.maxBodyBytes`. */
+  readonly maxBodyBytes?: number;
 }
 
 export interface LimitsConfig {
@@ -183,9 +187,29 @@ export type LedgerConfig =
       readonly retentionMs: number;
     };
 
+/**
+ * The public listener's limits (`server`). Which of them a reload can change, and for which
+ * connections, is http/listener.ts's to say.
+ */
+export interface ServerConfig {
+  /** Time to receive a request's head: node's `server.headersTimeout` (then 408). */
+  readonly headersTimeoutMs: number;
+  /** Time to receive a whole request, body included: node's `server.requestTimeout` (then 408). */
+  readonly requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open. */
+  readonly keepAliveTimeoutMs: number;
+  /** Longest silence on a connection the caller holds up (a stopped body, an unread answer). */
+  readonly idleTimeoutMs: number;
+  /** Largest request head, in bytes: node's `maxHeaderSize` (then 431). */
+  readonly maxHeaderBytes: number;
+  /** Largest request body of a route that sets none, in bytes (then 413). */
+  readonly maxBodyBytes: number;
+}
+
 export interface Config {
   readonly listen: ListenConfig;
   readonly admin: ListenConfig;
+  readonly server: ServerConfig;
   /** Base of absolute resource URLs in challenges; derived from the request when absent. */
   readonly publicUrl: string | undefined;
   readonly payTo: Address;

@@ -20,6 +20,16 @@ export interface AdminDeps {
   readonly reload: () => Promise<ReloadResult>;
   /** The ledger as /readyz names it, and whether it answers. */
   readonly ledger: LedgerProbe;
+  /** Each settling account's latest gas balance, for /readyz (a low one does not make it unready). */
+  readonly settlers?: () => readonly SettlerBalanceDetail[];
+}
+
+export interface SettlerBalanceDetail {
+  readonly network: string;
+  readonly address: string;
+  readonly balanceWei: string;
+  readonly minBalanceWei?: string;
+  readonly low: boolean;
 }
 
 export interface LedgerProbe {
@@ -60,7 +70,14 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
     const ready = deps.isReady();
     const health = await probeLedger(deps.ledger);
     deps.metrics.ledgerUp.set(health.reachable ? 1 : 0);
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', config: deps.configHash(), ledger: { store: deps.ledger.name, ...health } });
+    // A settler low on gas still settles until the balance is gone: ready, with the detail.
+    const settlers = deps.settlers?.() ?? [];
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not ready',
+      config: deps.configHash(),
+      ledger: { store: deps.ledger.name, ...health },
+      ...(settlers.length > 0 ? { settlers } : {}),
+    });
   });
   app.get('/metrics', async (_request, reply) => {
     deps.metrics.ledgerUp.set((await probeLedger(deps.ledger)).reachable ? 1 : 0);

@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import type { Config } from '../config/types.js';
 import type { Checkout } from '../payments/checkout.js';
 import { GATEWAY_REASON, upstreamStatusReason } from '../protocol/reasons.js';
+import { BoundedBody, bodyLimitOf, boundedBody } from './body-limit.js';
 import { mayForward, refuseFormOverride } from './forward-guard.js';
 import { IdleWatch } from './idle-timeout.js';
 import { formKind } from './method-override.js';
@@ -88,11 +89,19 @@ export async function registerUpstreams(app: FastifyInstance, deps: ProxyDeps): 
       preHandler: (request, reply, done) => {
         const req = http1(request);
         const res = http1Reply(reply);
-        if (!mayForward(deps.states.get(req.raw), req, res)) return;
+        const state = deps.states.get(req.raw);
+        if (!mayForward(state, req, res)) return;
+        const forward = () => {
+          const limit = bodyLimitOf(deps.config, state);
+          // A chunked form body read for the check below is a Buffer now; else the body streams, bounded.
+          if (Buffer.isBuffer(req.body) && req.body.length > limit) return void refuseBodyTooLarge(deps, req, res).catch(done);
+          req.body = boundedBody(req.raw, req.body, limit);
+          done();
+        };
         // Only a form POST where an override could matter waits for its body to be read.
         const kind = formKind(req.method, req.headers['content-type']);
-        if (kind === undefined) return done();
-        refuseFormOverride(deps, req, res, kind).then((refused) => refused || done(), done);
+        if (kind === undefined) return forward();
+        refuseFormOverride(deps, req, res, kind).then((refused) => refused || forward(), done);
       },
       replyOptions: {
         retryDelay: (details) => {
@@ -223,6 +232,9 @@ async function decideWithoutCaller(deps: ProxyDeps, request: FastifyRequest, pay
 }
 
 async function onUpstreamError(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply, error: Error): Promise<void> {
+  // Not the upstream's failure: the caller's chunked body went over the limit, and undici aborted
+  // the upstream request for it (body-limit.ts).
+  if (request.body instanceof BoundedBody && request.body.overLimit) return refuseBodyTooLarge(deps, request, reply);
   const state = deps.states.get(request.raw);
   const timedOut = (error as { code?: string }).code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT';
   const reason = timedOut ? GATEWAY_REASON.upstreamTimeout : GATEWAY_REASON.upstreamUnavailable;
@@ -239,6 +251,26 @@ async function onUpstreamError(deps: ProxyDeps, request: FastifyRequest, reply: 
   const receipt = payment?.receiptHeader();
   if (receipt) reply.header(receipt.name, receipt.value);
   sendError(reply, timedOut ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_UNAVAILABLE');
+}
+
+/**
+ * 413 for a body over its route's limit, found as it streamed: a reserved payment is released
+ * (the upstream got no complete request), a settled one keeps its receipt; the connection is
+ * closed, the rest of the body unread.
+ */
+async function refuseBodyTooLarge(deps: ProxyDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const state = deps.states.get(request.raw);
+  if (state) state.answer = { kind: 'invalid', reason: GATEWAY_REASON.bodyTooLarge };
+  const payment = paymentOf(state);
+  if (payment && !payment.decided) {
+    await payment.release(GATEWAY_REASON.bodyTooLarge);
+    if (reply.raw.destroyed || request.raw.aborted) deps.summariseLate(request);
+  }
+  dropUpstreamHeaders(reply);
+  const receipt = payment?.receiptHeader();
+  if (receipt) reply.header(receipt.name, receipt.value);
+  reply.header('connection', 'close');
+  sendError(reply, 'GW_ERR_BODY_TOO_LARGE');
 }
 
 /**

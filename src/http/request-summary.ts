@@ -173,6 +173,9 @@ function observe(metrics: GatewayMetrics, state: RequestState, summary: RequestS
   const route = state.match?.route.match ?? (state.ownEndpoint ? 'discovery' : 'unmatched');
   metrics.requests.inc({ route, outcome: summary.outcome });
   if (state.decision.kind === 'refused') metrics.verificationFailures.inc({ reason: reasonLabel(state.decision.reason) });
+  // A dependency's fault is answered with its error code as the reason (replies.ts).
+  const fault = state.answer?.kind === 'error' ? state.answer.reason : undefined;
+  if (fault?.startsWith('GW_ERR_')) metrics.infrastructureErrors.inc({ code: fault });
   const settlement = summary.settlement;
   if (settlement) {
     metrics.settlements.inc({ outcome: settlement.outcome, mode: settlement.mode });

@@ -25,8 +25,12 @@ export const STRIPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   'x-rewrite-url',
   'x-forwarded-prefix',
 ]);
-/** Response headers an upstream may not set: receipts and challenges are the gateway's to give. */
-const STRIPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set(['payment-response', 'x-payment-response', 'payment-required']);
+/**
+ * Response headers an upstream may not set: receipts and challenges are the gateway's to give;
+ * `keep-alive` describes the upstream's connection to the gateway (node's 5 s), not the caller's
+ * (server.keepAliveTimeoutMs), and would have clients drop connections the gateway keeps.
+ */
+const STRIPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set(['payment-response', 'x-payment-response', 'payment-required', 'keep-alive']);
 /**
  * Cache directives for shared caches only (RFC 9213 `CDN-Cache-Control`, Fastly's and Akamai's
  * `Surrogate-Control`, vendor `*-CDN-Cache-Control`): a CDN obeys them over `Cache-Control:

@@ -86,6 +86,7 @@ export const GATEWAY_REASON = {
   failedPaymentsExceeded: 'failed_payments_exceeded',
   methodOverride: 'method_override',
   formTooLarge: 'form_too_large',
+  bodyTooLarge: 'body_too_large',
   /** Not a reason: the metric label of a reason that is not short snake_case (a facilitator's free text). */
   unlistedReasonLabel: 'other',
 } as const;
@@ -176,5 +177,6 @@ export const REASON_CATALOGUE: Readonly<Record<string, ReasonSpec>> = {
   [GATEWAY_REASON.failedPaymentsExceeded]: { where: 'log', meaning: 'The client, or the proven payer, is over `limits.failedPayments` (a 429).' },
   [GATEWAY_REASON.methodOverride]: { where: 'receipt', meaning: 'A `_method` override was refused (a 400); a reserved payment is released.' },
   [GATEWAY_REASON.formTooLarge]: { where: 'receipt', meaning: 'A form body too large to check for `_method` (a 413); a reserved payment is released.' },
+  [GATEWAY_REASON.bodyTooLarge]: { where: 'receipt', meaning: "A request body over its route's `maxBodyBytes` (a 413); a reserved payment is released." },
   [GATEWAY_REASON.unlistedReasonLabel]: { where: 'metric', meaning: 'The label of a reason that is not short snake_case (a facilitator\'s free text).' },
 };

@@ -590,6 +590,9 @@ describe('a dead RPC', () => {
       });
       expect(upstream.seen.length - before).toBe(0);
       expect(delta).toEqual({ payer: 0n, payee: 0n });
+      // Counted for the RPC-unavailable alert (deploy/prometheus/alerts.yaml).
+      const { values } = await dead.metrics.infrastructureErrors.get();
+      expect(values).toEqual([{ labels: { code: 'GW_ERR_CHAIN_UNAVAILABLE' }, value: 1 }]);
     } finally {
       await dead.close();
     }

@@ -96,6 +96,7 @@ beforeAll(async () => {
       maxGas: DEFAULT_SETTLE_MAX_GAS,
       revertPenaltySeconds: DEFAULT_REVERT_PENALTY_SECONDS,
       replaceAfterSeconds: DEFAULT_REPLACE_AFTER_SECONDS,
+      minBalanceWei: undefined,
     },
     // Canonical, but not installed on this chain: verification falls back to separate reads.
     multicall3: DEFAULT_MULTICALL3,

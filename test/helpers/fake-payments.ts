@@ -46,6 +46,7 @@ export function fakePayments(network = 'base'): FakePayments {
       }),
       checkFacilitators: async () => [],
       checkAssets: async () => [],
+      settlerBalances: () => [],
       close: async () => {},
     },
   };

@@ -29,7 +29,7 @@ routes:
   - { match: "GET /weather", price: "$0.01", description: "Current weather", mimeType: application/json }
   - { match: "POST /v1/jobs/:id", price: { amount: "250000", asset: usdc@base } }
   - { match: "GET /health", price: free }
-  - { match: "* /files/**", price: free }
+  - { match: "* /files/**", price: free, maxBodyBytes: 4194304 }
   - { match: "GET /big", price: free }
   - { match: "GET /sse", price: free }
   - { match: "GET /spoof", price: "$0.02" }

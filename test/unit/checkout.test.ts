@@ -127,7 +127,7 @@ const REVERTED: SettleResult = { success: false, reason: 'invalid_exact_evm_tran
 
 /** `option` on a network the gateway settles itself, refusing a reverted payer for `revertPenaltySeconds`. */
 function settledLocally(revertPenaltySeconds: number): PaymentOption {
-  const settle = { mode: 'local', privateKey: `0x${'11'.repeat(32)}`, receiptTimeoutMs: 30_000, maxGas: 150_000, revertPenaltySeconds, replaceAfterSeconds: 30 } as const;
+  const settle = { mode: 'local', privateKey: `0x${'11'.repeat(32)}`, receiptTimeoutMs: 30_000, maxGas: 150_000, revertPenaltySeconds, replaceAfterSeconds: 30, minBalanceWei: undefined } as const;
   return makeOption({ asset: { ...option.asset, network: { ...option.asset.network, settle } } });
 }
 const PROOF = { txHash: TX, signature: `0x${'ee'.repeat(65)}`, resourceUrl: 'http://gw/v1/weather' } as const;

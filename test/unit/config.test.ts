@@ -87,6 +87,26 @@ describe('config', () => {
     ]);
   });
 
+  it('reads settle.minBalance exactly, in wei, with or without its unit; none by default', () => {
+    const settleOf = (extra: string) => {
+      const r = parseConfigText(MINIMAL.replace('privateKey: "${KEY}"', `privateKey: "\${KEY}"${extra}`), { KEY });
+      if (!r.ok) throw new Error(r.problems.join('\n'));
+      return r.config.networks.get('base')?.settle;
+    };
+    expect(settleOf('')).toMatchObject({ minBalanceWei: undefined });
+    expect(settleOf(', minBalance: "0.002 ETH"')).toMatchObject({ minBalanceWei: '2000000000000000' });
+    expect(settleOf(', minBalance: "0.000000000000000001"')).toMatchObject({ minBalanceWei: '1' });
+    for (const bad of ['"1e3 ETH"', '"-1 ETH"', '"0.0000000000000000001"', '"2 GWEI"']) {
+      expect(problemsOf(MINIMAL.replace('privateKey: "${KEY}"', `privateKey: "\${KEY}", minBalance: ${bad}`))).toEqual([expect.stringMatching(/^networks\.base\.settle\.minBalance: /)]);
+    }
+  });
+
+  it('reads ledger.retention as a duration; refuses one without a unit', () => {
+    const r = parseConfigText(`${MINIMAL}ledger: { path: ./x.db, retention: 36h }\n`, { KEY });
+    expect(r.ok && r.config.ledger.retentionMs).toBe(36 * 3_600_000);
+    expect(problemsOf(`${MINIMAL}ledger: { path: ./x.db, retention: 7 }\n`)).toEqual([expect.stringMatching(/^ledger/)]);
+  });
+
   it('keeps the status-line timeout and body idle timeouts apart, limits uncharged forwards, and can protect prefixes', () => {
     const defaults = parseConfigText(MINIMAL, { KEY });
     if (!defaults.ok) throw new Error(defaults.problems.join('\n'));
@@ -168,6 +188,42 @@ routes:
     expect(problemsOf(MINIMAL.replace('url: "http://127.0.0.1:8080" }', 'url: "http://127.0.0.1:8080", timeoutMs: 60000 }').replace('routes:', 'defaults: { maxTimeoutSeconds: 60 }\nroutes:'))).toEqual([
       'defaults.maxTimeoutSeconds: 60 is too short for settlement: after in front of upstream "api" (timeoutMs 60000); it must be at least 75',
     ]);
+  });
+
+  it('fills the server limits with their defaults; a route without maxBodyBytes takes server.maxBodyBytes', () => {
+    const r = parseConfigText(MINIMAL, { KEY });
+    if (!r.ok) throw new Error(r.problems.join('\n'));
+    expect(r.config.server).toEqual({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 65_000,
+      idleTimeoutMs: 60_000,
+      maxHeaderBytes: 16_384,
+      maxBodyBytes: 1_048_576,
+    });
+    expect(r.config.routes.map((route) => route.maxBodyBytes)).toEqual([undefined, undefined]);
+    const partial = parseConfigText(`${MINIMAL}server: { idleTimeoutMs: 5000, maxBodyBytes: 0 }\n`, { KEY });
+    expect(partial.ok && partial.config.server).toMatchObject({ headersTimeoutMs: 10_000, idleTimeoutMs: 5_000, maxBodyBytes: 0 });
+    const perRoute = parseConfigText(MINIMAL.replace('price: "$0.01" }', 'price: "$0.01", maxBodyBytes: 65536 }'), { KEY });
+    expect(perRoute.ok && perRoute.config.routes.map((route) => route.maxBodyBytes)).toEqual([65_536, undefined]);
+  });
+
+  it.each([
+    ['a head allowed longer than the whole request', 'server: { headersTimeoutMs: 40000 }', ['server.headersTimeoutMs: must not exceed requestTimeoutMs']],
+    ['an unknown key', 'server: { bodyTimeoutMs: 1000 }', ['server: unknown key "bodyTimeoutMs"']],
+    ['a zero timeout', 'server: { keepAliveTimeoutMs: 0 }', [expect.stringMatching(/^server\.keepAliveTimeoutMs: /)]],
+    ['a fractional timeout', 'server: { idleTimeoutMs: 1.5 }', [expect.stringMatching(/^server\.idleTimeoutMs: /)]],
+    ['a timeout over an hour', 'server: { requestTimeoutMs: 3600001 }', [expect.stringMatching(/^server\.requestTimeoutMs: /)]],
+    ['a head limit under 1 KiB', 'server: { maxHeaderBytes: 512 }', [expect.stringMatching(/^server\.maxHeaderBytes: /)]],
+    ['a negative body limit', 'server: { maxBodyBytes: -1 }', [expect.stringMatching(/^server\.maxBodyBytes: /)]],
+    ['a body limit as a string', 'server: { maxBodyBytes: "1MiB" }', [expect.stringMatching(/^server\.maxBodyBytes: /)]],
+  ])('refuses server limits with %s', (_what, section, problems) => {
+    expect(problemsOf(`${MINIMAL}${section}\n`)).toEqual(problems);
+  });
+
+  it("refuses a route's maxBodyBytes that is not a byte count", () => {
+    expect(problemsOf(MINIMAL.replace('price: free }', 'price: free, maxBodyBytes: -5 }'))).toEqual([expect.stringMatching(/^routes\[1\]\.maxBodyBytes: /)]);
+    expect(problemsOf(MINIMAL.replace('price: free }', 'price: free, maxBodyBytes: 2199023255553 }'))).toEqual([expect.stringMatching(/^routes\[1\]\.maxBodyBytes: /)]);
   });
 
   it('refuses trustProxy: true together with CIDR allowlists (X-Forwarded-For could be forged)', () => {
