@@ -25,6 +25,7 @@ import type { Address, PaymentOption } from '../config/types.js';
 import { InfrastructureError } from '../errors.js';
 import { proofMessage } from '../protocol/proof-message.js';
 import { GATEWAY_REASON } from '../protocol/reasons.js';
+import { describeFault } from './chain/describe-fault.js';
 import { recoverEcdsaSigner } from './exact-evm/signature.js';
 import type { Clock, ProofChecker, TxProof } from './ports.js';
 
@@ -131,7 +132,7 @@ export class TxProofChecker implements ProofChecker {
     try {
       return await read();
     } catch (err) {
-      throw new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', `could not ${what}: ${err instanceof Error ? err.message : String(err)}`, {
+      throw new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', `could not ${what}: ${describeFault(err)}`, {
         cause: err,
       });
     }

@@ -18,7 +18,7 @@
  */
 import { Pool } from 'undici';
 import { custom, HttpRequestError, RpcRequestError, TimeoutError, type Transport } from 'viem';
-import { clip, errorCode } from './rpc-errors.js';
+import { errorCode } from './rpc-errors.js';
 
 /** Connections kept per RPC origin: settlements and verifications in flight share them. */
 export const RPC_POOL_CONNECTIONS = 16;
@@ -44,8 +44,10 @@ export class RpcConnections {
       const credentials = `${decodeURIComponent(endpoint.username)}:${decodeURIComponent(endpoint.password)}`;
       headers.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
     }
-    // What errors name as the endpoint: never the credentials.
-    const shownUrl = `${endpoint.origin}${endpoint.pathname}`;
+    // What errors name as the endpoint: its origin only, since the path and query of a hosted
+    // node's URL hold the API key (`/v2/KEY`). Nor do they quote a failed answer's body: error
+    // pages often echo the request target, the key again (describe-fault.ts says why in full).
+    const shownUrl = endpoint.origin;
 
     const request = async ({ method, params }: { method: string; params?: unknown }): Promise<unknown> => {
       const body = { jsonrpc: '2.0', id: this.#nextId++, method, params };
@@ -64,16 +66,16 @@ export class RpcConnections {
         text = await res.body.text();
       } catch (err) {
         if (isTimeout(err)) throw new TimeoutError({ body, url: shownUrl });
-        throw new HttpRequestError({ body, url: shownUrl, cause: err as Error, details: errorMessage(err) });
+        throw new HttpRequestError({ body, url: shownUrl, cause: err as Error, details: connectionFailure(err) });
       }
       if (statusCode < 200 || statusCode > 299) {
-        throw new HttpRequestError({ body, url: shownUrl, status: statusCode, details: clip(text, 300) });
+        throw new HttpRequestError({ body, url: shownUrl, status: statusCode, details: `${text.length} characters, not quoted` });
       }
       let answer: { result?: unknown; error?: { code: number; message: string; data?: unknown } };
       try {
         answer = JSON.parse(text) as typeof answer;
       } catch {
-        throw new HttpRequestError({ body, url: shownUrl, status: statusCode, details: `not JSON: ${clip(text, 100)}` });
+        throw new HttpRequestError({ body, url: shownUrl, status: statusCode, details: `not JSON (${text.length} characters, not quoted)` });
       }
       if (answer.error !== undefined && answer.error !== null) throw new RpcRequestError({ body, error: answer.error, url: shownUrl });
       return answer.result;
@@ -105,6 +107,7 @@ function isTimeout(err: unknown): boolean {
   return errorCode(err, (code) => TIMEOUT_CODES.has(code)) !== undefined;
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/** The socket or undici code of a failed connection (the code, not undici's prose about it). */
+function connectionFailure(err: unknown): string {
+  return `connection failed: ${errorCode(err, (code) => code !== 'UND_ERR_SOCKET') ?? errorCode(err) ?? 'no code'}`;
 }

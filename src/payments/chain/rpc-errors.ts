@@ -4,9 +4,10 @@
  * question here walks the whole `cause` chain, including `AggregateError.errors` (Node's
  * happy-eyeballs connect reports one error per address tried).
  *
- * `errorChain` and `clip` are also the facilitator client's and the RPC transport's: one walker
+ * `errorChain` and `clip` are also the facilitator client's and describe-fault.ts's: one walker
  * of cause chains and one rule for cutting third-party text short, for every network fault the
- * gateway reads.
+ * gateway reads. The text these functions read (`failureText`) decides what a failure means;
+ * what our messages say of a fault is describe-fault.ts's, which never quotes it.
  */
 import {
   ContractFunctionRevertedError,

@@ -14,6 +14,7 @@ import { InfrastructureError } from '../../errors.js';
 import type { Hex } from '../../protocol/types.js';
 import type { ChainClient } from '../chain/client.js';
 import { eip3009Abi, erc1271Abi, ERC1271_MAGIC_VALUE } from './abi.js';
+import { describeFault } from '../chain/describe-fault.js';
 import { isContractFailure, isOutOfGas } from '../chain/rpc-errors.js';
 import { readThroughMulticall3, type NonceStateAndBalance } from './multicall-reads.js';
 
@@ -65,8 +66,9 @@ export function createViemChainReader(client: ChainClient, options: ViemChainRea
   // Without a bound, the node runs the payer's code up to its own eth_call cap (tens of millions
   // of gas): the payer would choose how much work each verification costs.
   const erc1271Gas = options.erc1271GasLimit ?? DEFAULT_ERC1271_GAS_LIMIT;
+  // In our words (describe-fault.ts): viem's own message prints the endpoint's URL, API key and all.
   const unavailable = (what: string, err: unknown): InfrastructureError =>
-    new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', `chain ${chainId}: ${what} failed`, { cause: err });
+    new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', `chain ${chainId}: ${what} failed: ${describeFault(err)}`, { cause: err });
 
   /** Runs a contract read: the contract's refusal becomes `refused`, anything else an infrastructure fault. */
   async function contractRead<T, R>(what: string, read: () => Promise<T>, refused: R): Promise<T | R> {

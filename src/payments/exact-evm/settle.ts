@@ -50,6 +50,7 @@ import { NonceAllocator } from './nonce-allocator.js';
 import { StoreNonces } from './store-nonces.js';
 import { REASON, type ExactEvmReason } from '../../protocol/reasons.js';
 import { clip as clipText, failureText, isContractFailure, NONCE_CONFLICT, neverReachedNode, reasonForTransferFailure, sendRejected } from '../chain/rpc-errors.js';
+import { describeFault } from '../chain/describe-fault.js';
 import { ReceiptWait } from './receipt-wait.js';
 import { createTransactionSigner, type TransactionSigner } from './transaction-signer.js';
 import { checkAuthorizationTerms, checkSchemeAndNetwork } from './verify.js';
@@ -162,7 +163,7 @@ export class LocalExactEvmSettler implements Settler {
       limit = await this.#gasLimit(option.asset.address, data);
     } catch (err) {
       if (isContractFailure(err)) return { reason: reasonForTransferFailure(failureText(err)), message: clip(failureText(err)) };
-      throw new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', `chain ${this.#network.chainId}: eth_estimateGas failed`, { cause: err });
+      throw new InfrastructureError('GW_ERR_CHAIN_UNAVAILABLE', `chain ${this.#network.chainId}: eth_estimateGas failed: ${describe(err)}`, { cause: err });
     }
     return limit.kind === 'over_cap' ? { reason: REASON.settlementGasOverLimit, message: overCapMessage(limit) } : undefined;
   }
@@ -255,10 +256,11 @@ export class LocalExactEvmSettler implements Settler {
         await this.#wallet.sendRawTransaction({ serializedTransaction: serialized });
         break;
       } catch (err) {
+        // The node's words decide what its refusal means; messages never quote them (describe).
         const text = failureText(err);
         if (!neverReachedNode(err) && !sendRejected(err)) {
           // Timed out, a 5xx, an internal error, or anything unclear: the node may have it. Look for the receipt.
-          ambiguousSend = text;
+          ambiguousSend = describe(err);
           break;
         }
         sent.hash = undefined;
@@ -270,10 +272,10 @@ export class LocalExactEvmSettler implements Settler {
           // Forget the count: the next take re-reads the pending count from the node.
           this.#nonces.reset();
         }
-        if (neverReachedNode(err)) return refused(REASON.unexpectedSettleError, `chain unavailable: ${text}`);
+        if (neverReachedNode(err)) return refused(REASON.unexpectedSettleError, `chain unavailable: ${describe(err)}`);
         if (NONCE_CONFLICT.test(text) && attempt < MAX_SEND_ATTEMPTS) continue;
         // The pool refused our transaction (fees, gas, our funds): not the payer's doing.
-        return refused(REASON.unexpectedSettleError, `the node refused the settlement transaction: ${text}`);
+        return refused(REASON.unexpectedSettleError, `the node refused the settlement transaction: ${describe(err)}`);
       }
     }
     const hash = sent.hash;
@@ -355,10 +357,12 @@ function refused(reason: ExactEvmReason, message?: string): SettleResult {
   };
 }
 
-/** A fault in its own words (viem's `shortMessage` when it has one), clipped. */
+/**
+ * A fault in our words, clipped: results reach logs and receipt rows, and viem's own messages
+ * print the endpoint's URL (its API key) and the node's answer (describe-fault.ts).
+ */
 function describe(err: unknown): string {
-  if (!(err instanceof Error)) return clip(String(err));
-  return clip('shortMessage' in err && typeof err.shortMessage === 'string' ? err.shortMessage : err.message);
+  return clip(describeFault(err));
 }
 
 const clip = (text: string): string => clipText(text, MAX_MESSAGE_LENGTH);

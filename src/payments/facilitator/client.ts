@@ -20,7 +20,9 @@ import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { FacilitatorConfig } from '../../config/types.js';
 import type { WireRequirementV1, WireRequirementV2 } from '../../protocol/types.js';
 import { NOT_SENT_ERROR_CODES } from '../chain/connection-errors.js';
-import { clip, errorCode } from '../chain/rpc-errors.js';
+import { describeFault } from '../chain/describe-fault.js';
+import { errorCode } from '../chain/rpc-errors.js';
+import { urlOrigin } from '../chain/url-origin.js';
 import {
   readSettleAnswer,
   readSupported,
@@ -46,6 +48,7 @@ export interface FacilitatorRequestBody {
 export type FacilitatorFailureKind = 'unreachable' | 'timeout' | 'http_status' | 'malformed';
 
 export interface FacilitatorFailure {
+  /** The facilitator's origin: its configured URL may hold an API key in the path, query or userinfo. */
   readonly url: string;
   readonly kind: FacilitatorFailureKind;
   /**
@@ -79,7 +82,7 @@ export interface FacilitatorClientOptions {
 /** The client for one configured facilitator. */
 export class FacilitatorClient {
   readonly url: string;
-  /** `url` without credentials or query, for messages and logs. */
+  /** `url`'s origin, for messages and logs (url-origin.ts). */
   readonly displayUrl: string;
   readonly #timeoutMs: number;
   readonly #headers: Readonly<Record<string, string>>;
@@ -89,7 +92,7 @@ export class FacilitatorClient {
 
   constructor(config: FacilitatorConfig, options: FacilitatorClientOptions = {}) {
     this.url = config.url.replace(/\/+$/, '');
-    this.displayUrl = redactUrl(this.url);
+    this.displayUrl = urlOrigin(this.url);
     this.#endpoints = {
       verify: endpoint(this.url, '/verify'),
       settle: endpoint(this.url, '/settle'),
@@ -129,15 +132,17 @@ export class FacilitatorClient {
     read: (status: number, json: unknown) => T | undefined,
   ): Promise<FacilitatorOutcome<T>> {
     const url = this.#endpoints[operation];
-    const shown = `${this.displayUrl}/${operation}`;
+    // What messages say of the call: the operation and the origin, never the configured path.
+    const shown = `${method} /${operation} to ${this.displayUrl}`;
     const unavailable = (failure: Omit<FacilitatorFailure, 'url'>): FacilitatorOutcome<T> => ({
       kind: 'unavailable',
-      failure: { url: shown, ...failure },
+      failure: { url: this.displayUrl, ...failure },
     });
     // One deadline for the whole exchange, redirects and body included.
     const signal = AbortSignal.timeout(this.#timeoutMs);
     let status: number;
     let text: string;
+    let mediaType: string | undefined;
     try {
       const headers =
         body === undefined ? this.#headers : { ...this.#headers, 'content-type': 'application/json' };
@@ -149,23 +154,24 @@ export class FacilitatorClient {
         dispatcher: this.#dispatcher,
       });
       status = res.statusCode;
+      mediaType = mediaTypeOf(res.headers['content-type']);
       text = await readLimited(res.body, MAX_FACILITATOR_RESPONSE_BYTES);
     } catch (error) {
       if (signal.aborted) {
         return unavailable({
           kind: 'timeout',
           mayHaveReceived: true,
-          message: `${method} ${shown} did not complete within ${this.#timeoutMs} ms`,
+          message: `${shown} did not complete within ${this.#timeoutMs} ms`,
           error,
         });
       }
       if (error instanceof ResponseTooLarge) {
-        return unavailable({ kind: 'malformed', mayHaveReceived: true, message: `${method} ${shown}: ${error.message}`, error });
+        return unavailable({ kind: 'malformed', mayHaveReceived: true, message: `${shown}: ${error.message}`, error });
       }
       return unavailable({
         kind: 'unreachable',
         mayHaveReceived: !NOT_SENT_ERROR_CODES.has(socketCode(error) ?? ''),
-        message: `${method} ${shown} failed: ${errorMessage(error)}`,
+        message: `${shown} failed: ${describeFault(error)}`,
         error,
       });
     }
@@ -185,7 +191,7 @@ export class FacilitatorClient {
       kind: answerable && status < 300 ? 'malformed' : 'http_status',
       mayHaveReceived,
       status,
-      message: `${method} ${shown} answered ${status}: ${excerpt(text)}`,
+      message: `${shown} answered ${status} with ${bodySize(text, mediaType)}`,
     });
   }
 }
@@ -211,12 +217,6 @@ function socketCode(error: unknown): string | undefined {
   return errorCode(error, (code) => code !== 'UND_ERR_SOCKET');
 }
 
-function errorMessage(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const code = socketCode(error);
-  return code === undefined ? error.message : `${error.message} (${code})`;
-}
-
 /** `base` + `/verify` etc., appended to the path so that a query string (an API key) stays a query string. */
 function endpoint(base: string, path: string): string {
   const url = new URL(base);
@@ -224,22 +224,18 @@ function endpoint(base: string, path: string): string {
   return url.toString();
 }
 
-/** An operator may put an API key in the facilitator URL; it must not reach logs or error messages. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    parsed.search = '';
-    parsed.hash = '';
-    return parsed.toString().replace(/\/+$/, '');
-  } catch {
-    return '<invalid facilitator url>';
-  }
+/** The media type of a `content-type` value (`text/html`), when it is one; parameters dropped. */
+function mediaTypeOf(value: string | string[] | undefined): string | undefined {
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === undefined ? undefined : /^\s*([\w.+-]{1,64}\/[\w.+-]{1,64})/.exec(first)?.[1]?.toLowerCase();
 }
 
-/** A body quoted in a failure message: whitespace folded, clipped. */
-function excerpt(text: string, limit = 200): string {
-  const compact = text.trim().replace(/\s+/g, ' ');
-  return compact === '' ? '<empty body>' : clip(compact, limit);
+/**
+ * A body that is no answer, by its size and type only. It is not quoted: error pages often echo
+ * the request (the key in the URL's path or query, a configured header), and whoever reads the
+ * message can ask the facilitator itself.
+ */
+function bodySize(text: string, mediaType: string | undefined): string {
+  if (text.trim() === '') return 'an empty body';
+  return `a body of ${Buffer.byteLength(text)} bytes${mediaType === undefined ? '' : ` of ${mediaType}`} that is not an answer`;
 }
