@@ -1,5 +1,5 @@
 /**
- * Subcommands: start, validate, receipts, ledger migrate (the product), and the development tools demo and pay,
+ * Subcommands: start, validate, init, receipts, ledger migrate (the product), and the development tools demo and pay,
  * loaded lazily from src/tools/ because they need dev-only packages (solc, anvil, the official
  * x402 clients) that the production image and `npm install --omit=dev` leave out. Takes its I/O
  * as arguments so tests can run it in-process; only `main.ts` passes the real process.
@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { CliIo } from './cli-io.js';
 import { loadConfigFile } from './config/load.js';
 import type { Config } from './config/types.js';
+import { runInitCommand } from './init/init-command.js';
 import { migrateSqliteToPostgres, type TableCopy } from './ledger/migrate-ledger.js';
 import { openLedger } from './ledger/open-ledger.js';
 import type { Receipt } from './payments/ports.js';
@@ -18,6 +19,7 @@ const USAGE = `Usage: x402-gateway <command> [options]
 Commands:
   start           Run the gateway in front of the configured upstreams
   validate        Check a config file and list every problem
+  init            Write a commented config for an upstream (routes from its OpenAPI document, if given)
   receipts        List payment receipts from the ledger
   ledger migrate  Copy a SQLite ledger file into the PostgreSQL store the config names
 
@@ -59,6 +61,8 @@ export async function runCli(argv: readonly string[], io: CliIo, loadTool: ToolL
     case 'validate':
     case 'receipts':
       return runConfigCommand(command, rest, io);
+    case 'init':
+      return runInitCommand(rest, io);
     case 'ledger':
       return runLedgerCommand(rest, io);
     case 'demo':

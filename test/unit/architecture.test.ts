@@ -54,7 +54,8 @@ const all = files(SRC).map((path) => {
  * adapters, HTTP and roots all throw or map its errors; ranking it higher would forbid the core
  * from ever naming one. log.ts (pino options) and metrics.ts (prom-client) are adapters (3):
  * each wraps one I/O package, the ledger observer and the HTTP layer take metrics' type, and
- * only the roots build either.
+ * only the roots build either. init/ (the `init` command) is a root like cli.ts, which runs it:
+ * it reads, fetches and writes files; its two pure halves are held to the core's rules below.
  */
 const RANKS: readonly (readonly [RegExp, number | null])[] = [
   [/^tools\//, null],
@@ -63,7 +64,7 @@ const RANKS: readonly (readonly [RegExp, number | null])[] = [
   [/^payments\/ports\.ts$/, 2],
   [/^(payments|ledger)\/|^(metrics|log)\.ts$/, 3],
   [/^http\//, 4],
-  [/^(gateway|server|reload|payment-backends|cli|cli-io|main)\.ts$/, 5],
+  [/^(gateway|server|reload|payment-backends|cli|cli-io|main)\.ts$|^init\//, 5],
 ];
 const rankOf = (file: string): number | null | undefined => RANKS.find(([pattern]) => pattern.test(file))?.[1];
 
@@ -144,7 +145,7 @@ function loopThrough(component: readonly string[], graph: ReadonlyMap<string, re
  * in config (the operator's addresses) and in the decoder (the client's addresses); nowhere
  * else in the core, which trusts what config checksummed.
  */
-const PURE = /^(protocol\/|routes\/|limits\/|pricing\.ts$|errors\.ts$|config\/(parse|compile-[a-z-]+|deep-freeze|format-path|schema|types|known-networks)\.ts$)/;
+const PURE = /^(protocol\/|routes\/|limits\/|pricing\.ts$|errors\.ts$|config\/(parse|compile-[a-z-]+|deep-freeze|format-path|schema|types|known-networks|yaml-string)\.ts$|init\/(openapi-routes|init-config)\.ts$)/;
 const PURE_ALLOWED: Readonly<Record<string, { readonly names: ReadonlySet<string> | 'any'; readonly files?: RegExp }>> = {
   viem: { names: new Set(['getAddress']), files: /^(protocol\/decode-payment|config\/(parse|compile-assets))\.ts$/ },
   zod: { names: 'any' },

@@ -2,6 +2,7 @@
  * The demo's gateway config, written as YAML text so the demo goes through the same parser and
  * validation as an operator's file (and the file it writes is a working starting point). Pure.
  */
+import { yamlString } from '../../config/yaml-string.js';
 
 /** One priced (or free) endpoint of the demo upstream, as routed by the gateway. */
 export interface DemoRoute {
@@ -76,13 +77,4 @@ ledger: { path: ${yamlString(p.ledgerPath)} }
 
 log: { level: info }
 `;
-}
-
-/**
- * A double-quoted YAML scalar. JSON strings are valid YAML double-quoted scalars; `${` is escaped
- * as `$${` because the config loader expands `${VAR}` in every string.
- */
-function yamlString(value: string): string {
-  // A function replacement: in a replacement string, `$$` would itself mean a single `$`.
-  return JSON.stringify(value.replaceAll('${', () => '$${'));
 }
