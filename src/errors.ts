@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   GW_ERR_LEDGER_UNAVAILABLE: { status: 503, message: 'The payment ledger cannot record this payment; try again later' },
   GW_ERR_GATEWAY_DRAINING: { status: 503, message: 'The gateway is shutting down' },
   GW_ERR_GATEWAY_INTERNAL: { status: 500, message: 'Internal gateway error' },
+  GW_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'This admin endpoint needs admin.token as Authorization: Bearer <token>' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -52,6 +53,7 @@ export function errorBody(err: GatewayError): { statusCode: number; code: ErrorC
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
   404: 'Not Found',
   413: 'Payload Too Large',
   429: 'Too Many Requests',

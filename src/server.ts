@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
 import { buildGateway } from './gateway.js';
 import { buildAdmin, type ReloadResult, type SettlerBalanceDetail } from './http/admin.js';
+import type { LastReload } from './http/dashboard-data.js';
 import { PublicListener } from './http/listener.js';
 import { observeLedger } from './ledger/observed-ledger.js';
 import { ledgerName, openLedger } from './ledger/open-ledger.js';
@@ -92,7 +93,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   current = () => listener.config;
   let ready = false;
   metrics.setConfig(initial.hash);
-  const reload: () => Promise<ReloadResult> = options.configPath
+  const reloadFile: () => Promise<ReloadResult> = options.configPath
     ? makeReloader({
         path: options.configPath,
         env: options.env ?? {},
@@ -103,6 +104,14 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
         check: (next, previous) => logStartupChecks(backends, next, previous, logger),
       })
     : async () => ({ result: 'error', hash: listener.config.hash, problems: ['the gateway was started without a config file to reload'] });
+  // Every reload (file watch, SIGHUP, POST /admin/reload) goes through here, so the dashboard
+  // shows the last one's result whichever started it.
+  let lastReload: LastReload | undefined;
+  const reload = async (): Promise<ReloadResult> => {
+    const result = await reloadFile();
+    lastReload = { atMs: clock.nowMs(), ...result };
+    return result;
+  };
   const admin = buildAdmin({
     logger,
     metrics,
@@ -111,6 +120,11 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     reload,
     ledger: { name: options.ledger ? 'provided by the embedding program' : ledgerName(initial.ledger), ping: () => ledger.ping() },
     settlers: () => backends.settlerBalances().map(settlerBalanceDetail),
+    // `admin` needs a restart to change (reload.ts says so), so the tokens are the initial config's.
+    ...(initial.admin.token === undefined && initial.admin.metricsToken === undefined
+      ? {}
+      : { tokens: { token: initial.admin.token, metricsToken: initial.admin.metricsToken } }),
+    dashboard: { ledger, nowMs: () => clock.nowMs(), assets: () => listener.config.assets.values(), lastReload: () => lastReload },
   });
 
   let url: string;

@@ -6,6 +6,7 @@
  */
 import { getAddress } from 'viem';
 import type { z } from 'zod';
+import { compileAdmin } from './compile-admin.js';
 import { compileAllowlist } from './compile-allowlist.js';
 import { checkAssetIds, compileAssets } from './compile-assets.js';
 import { compileNetworks } from './compile-networks.js';
@@ -126,7 +127,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
 
   return {
     listen: raw.listen,
-    admin: raw.admin,
+    admin: compileAdmin(raw.admin, problems),
     server: raw.server,
     publicUrl: raw.publicUrl?.replace(/\/+$/, ''),
     payTo,

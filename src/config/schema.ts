@@ -8,6 +8,8 @@ import { z } from 'zod';
 
 export const DEFAULT_LISTEN = { host: '0.0.0.0', port: 8402 } as const;
 export const DEFAULT_ADMIN = { host: '127.0.0.1', port: 9402 } as const;
+/** Shortest admin token accepted: 16 characters, so a short or placeholder word is refused at load. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 export const DEFAULT_FACILITATOR_TIMEOUT_MS = 10_000;
 export const DEFAULT_SETTLE_RECEIPT_TIMEOUT_MS = 30_000;
@@ -258,9 +260,25 @@ const route = z.strictObject({
   maxBodyBytes: maxBodyBytes.optional(),
 });
 
+/**
+ * The admin listener, and who may use it. `token` guards everything on it but the probes and
+ * `/metrics`; `metricsToken` guards `/metrics`. Whether a host beyond loopback needs a token is
+ * checked in parse.ts (it needs the host and the tokens together).
+ */
+const adminToken = z.string().min(MIN_ADMIN_TOKEN_LENGTH, `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+const admin = z
+  .strictObject({
+    host: z.string().min(1).default(DEFAULT_ADMIN.host),
+    port: z.number().int().min(0).max(65_535).default(DEFAULT_ADMIN.port),
+    token: adminToken.optional(),
+    metricsToken: adminToken.optional(),
+    allowUnauthenticated: z.boolean().default(false),
+  })
+  .default({ ...DEFAULT_ADMIN, allowUnauthenticated: false });
+
 export const configSchema = z.strictObject({
   listen: hostPort(DEFAULT_LISTEN),
-  admin: hostPort(DEFAULT_ADMIN),
+  admin,
   server,
   publicUrl: httpUrl.optional(),
   payTo: address,

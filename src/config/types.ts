@@ -41,6 +41,16 @@ export interface ListenConfig {
   readonly port: number;
 }
 
+/** The admin listener and its tokens (compared in constant time by http/admin-auth.ts). */
+export interface AdminConfig extends ListenConfig {
+  /** Guards everything on the admin port but /healthz, /readyz and /metrics; undefined: open. */
+  readonly token: string | undefined;
+  /** Guards /metrics; undefined: open (scrapers on the NetworkPolicy's allowed sources). */
+  readonly metricsToken: string | undefined;
+  /** Set explicitly to run a non-loopback admin listener without `token`. */
+  readonly allowUnauthenticated: boolean;
+}
+
 export type SettleConfig =
   | {
       readonly mode: 'local';
@@ -208,7 +218,7 @@ export interface ServerConfig {
 
 export interface Config {
   readonly listen: ListenConfig;
-  readonly admin: ListenConfig;
+  readonly admin: AdminConfig;
   readonly server: ServerConfig;
   /** Base of absolute resource URLs in challenges; derived from the request when absent. */
   readonly publicUrl: string | undefined;

@@ -1,10 +1,13 @@
 /**
- * The admin listener: health, readiness, Prometheus metrics and config reload. Bound to loopback
- * by default and never on the public port, so a caller cannot probe, scrape or reload it through
- * the gateway.
+ * The admin listener: health, readiness, Prometheus metrics, config reload and the dashboard.
+ * Bound to loopback by default and never on the public port, so a caller cannot probe, scrape or
+ * reload it through the gateway; beyond loopback `admin.token` guards it (admin-auth.ts).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { GatewayMetrics } from '../metrics.js';
+import { adminAuthHook, type AdminTokens } from './admin-auth.js';
+import { registerDashboard, type DashboardDeps } from './dashboard.js';
+import type { SettlerBalanceDetail } from './dashboard-data.js';
 
 export type ReloadResult =
   | { readonly result: 'applied' | 'unchanged'; readonly hash: string }
@@ -22,15 +25,14 @@ export interface AdminDeps {
   readonly ledger: LedgerProbe;
   /** Each settling account's latest gas balance, for /readyz (a low one does not make it unready). */
   readonly settlers?: () => readonly SettlerBalanceDetail[];
+  /** Tokens from `admin.token` / `admin.metricsToken`; none: open (loopback, or allowUnauthenticated). */
+  readonly tokens?: AdminTokens;
+  /** The dashboard's data sources; without them there is no dashboard. */
+  readonly dashboard?: Omit<DashboardDeps, 'metrics' | 'configHash' | 'settlers'>;
 }
 
-export interface SettlerBalanceDetail {
-  readonly network: string;
-  readonly address: string;
-  readonly balanceWei: string;
-  readonly minBalanceWei?: string;
-  readonly low: boolean;
-}
+/** Kept beside the dashboard's data (which shows it too), so the two modules import in one direction. */
+export type { SettlerBalanceDetail } from './dashboard-data.js';
 
 export interface LedgerProbe {
   /** Where receipts go, without credentials: `postgres://db:5432/gateway`, `sqlite:./x402-gateway.db`. */
@@ -62,6 +64,7 @@ export async function probeLedger(ledger: LedgerProbe): Promise<LedgerHealth> {
 
 export function buildAdmin(deps: AdminDeps): FastifyInstance {
   const app = Fastify({ loggerInstance: deps.logger, logController: new LogController({ disableRequestLogging: true }) });
+  if (deps.tokens) app.addHook('onRequest', adminAuthHook(deps.tokens));
   app.get('/healthz', async () => ({ status: 'ok' }));
   // An unreachable ledger does not make the replica unready: the store is shared, so taking every
   // replica out of service would stop the free routes too, while priced routes already refuse
@@ -87,5 +90,8 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
     const result = await deps.reload();
     return reply.code(result.result === 'applied' || result.result === 'unchanged' ? 200 : 422).send(result);
   });
+  if (deps.dashboard) {
+    registerDashboard(app, { ...deps.dashboard, metrics: deps.metrics, configHash: deps.configHash, settlers: () => deps.settlers?.() ?? [] });
+  }
   return app;
 }

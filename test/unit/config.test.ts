@@ -30,7 +30,7 @@ describe('config', () => {
     if (!r.ok) throw new Error(r.problems.join('\n'));
     const c = r.config;
     expect(c.listen).toEqual({ host: '0.0.0.0', port: 8402 });
-    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9402 });
+    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9402, token: undefined, metricsToken: undefined, allowUnauthenticated: false });
     expect(c.unmatched).toBe('deny');
     const weather = c.routes[0];
     expect(weather?.settlement).toBe('after');

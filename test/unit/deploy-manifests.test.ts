@@ -44,6 +44,7 @@ const DUMMY_SECRET_VALUES: Readonly<Record<string, string>> = {
   SETTLER_KEY: '0x' + '11'.repeat(32),
   UPSTREAM_TOKEN: 'dummy-upstream-token',
   BASE_RPC_URL: 'https://rpc.example.com',
+  ADMIN_TOKEN: 'dummy-admin-token-0123456789',
   DATABASE_URL: 'postgres://gateway:dummy@postgres.example.com:5432/x402',
 };
 /** `${NAME}` or `${NAME:-fallback}`; `$${` is an escaped literal. The same grammar as load.ts. */
@@ -428,6 +429,16 @@ describe.each(VARIANT_NAMES)('deploy/kubernetes/overlays/%s', (name) => {
     const settlerKey = at(v.secret(SECRET).body, 'stringData.SETTLER_KEY');
     expect(typeof settlerKey).toBe('string');
     expect(settlerKey).not.toMatch(/^0x[0-9a-fA-F]{64}$/);
+  });
+
+  it('guard an admin listener bound beyond loopback with admin.token from the Secret, whose placeholder cannot run', () => {
+    // The gateway refuses a non-loopback admin listener without a token (or allowUnauthenticated).
+    expect(v.adminHost).not.toMatch(/^(127\.|localhost$|::1$)/);
+    expect(at(parse(v.configText), 'admin.token')).toBe('${ADMIN_TOKEN}');
+    expect(v.config().admin.token).toBe(DUMMY_SECRET_VALUES['ADMIN_TOKEN']);
+    expect(v.gatewayEnv().fromSecret.get('ADMIN_TOKEN')).toBe(SECRET);
+    const placeholder = text(at(v.secret(SECRET).body, 'stringData.ADMIN_TOKEN'), 'stringData.ADMIN_TOKEN');
+    expect(parseConfigText(v.configText, { ...v.dummyEnv(), ADMIN_TOKEN: placeholder }).ok).toBe(false);
   });
 
   it('leave every Secret out of the build, so an apply never overwrites the real values with placeholders', () => {
