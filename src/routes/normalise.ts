@@ -15,8 +15,9 @@
  * Refused outright (400): a malformed `%` escape, an encoded `/` or a `\` in any form (upstreams
  * disagree on whether they separate segments), a `;` in any form (servlet containers strip
  * `;params` from a segment, so `/paid;x` would match no priced route here and still reach
- * `/paid` there), control characters, `..` above the root, and anything that is not an
- * origin-form path.
+ * `/paid` there), control characters, `..` above the root, a forwarded path with `..` at a
+ * segment's edge (`/..a`, `/a../b`: see EDGE_DOT_DOT), and anything that is not an origin-form
+ * path.
  */
 
 export type NormalisedPath =
@@ -46,6 +47,16 @@ const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f/\\;]/;
  */
 const CANONICAL_PATH = /^(?:\/[A-Za-z0-9\-_.~!$&'()*+,=:@]+)+$/;
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+/**
+ * `..` at the start of a segment or at the end of one that a `/` follows. @fastify/reply-from
+ * refuses to forward any path containing `/..` or `../` (its guard against traversal), so such a
+ * request was matched, and paid, and then answered 400 without reaching the upstream: under
+ * `settlement: before` the payer was charged for nothing. Refused here, before the paywall.
+ * (`.` is never percent-encoded in a normalised path, so the encoded form shows every one.)
+ */
+const EDGE_DOT_DOT = /\/\.\.|\.\.\//;
+
+const EDGE_DOT_DOT_REFUSAL: NormalisedPath = Object.freeze({ ok: false, reason: '".." at the edge of a path segment' });
 
 /** Normalises the request target of an HTTP/1.1 request (`req.url`). */
 export function normaliseUrl(rawUrl: string): NormalisedPath {
@@ -55,6 +66,7 @@ export function normaliseUrl(rawUrl: string): NormalisedPath {
   const search = q === -1 ? '' : rawUrl.slice(q);
   if (!rawPath.startsWith('/')) return { ok: false, reason: 'path must start with /' };
   if (CANONICAL_PATH.test(rawPath) && !DOT_SEGMENT.test(rawPath)) {
+    if (EDGE_DOT_DOT.test(rawPath)) return EDGE_DOT_DOT_REFUSAL;
     return { ok: true, segments: rawPath.slice(1).split('/'), path: rawPath, forward: rawPath, search };
   }
   if (rawPath.includes('\\')) return { ok: false, reason: 'backslash in path' };
@@ -78,6 +90,7 @@ export function normaliseUrl(rawUrl: string): NormalisedPath {
   }
   const path = '/' + segments.map(encodeSegment).join('/');
   const forward = path !== '/' && rawPath.endsWith('/') ? `${path}/` : path;
+  if (EDGE_DOT_DOT.test(forward)) return EDGE_DOT_DOT_REFUSAL;
   return { ok: true, segments, path, forward, search };
 }
 

@@ -42,6 +42,14 @@ describe('normaliseUrl', () => {
     },
   );
 
+  it('refuses ".." at a segment edge, which the proxy refuses after the paywall (a paid `/before/..a` was charged and answered 400)', () => {
+    for (const raw of ['/files/..a', '/files/...', '/files/a../b', '/files/a../', '/files/%2E%2Ea', '/files/a%2e%2e/', '/a/b/../..c', '/..a?x=1']) {
+      expect(normaliseUrl(raw), raw).toEqual({ ok: false, reason: '".." at the edge of a path segment' });
+    }
+    // Inside a segment, or at the end of the last one, reply-from forwards it: so does the gateway.
+    for (const raw of ['/files/a..b', '/files/a..', '/files/a.b.', '/files/x?q=../y']) expect(normaliseUrl(raw).ok, raw).toBe(true);
+  });
+
   it('the fast path for canonical paths answers exactly as the full decode and re-encode does', () => {
     // Percent-encoding one letter forces the full path; the answer must not change.
     const alphabet = "abcXYZ019-_.~!$&'()*+,=:@/";
