@@ -16,8 +16,14 @@
  * disagree on whether they separate segments), a `;` in any form (servlet containers strip
  * `;params` from a segment, so `/paid;x` would match no priced route here and still reach
  * `/paid` there), control characters, `..` above the root, a forwarded path with `..` at a
- * segment's edge (`/..a`, `/a../b`: see EDGE_DOT_DOT), and anything that is not an origin-form
- * path.
+ * segment's edge (`/..a`, `/a../b`: see EDGE_DOT_DOT), the four characters that case-fold into
+ * ASCII (ASCII_CASE_ALIAS), and anything that is not an origin-form path.
+ *
+ * A raw `#` is not valid in a request target (RFC 9112 §3.2: it has no fragment), but node's
+ * parser lets it through. In the path it is a character of its segment (forwarded as `%23`); in
+ * the query it is forwarded as `%23` too. As it came, it made Express's URL parser take its slow
+ * path, which escapes `'`: `/it's?#` reached the upstream as `/it%27s`, where another route of
+ * the upstream's could take it.
  */
 
 export type NormalisedPath =
@@ -29,7 +35,7 @@ export type NormalisedPath =
       readonly path: string;
       /** `path` with the caller's trailing slash, if it sent one: what the upstream receives. */
       readonly forward: string;
-      /** The raw query string with its `?`, or ''. Forwarded untouched. */
+      /** The raw query string with its `?`, or ''. Forwarded untouched but for a `#`, as `%23`. */
       readonly search: string;
     }
   | { readonly ok: false; readonly reason: string };
@@ -39,6 +45,14 @@ export const MAX_PATH_LENGTH = 8192;
 
 // eslint-disable-next-line no-control-regex
 const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f/\\;]/;
+/**
+ * The characters that some router's case rules turn into an ASCII letter: the Kelvin sign
+ * (`K`, lower case `k`), `ſ` (upper case `S`; `/s/iu` matches it), `ı` (upper case `I`) and `İ`
+ * (lower case `i` + a dot, `i` for .NET). The route table lower-cases, so `/\u212Aey` met a
+ * `/key` route, while Express (which matches the encoded path) sent it to another route of the
+ * upstream's. Routers disagree on them; no real path needs them: refused.
+ */
+const ASCII_CASE_ALIAS = /[\u0130\u0131\u017f\u212a]/;
 
 /**
  * A path that is already canonical: one or more non-empty segments of only the characters
@@ -63,7 +77,7 @@ export function normaliseUrl(rawUrl: string): NormalisedPath {
   if (rawUrl.length > MAX_PATH_LENGTH) return { ok: false, reason: 'path is too long' };
   const q = rawUrl.indexOf('?');
   const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
-  const search = q === -1 ? '' : rawUrl.slice(q);
+  const search = q === -1 ? '' : rawUrl.slice(q).replaceAll('#', '%23');
   if (!rawPath.startsWith('/')) return { ok: false, reason: 'path must start with /' };
   if (CANONICAL_PATH.test(rawPath) && !DOT_SEGMENT.test(rawPath)) {
     if (EDGE_DOT_DOT.test(rawPath)) return EDGE_DOT_DOT_REFUSAL;
@@ -81,6 +95,7 @@ export function normaliseUrl(rawUrl: string): NormalisedPath {
       return { ok: false, reason: 'malformed percent-escape in path' };
     }
     if (FORBIDDEN_DECODED.test(decoded)) return { ok: false, reason: 'encoded slash, backslash or control character in path' };
+    if (ASCII_CASE_ALIAS.test(decoded)) return { ok: false, reason: 'a character that case-folds to an ASCII letter in path' };
     if (decoded === '.') continue;
     if (decoded === '..') {
       if (segments.pop() === undefined) return { ok: false, reason: 'path escapes the root' };

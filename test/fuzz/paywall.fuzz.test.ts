@@ -23,6 +23,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPaymentHeader } from 'x402/client';
 import { PaymentRequirementsSchema } from 'x402/types';
+import { DEFAULT_MAX_HEADER_BYTES } from '../../src/config/schema.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import { PAYMENT_REQUIRED_MESSAGE } from '../../src/http/replies.js';
 import { MONEY_STATUSES } from '../../src/payments/ports.js';
@@ -148,7 +149,7 @@ function wrongFor(version: 1 | 2): fc.Arbitrary<Wrong> {
   return fc.oneof(...both, ...(version === 2 ? v2Only : []));
 }
 
-const queryArb = fc.constantFrom('', '', '', '?city=Paris', '?a=1&a=2', '?_method=GET');
+const queryArb = fc.oneof({ weight: 12, arbitrary: fc.constantFrom('', '', '?city=Paris', '?a=1&a=2') }, fc.constantFrom('?_method=GET', '?_METHOD=post'));
 
 const specArb: fc.Arbitrary<Spec> = fc
   .record({ route: fc.constantFrom(...ROUTE_NAMES), query: queryArb })
@@ -390,9 +391,33 @@ async function headersOf(spec: Spec): Promise<Record<string, string | string[]>>
  */
 const lineSafe = (value: string) => value.replace(/[^\t\x20-\x7e\x80-\xff]/g, ' ');
 
+/**
+ * Bytes of payment headers a request may carry: node answers a head over `listen.maxHeaderBytes`
+ * with a bare 431 before the gateway sees it (listener.ts), so headers past this budget (a long
+ * mutation beside long junk) are left off, and a first one longer than all of it is cut.
+ */
+const HEADER_BUDGET_BYTES = DEFAULT_MAX_HEADER_BYTES - 1024;
+
+function withinBudget(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const kept: Record<string, string | string[]> = {};
+  let used = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    for (const line of Array.isArray(value) ? value : [value]) {
+      const size = name.length + line.length + 4;
+      if (used > 0 && used + size > HEADER_BUDGET_BYTES) continue;
+      // The first is cut to fit: what is left is no payment either.
+      const fitted = size > HEADER_BUDGET_BYTES ? line.slice(0, HEADER_BUDGET_BYTES - name.length - 4) : line;
+      used += name.length + fitted.length + 4;
+      const prior = kept[name];
+      kept[name] = prior === undefined ? fitted : [...(Array.isArray(prior) ? prior : [prior]), fitted];
+    }
+  }
+  return kept;
+}
+
 async function sendSpec(spec: Spec): Promise<RawResponse> {
   const route = ROUTES[spec.route];
-  const payment = Object.fromEntries(Object.entries(await headersOf(spec)).map(([k, v]) => [k, Array.isArray(v) ? v.map(lineSafe) : lineSafe(v)]));
+  const payment = withinBudget(Object.fromEntries(Object.entries(await headersOf(spec)).map(([k, v]) => [k, Array.isArray(v) ? v.map(lineSafe) : lineSafe(v)])));
   const headers = route.method === 'POST' ? { ...payment, 'content-type': 'application/json' } : payment;
   // `send` types its headers as plain strings; node's client takes an array as repeated lines.
   return send(gw.url, route.method, route.path + spec.query, { headers: headers as Record<string, string>, ...(route.method === 'POST' ? { body: '{"fuzz":true}' } : {}) });

@@ -70,7 +70,10 @@ export function mutate(doc: JsonObject, m: Mutation): void {
       container[last] = m.value;
       return;
     case 'addKey': {
-      const target = current !== null && typeof current === 'object' && !Array.isArray(current) ? current : (container as Record<string, Json>);
+      const isObject = (v: Json | undefined): v is { [key: string]: Json } => v !== null && typeof v === 'object' && !Array.isArray(v);
+      // Keys go on objects only, as in JSON (an array with an own `constructor` breaks Array methods).
+      const target = isObject(current) ? current : isObject(container as Json) ? (container as { [key: string]: Json }) : undefined;
+      if (target === undefined) return;
       // Defined as a property, as JSON.parse would: `__proto__` must stay a key, not a prototype.
       Object.defineProperty(target, m.key, { value: m.value, enumerable: true, writable: true, configurable: true });
       return;

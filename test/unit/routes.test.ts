@@ -50,6 +50,19 @@ describe('normaliseUrl', () => {
     for (const raw of ['/files/a..b', '/files/a..', '/files/a.b.', '/files/x?q=../y']) expect(normaliseUrl(raw).ok, raw).toBe(true);
   });
 
+  it("forwards a raw '#' as %23, in the path and the query: as it came, Express read `/a/it's?#` as `/a/it%27s`", () => {
+    expect(normaliseUrl("/a/it's?#")).toMatchObject({ ok: true, forward: "/a/it's", search: '?%23' });
+    expect(normaliseUrl('/a#b?c=1#d#')).toMatchObject({ ok: true, segments: ['a#b'], forward: '/a%23b', search: '?c=1%23d%23' });
+    expect(normaliseUrl('/a%23b?c=%23')).toMatchObject({ ok: true, path: '/a%23b', search: '?c=%23' });
+  });
+
+  it('refuses the characters that case-fold into ASCII, which met `/key` here and another route in Express (`/%E2%84%AAey`)', () => {
+    for (const raw of ['/%E2%84%AAey', '/file%C5%BF', '/%C4%B1d', '/%C4%B0d', '/a/b%E2%84%AA']) {
+      expect(normaliseUrl(raw), raw).toEqual({ ok: false, reason: 'a character that case-folds to an ASCII letter in path' });
+    }
+    expect(normaliseUrl('/stra%C3%9Fe/%EF%AC%81le')).toMatchObject({ ok: true, segments: ['straße', 'ﬁle'] });
+  });
+
   it('the fast path for canonical paths answers exactly as the full decode and re-encode does', () => {
     // Percent-encoding one letter forces the full path; the answer must not change.
     const alphabet = "abcXYZ019-_.~!$&'()*+,=:@/";
