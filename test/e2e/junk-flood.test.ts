@@ -171,8 +171,6 @@ describe('a flood of junk payments from one client', () => {
     });
     expect(delta).toEqual({ payer: -CENT, payee: CENT });
     expect(upstream.seen.length).toBe(seen + 1);
-    // And the flooder is still held.
-    expect((await send(gw.url, 'GET', '/weather', { headers: headers[0] ?? {} })).status).toBe(429);
     expect(PAYER).not.toBe(privateKeyToAccount(UNFUNDED_KEY).address);
   });
 });
