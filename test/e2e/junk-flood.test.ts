@@ -10,53 +10,20 @@ import { x402Client } from '@x402/core/client';
 import { registerExactEvmScheme } from '@x402/evm/exact/client';
 import { wrapFetchWithPayment } from '@x402/fetch';
 import { randomBytes } from 'node:crypto';
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../src/server.js';
 import { challengeOf, localSettlementBase, PAYEE, PAYER, PAYER_KEY, startChainWorld, UNFUNDED_KEY, v2HttpClient, type ChainWorld } from '../helpers/chain-world.js';
 import { gatewayYamlHead, startGateway } from '../helpers/gateway.js';
 import { send, type RawResponse } from '../helpers/http.js';
+import { startRpcProxy, type RpcProxy } from '../helpers/rpc-proxy.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const CENT = 10_000n;
 const VALID_BUT_UNFUNDED = 600;
 const GARBAGE = 200;
 const CONCURRENCY = 8;
-
-/** A JSON-RPC proxy in front of the node that counts calls (each element of a batch is one). */
-interface CountingRpc {
-  readonly url: string;
-  calls(): number;
-  close(): Promise<void>;
-}
-
-async function startCountingRpc(target: string): Promise<CountingRpc> {
-  let calls = 0;
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const parsed: unknown = JSON.parse(body.toString('utf8'));
-      calls += Array.isArray(parsed) ? parsed.length : 1;
-      const { hostname, port } = new URL(target);
-      const upstream = httpRequest({ hostname, port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' } }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, { 'content-type': 'application/json' });
-        answer.pipe(res);
-      });
-      upstream.on('error', () => res.destroy());
-      upstream.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    calls: () => calls,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 /** A fetch for the official client that connects from `localAddress` (another client address). */
 function fromAddress(localAddress: string): typeof fetch {
@@ -96,13 +63,14 @@ async function pooled<T>(tasks: readonly (() => Promise<T>)[], limit: number): P
 }
 
 let world: ChainWorld;
-let rpc: CountingRpc;
+let rpc: RpcProxy;
 let upstream: TestUpstream;
 let gw: RunningGateway;
 
 beforeAll(async () => {
   world = await startChainWorld();
-  rpc = await startCountingRpc(world.chain.rpcUrl);
+  // Counts every JSON-RPC call the gateway makes (each call of a batch).
+  rpc = await startRpcProxy({ target: world.chain.rpcUrl, secretTarget: '/' });
   upstream = await startUpstream();
   gw = await startGateway(`${gatewayYamlHead({ payTo: PAYEE, network: localSettlementBase(rpc.url) })}
 upstreams:
@@ -131,14 +99,14 @@ describe('a flood of junk payments from one client', () => {
     }
     const seen = upstream.seen.length;
     const balancesBefore = await world.balances();
-    const callsBefore = rpc.calls();
+    const callsBefore = rpc.methods.length;
     const t0 = Date.now();
 
     const answers: RawResponse[] = await pooled(
       headers.map((h) => () => send(gw.url, 'GET', '/weather', { headers: h })),
       CONCURRENCY,
     );
-    const cost = rpc.calls() - callsBefore;
+    const cost = rpc.methods.length - callsBefore;
 
     const statuses = new Map<number, number>();
     for (const a of answers) statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);

@@ -23,7 +23,7 @@ export interface RpcProxyOptions {
 export interface RpcProxy {
   /** The endpoint as an operator configures it: userinfo, secret path and query included. */
   readonly url: string;
-  /** JSON-RPC methods received at the secret target, in order. */
+  /** JSON-RPC methods received at the secret target, in order (each call of a batch). */
   readonly methods: readonly string[];
   /** Fails from now on: every call, or only calls of `methods` (not for `refuse`, which drops the listener). */
   fail(fault: RpcFault, methods?: readonly string[]): Promise<void>;
@@ -48,9 +48,9 @@ export async function startRpcProxy(options: RpcProxyOptions): Promise<RpcProxy>
     req.on('end', () => {
       if (req.url !== options.secretTarget) return echo(req, res, 401);
       const body = Buffer.concat(chunks).toString('utf8');
-      const method = methodOf(body);
-      methods.push(method);
-      if (fault !== undefined && (fault.methods === undefined || fault.methods.includes(method))) {
+      const called = methodsOf(body);
+      methods.push(...called);
+      if (fault !== undefined && (fault.methods === undefined || called.some((m) => fault?.methods?.includes(m)))) {
         if (fault.kind === 'status_500') return echo(req, res, 500);
         hung.add(res);
         return;
@@ -106,14 +106,17 @@ export async function startRpcProxy(options: RpcProxyOptions): Promise<RpcProxy>
   };
 }
 
-function methodOf(body: string): string {
+/** The JSON-RPC methods a body calls: one, or each element of a batch ('' for what is not a call). */
+function methodsOf(body: string): string[] {
+  let parsed: unknown;
   try {
-    const parsed: unknown = JSON.parse(body);
-    if (typeof parsed === 'object' && parsed !== null && 'method' in parsed && typeof parsed.method === 'string') return parsed.method;
+    parsed = JSON.parse(body);
   } catch {
-    // Not JSON: the node will say so.
+    return ['']; // Not JSON: the node will say so.
   }
-  return '';
+  const methodOf = (call: unknown): string =>
+    typeof call === 'object' && call !== null && 'method' in call && typeof call.method === 'string' ? call.method : '';
+  return Array.isArray(parsed) ? parsed.map(methodOf) : [methodOf(parsed)];
 }
 
 async function forward(target: string, body: string): Promise<{ status: number; text: string }> {
