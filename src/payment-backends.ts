@@ -141,8 +141,7 @@ export class PaymentBackendCache implements PaymentBackendSource {
   }
 
   async close(): Promise<void> {
-    for (const watch of this.#balances.values()) watch.stop();
-    await Promise.all([...this.#reconcilers.values()].map((r) => r.stop()));
+    await Promise.all([...this.#balances.values(), ...this.#reconcilers.values()].map((task) => task.stop()));
     await Promise.all([this.#dispatcher.close(), this.#rpc.close()]);
   }
 

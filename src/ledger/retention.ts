@@ -7,6 +7,7 @@
  * holds the store for long, and runs at start and then every PRUNE_INTERVAL_MS.
  */
 import type { Logger } from 'pino';
+import { PeriodicTask } from '../payments/periodic-task.js';
 import type { Clock, Ledger } from '../payments/ports.js';
 
 export const PRUNE_INTERVAL_MS = 10 * 60_000;
@@ -25,35 +26,27 @@ export interface PrunerOptions {
 
 export class LedgerPruner {
   readonly #o: PrunerOptions;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  readonly #task: PeriodicTask;
 
   constructor(options: PrunerOptions) {
     this.#o = options;
+    this.#task = new PeriodicTask(() => this.#pass(), options.intervalMs ?? PRUNE_INTERVAL_MS, (err) =>
+      options.logger.warn({ err }, 'could not prune old ledger rows; trying again later'),
+    );
   }
 
   /** One pass now, then one every interval (the timer does not keep the process alive). */
   start(): void {
-    if (this.#timer) return;
-    void this.pass();
-    this.#timer = setInterval(() => void this.pass(), this.#o.intervalMs ?? PRUNE_INTERVAL_MS);
-    this.#timer.unref();
+    this.#task.start({ now: true });
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.#running;
+  stop(): Promise<void> {
+    return this.#task.stop();
   }
 
   /** One pass, unless one is running (then its promise). Never rejects: a failed pass is logged and tried again later. */
   pass(): Promise<void> {
-    this.#running ??= this.#pass()
-      .catch((err: unknown) => this.#o.logger.warn({ err }, 'could not prune old ledger rows; trying again later'))
-      .finally(() => {
-        this.#running = undefined;
-      });
-    return this.#running;
+    return this.#task.pass();
   }
 
   async #pass(): Promise<void> {

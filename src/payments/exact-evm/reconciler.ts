@@ -28,6 +28,7 @@ import type { Clock, LoggedTransaction, OpenSettlement, SettlementLog, Settlemen
 import { GATEWAY_REASON, REASON } from '../../protocol/reasons.js';
 import { eip3009Abi } from './abi.js';
 import { loggedFees, type FeeEstimate, type Fees } from './fee-estimate.js';
+import { PeriodicTask } from '../periodic-task.js';
 import type { TransactionSigner } from './transaction-signer.js';
 
 /** How often a reconciler looks, by default. Outcomes reach the rows within about two of these. */
@@ -79,37 +80,28 @@ export class SettlementReconciler {
   readonly #o: ReconcilerOptions;
   readonly #chainId: number;
   readonly #address: Address;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  readonly #task: PeriodicTask;
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
     this.#chainId = options.client.chain.id;
     this.#address = options.signer.address;
+    this.#task = new PeriodicTask(() => this.#tick(), options.intervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS, (err) => options.onError?.(err));
   }
 
   /** Starts looking every interval (the timer does not keep the process alive). */
   start(): void {
-    if (this.#timer) return;
-    this.#timer = setInterval(() => void this.tick(), this.#o.intervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS);
-    this.#timer.unref();
+    this.#task.start();
   }
 
   /** Stops the timer and waits for a tick in progress. */
-  async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.#running;
+  stop(): Promise<void> {
+    return this.#task.stop();
   }
 
   /** One pass, unless one is running (then its promise). Never rejects. */
   tick(): Promise<void> {
-    this.#running ??= this.#tick()
-      .catch((err: unknown) => this.#o.onError?.(err))
-      .finally(() => {
-        this.#running = undefined;
-      });
-    return this.#running;
+    return this.#task.pass();
   }
 
   async #tick(): Promise<void> {

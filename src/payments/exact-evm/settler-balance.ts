@@ -6,6 +6,7 @@
  */
 import type { Address } from '../../config/types.js';
 import type { ChainClient } from '../chain/client.js';
+import { PeriodicTask } from '../periodic-task.js';
 
 export const BALANCE_REFRESH_MS = 30_000;
 
@@ -35,11 +36,12 @@ export class SettlerBalanceWatch {
   readonly #o: SettlerBalanceWatchOptions;
   #minBalanceWei: bigint | undefined;
   #latest: SettlerBalanceReading | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #task: PeriodicTask;
 
   constructor(options: SettlerBalanceWatchOptions) {
     this.#o = options;
     this.#minBalanceWei = options.minBalanceWei;
+    this.#task = new PeriodicTask(() => this.#read(), options.intervalMs ?? BALANCE_REFRESH_MS, options.onError);
   }
 
   /** The last reading, if one has been made. */
@@ -52,29 +54,26 @@ export class SettlerBalanceWatch {
     this.#minBalanceWei = wei;
   }
 
+  /** A reading now, then one every interval. */
   start(): void {
-    if (this.#timer) return;
-    void this.refresh();
-    this.#timer = setInterval(() => void this.refresh(), this.#o.intervalMs ?? BALANCE_REFRESH_MS);
-    this.#timer.unref();
+    this.#task.start({ now: true });
   }
 
-  stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+  stop(): Promise<void> {
+    return this.#task.stop();
   }
 
   /** Reads the balance once. Never rejects. */
-  async refresh(): Promise<void> {
-    try {
-      const wei = await this.#o.client.getBalance({ address: this.#o.address });
-      const min = this.#minBalanceWei;
-      const reading: SettlerBalanceReading = { network: this.#o.network, address: this.#o.address, wei, minBalanceWei: min, low: min !== undefined && wei < min };
-      const crossed = (this.#latest?.low ?? false) !== reading.low;
-      this.#latest = reading;
-      this.#o.onReading(reading, crossed);
-    } catch (err) {
-      this.#o.onError(err);
-    }
+  refresh(): Promise<void> {
+    return this.#task.pass();
+  }
+
+  async #read(): Promise<void> {
+    const wei = await this.#o.client.getBalance({ address: this.#o.address });
+    const min = this.#minBalanceWei;
+    const reading: SettlerBalanceReading = { network: this.#o.network, address: this.#o.address, wei, minBalanceWei: min, low: min !== undefined && wei < min };
+    const crossed = (this.#latest?.low ?? false) !== reading.low;
+    this.#latest = reading;
+    this.#o.onReading(reading, crossed);
   }
 }
