@@ -101,6 +101,24 @@ describe('config', () => {
     }
   });
 
+  it('reads limits.failedPayments and networks.*.multicall3, with their defaults; refuses bad values with their paths', () => {
+    const set = parseConfigText(
+      MINIMAL.replace('routes:', 'limits: { failedPayments: { perClient: { max: 5 } } }\nroutes:').replace('privateKey: "${KEY}" }', 'privateKey: "${KEY}" }, multicall3: false'),
+      { KEY },
+    );
+    if (!set.ok) throw new Error(set.problems.join('\n'));
+    expect(set.config.limits.failedPayments).toEqual({ perClient: { max: 5, perSeconds: 60 }, perPayer: { max: 20, perSeconds: 60 } });
+    expect(set.config.networks.get('base')?.multicall3).toBeUndefined();
+    const defaults = parseConfigText(MINIMAL, { KEY });
+    expect(defaults.ok && defaults.config.networks.get('base')?.multicall3).toBe('0xcA11bde05977b3631167028862bE2a173976CA11');
+    expect(problemsOf(MINIMAL.replace('routes:', 'limits: { failedPayments: { perPayer: { max: 0 } } }\nroutes:'))).toEqual([
+      expect.stringMatching(/^limits\.failedPayments\.perPayer\.max: /),
+    ]);
+    expect(problemsOf(MINIMAL.replace('privateKey: "${KEY}" }', 'privateKey: "${KEY}" }, multicall3: "0x12"'))).toEqual([
+      expect.stringMatching(/^networks\.base\.multicall3/),
+    ]);
+  });
+
   it('reads ledger.retention as a duration; refuses one without a unit', () => {
     const r = parseConfigText(`${MINIMAL}ledger: { path: ./x.db, retention: 36h }\n`, { KEY });
     expect(r.ok && r.config.ledger.retentionMs).toBe(36 * 3_600_000);
