@@ -35,11 +35,17 @@ import {
   type SettlementSlot,
   type Delivery,
   type DeliveryTerms,
+  type DeferredItem,
+  type DeferredOutcome,
+  type DeferredStatus,
+  type ExposureCaps,
+  type QueueStats,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
 import { RECEIPT_COLUMNS, receiptFromRow, receiptToRow, type ReceiptRow } from './receipt-rows.js';
 import { entryRow, openSettlement, transactionRow, type SettlementRow, type TransactionRow } from './settlement-rows.js';
 import { migratePostgres } from './postgres-schema.js';
+import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, TOTAL_EXPOSURE, type DeferredRow } from './deferred-rows.js';
 
 export interface PostgresLedgerOptions {
   /** Connections in this replica's pool. */
@@ -342,6 +348,183 @@ export class PostgresLedger implements Ledger {
         ),
       );
     });
+  }
+
+  enqueueDeferred(key: NonceKey, receipt: Receipt, item: DeferredItem, caps: ExposureCaps, terms?: DeliveryTerms): Promise<boolean> {
+    return this.#run(() =>
+      this.#transaction(async (client) => {
+        const row = deferredRow(item);
+        const amount = item.authorization.value;
+        if (amount > caps.perPayer || amount > caps.total) return false;
+        // The payer's row before the total's, as finishDeferred takes them: no lock cycle.
+        for (const [payer, cap] of [[row.payer, caps.perPayer], [TOTAL_EXPOSURE, caps.total]] as const) {
+          const added = await client.query(
+            `INSERT INTO deferred_exposure (chain_id, asset, payer, amount) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (chain_id, asset, payer) DO UPDATE SET amount = deferred_exposure.amount + excluded.amount
+             WHERE deferred_exposure.amount + excluded.amount <= $5`,
+            [row.chain_id, row.asset, payer, amount.toString(), cap.toString()],
+          );
+          if (added.rowCount !== 1) return false;
+        }
+        await client.query(
+          `WITH kept AS (UPDATE nonces SET state = 'kept', resource = $14, signature = $15, request_id = $1 WHERE key = $16),
+           item AS (
+             INSERT INTO deferred_settlements (id, request_id, chain_id, asset, payer, pay_to, amount, valid_after, valid_before, authorization_nonce, signature, state, queued_at)
+             VALUES ($17, $1, $18, $19, $20, $21, $22, $23, $24, $25, $26, 'queued', $27)
+           ) ${RECORD}`,
+          [
+            ...recordParams(receipt),
+            terms?.resource ?? '',
+            terms?.signature ?? '',
+            nonceKeyString(key),
+            row.id,
+            row.chain_id,
+            row.asset,
+            row.payer,
+            row.pay_to,
+            row.amount,
+            row.valid_after,
+            row.valid_before,
+            row.authorization_nonce,
+            row.signature,
+            row.queued_at,
+          ],
+        );
+        return true;
+      }),
+    );
+  }
+
+  queuedDeferred(chainId: number, limit: number): Promise<DeferredItem[]> {
+    return this.#run(async () => {
+      const result = await this.#pool.query<DeferredRow>(
+        `SELECT * FROM deferred_settlements WHERE chain_id = $1 AND state = 'queued' ORDER BY queued_at, seq LIMIT $2`,
+        [chainId, limit],
+      );
+      return result.rows.map(deferredItemFromRow);
+    });
+  }
+
+  logBatch(entry: SettlementEntry, transaction: LoggedTransaction, itemIds: readonly string[]): Promise<void> {
+    return this.#run(async () => {
+      const e = entryRow(entry);
+      const t = transactionRow(entry, transaction);
+      // One statement: the entry, its transaction and its items batched, or none of them.
+      await this.#durable.query(
+        `WITH entry AS (
+           INSERT INTO settlements (chain_id, settler, nonce, state, request_ids, asset, payer, pay_to, amount, authorization_nonce, valid_before, created_at)
+           VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, ${NOW_MS})
+         ), tx AS (
+           INSERT INTO settlement_transactions (hash, chain_id, settler, nonce, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at)
+           VALUES ($11, $1, $2, $3, $12, $13, $14, ${NOW_MS})
+         )
+         UPDATE deferred_settlements SET state = 'batched', settler = $2, slot_nonce = $3, tx_hash = $11 WHERE id = ANY($15) AND state = 'queued'`,
+        [e.chain_id, e.settler, e.nonce, e.request_ids, e.asset, e.payer, e.pay_to, e.amount, e.authorization_nonce, e.valid_before, t.hash, t.raw, t.max_fee_per_gas, t.max_priority_fee_per_gas, itemIds],
+      );
+    });
+  }
+
+  batchItems(slot: SettlementSlot): Promise<DeferredItem[]> {
+    return this.#run(async () => {
+      const result = await this.#pool.query<DeferredRow>(
+        `SELECT * FROM deferred_settlements WHERE chain_id = $1 AND settler = $2 AND slot_nonce = $3 AND state = 'batched' ORDER BY seq`,
+        [slot.chainId, slot.settler.toLowerCase(), slot.nonce],
+      );
+      return result.rows.map(deferredItemFromRow);
+    });
+  }
+
+  finishDeferred(outcomes: readonly DeferredOutcome[]): Promise<readonly string[]> {
+    if (outcomes.length === 0) return Promise.resolve([]);
+    return this.#run(() =>
+      this.#transaction(async (client) => {
+        const finished = await client.query<DeferredRow>(
+          `UPDATE deferred_settlements d SET state = o.state, tx_hash = o.tx, reason = o.reason
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS o(id, state, tx, reason)
+           WHERE d.id = o.id AND d.state IN ('queued', 'batched')
+           RETURNING d.*`,
+          [outcomes.map((o) => o.id), outcomes.map((o) => o.state), outcomes.map((o) => o.transaction), outcomes.map((o) => o.reason)],
+        );
+        // Payers' rows first, in one order, then the totals: as enqueueDeferred takes them.
+        const owed = new Map<string, { chainId: number | string; asset: string; payer: string; amount: bigint }>();
+        for (const row of finished.rows) {
+          for (const payer of [row.payer, TOTAL_EXPOSURE]) {
+            const key = `${payer === TOTAL_EXPOSURE ? 1 : 0}:${row.chain_id}:${row.asset}:${payer}`;
+            const entry = owed.get(key) ?? { chainId: row.chain_id, asset: row.asset, payer, amount: 0n };
+            owed.set(key, { ...entry, amount: entry.amount + BigInt(row.amount) });
+          }
+        }
+        for (const key of [...owed.keys()].sort()) {
+          const { chainId, asset, payer, amount } = owed.get(key)!;
+          await client.query(`UPDATE deferred_exposure SET amount = amount - $4 WHERE chain_id = $1 AND asset = $2 AND payer = $3`, [chainId, asset, payer, amount.toString()]);
+        }
+        const statusOf = (row: DeferredRow) => (row.state === 'settled' ? 'settled' : 'settle_failed');
+        const written = await client.query<{ request_id: string }>(
+          `UPDATE receipts r SET status = o.status, tx_hash = o.tx, reason = o.reason, time = ${NOW_MS}
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS o(request_id, status, tx, reason)
+           WHERE r.request_id = o.request_id AND r.status = 'queued'
+           RETURNING r.request_id`,
+          [finished.rows.map((r) => r.request_id), finished.rows.map(statusOf), finished.rows.map((r) => r.tx_hash), finished.rows.map((r) => r.reason)],
+        );
+        return written.rows.map((row) => row.request_id);
+      }),
+    );
+  }
+
+  requeueBatch(slot: SettlementSlot): Promise<number> {
+    return this.#run(async () => {
+      const result = await this.#durable.query(
+        `UPDATE deferred_settlements SET state = 'queued', settler = '', slot_nonce = NULL, tx_hash = ''
+         WHERE chain_id = $1 AND settler = $2 AND slot_nonce = $3 AND state = 'batched'`,
+        [slot.chainId, slot.settler.toLowerCase(), slot.nonce],
+      );
+      return result.rowCount ?? 0;
+    });
+  }
+
+  deferredStatus(id: string): Promise<DeferredStatus | undefined> {
+    return this.#run(async () => {
+      const result = await this.#pool.query<DeferredRow>(`SELECT * FROM deferred_settlements WHERE id = $1`, [id]);
+      const row = result.rows[0];
+      return row === undefined ? undefined : deferredStatusFromRow(row);
+    });
+  }
+
+  queueStats(): Promise<QueueStats> {
+    return this.#run(async () => {
+      const totals = await this.#pool.query<{ chain_id: string; asset: string; amount: string }>(
+        `SELECT chain_id, asset, amount::text AS amount FROM deferred_exposure WHERE payer = $1`,
+        [TOTAL_EXPOSURE],
+      );
+      const unsettled = await this.#pool.query<{ count: string; oldest: string | null }>(
+        `SELECT count(*) AS count, min(queued_at) AS oldest FROM deferred_settlements WHERE state IN ('queued', 'batched')`,
+      );
+      const row = unsettled.rows[0];
+      return {
+        count: Number(row?.count ?? 0),
+        amounts: new Map(totals.rows.map((t) => [exposureKey(t.chain_id, t.asset), BigInt(t.amount)])),
+        oldestQueuedAtMs: row?.oldest == null ? undefined : Number(row.oldest),
+      };
+    });
+  }
+
+  /** Runs `work` in one transaction on a durable connection: committed on disk, or rolled back when it returns false or throws. */
+  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#durable.connect();
+    try {
+      await client.query('BEGIN');
+      let result: T;
+      try {
+        result = await work(client);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+      await client.query(result === false ? 'ROLLBACK' : 'COMMIT');
+      return result;
+    } finally {
+      client.release();
+    }
   }
 
   holdLease(name: string, holder: string, ttlMs: number): Promise<boolean> {

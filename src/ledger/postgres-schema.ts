@@ -93,6 +93,37 @@ const MIGRATIONS: readonly string[] = [
      ADD COLUMN ended BOOLEAN NOT NULL DEFAULT false,
      ADD COLUMN delivered BOOLEAN NOT NULL DEFAULT false,
      ADD COLUMN redeliveries INTEGER NOT NULL DEFAULT 0;`,
+  // 3: the settlement queue of settlement: deferred (deferred-rows.ts). Exposure is NUMERIC: exact.
+  `CREATE TABLE deferred_settlements (
+     id TEXT PRIMARY KEY,
+     request_id TEXT NOT NULL,
+     chain_id BIGINT NOT NULL,
+     asset TEXT NOT NULL,
+     payer TEXT NOT NULL,
+     pay_to TEXT NOT NULL,
+     amount TEXT NOT NULL,
+     valid_after TEXT NOT NULL,
+     valid_before TEXT NOT NULL,
+     authorization_nonce TEXT NOT NULL,
+     signature TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('queued', 'batched', 'settled', 'failed')),
+     settler TEXT NOT NULL DEFAULT '',
+     slot_nonce BIGINT,
+     tx_hash TEXT NOT NULL DEFAULT '',
+     reason TEXT NOT NULL DEFAULT '',
+     queued_at BIGINT NOT NULL,
+     seq BIGSERIAL
+   );
+   CREATE INDEX deferred_queue ON deferred_settlements (chain_id, queued_at, seq) WHERE state = 'queued';
+   CREATE INDEX deferred_unsettled ON deferred_settlements (queued_at) WHERE state IN ('queued', 'batched');
+   CREATE INDEX deferred_slot ON deferred_settlements (chain_id, settler, slot_nonce) WHERE state = 'batched';
+   CREATE TABLE deferred_exposure (
+     chain_id BIGINT NOT NULL,
+     asset TEXT NOT NULL,
+     payer TEXT NOT NULL,
+     amount NUMERIC(78, 0) NOT NULL,
+     PRIMARY KEY (chain_id, asset, payer)
+   );`,
 ];
 
 /** The schema version this gateway writes. */

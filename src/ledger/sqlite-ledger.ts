@@ -36,16 +36,23 @@ import {
   type SettlementSlot,
   type Delivery,
   type DeliveryTerms,
+  type DeferredItem,
+  type DeferredOutcome,
+  type DeferredStatus,
+  type ExposureCaps,
+  type QueueStats,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
 import { receiptFromRow, receiptToRow, type ReceiptRow } from './receipt-rows.js';
 import { LedgerSchemaError } from './schema-version.js';
+import { openLedgerFile } from './sqlite-file-access.js';
+import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, TOTAL_EXPOSURE, type DeferredRow } from './deferred-rows.js';
 
 /**
  * The schema version this gateway writes, kept in the file's `user_version`. Files made before
  * versions were kept read 0 and have the same tables as version 1.
  */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /**
  * Version 2: what a kept nonce bought (for re-delivery, ports.ts `Delivery`): the resource, the
@@ -134,6 +141,35 @@ CREATE TABLE IF NOT EXISTS leases (
   holder TEXT NOT NULL,
   until INTEGER NOT NULL
 );
+-- Version 3: the settlement queue of settlement: deferred (deferred-rows.ts).
+CREATE TABLE IF NOT EXISTS deferred_settlements (
+  id TEXT PRIMARY KEY,
+  request_id TEXT NOT NULL,
+  chain_id INTEGER NOT NULL,
+  asset TEXT NOT NULL,
+  payer TEXT NOT NULL,
+  pay_to TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  valid_after TEXT NOT NULL,
+  valid_before TEXT NOT NULL,
+  authorization_nonce TEXT NOT NULL,
+  signature TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'batched', 'settled', 'failed')),
+  settler TEXT NOT NULL DEFAULT '',
+  slot_nonce INTEGER,
+  tx_hash TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT '',
+  queued_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deferred_queue ON deferred_settlements (chain_id, state, queued_at);
+CREATE INDEX IF NOT EXISTS deferred_slot ON deferred_settlements (chain_id, settler, slot_nonce);
+CREATE TABLE IF NOT EXISTS deferred_exposure (
+  chain_id INTEGER NOT NULL,
+  asset TEXT NOT NULL,
+  payer TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  PRIMARY KEY (chain_id, asset, payer)
+);
 `;
 
 
@@ -155,8 +191,7 @@ export class SqliteLedger implements Ledger {
 
   constructor(path: string, options: SqliteLedgerOptions = {}) {
     this.#clock = options.clock ?? systemClock;
-    this.#db = new Database(path);
-    this.#db.pragma('journal_mode = WAL');
+    this.#db = openLedgerFile(path);
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('busy_timeout = 5000');
     const version = this.#db.pragma('user_version', { simple: true }) as number;
@@ -227,6 +262,24 @@ export class SqliteLedger implements Ledger {
       ),
       pruneReservations: this.#db.prepare(`DELETE FROM nonces WHERE key IN (SELECT key FROM nonces WHERE state = 'reserved' AND expires_at < ? LIMIT ?)`),
       receiptStatus: this.#db.prepare(`SELECT status, route FROM receipts WHERE request_id = ?`),
+      enqueueDeferred: this.#db.prepare(
+        `INSERT INTO deferred_settlements (id, request_id, chain_id, asset, payer, pay_to, amount, valid_after, valid_before, authorization_nonce, signature, state, queued_at)
+         VALUES (@id, @request_id, @chain_id, @asset, @payer, @pay_to, @amount, @valid_after, @valid_before, @authorization_nonce, @signature, 'queued', @queued_at)`,
+      ),
+      exposureOf: this.#db.prepare(`SELECT amount FROM deferred_exposure WHERE chain_id = ? AND asset = ? AND payer = ?`),
+      setExposure: this.#db.prepare(
+        `INSERT INTO deferred_exposure (chain_id, asset, payer, amount) VALUES (?, ?, ?, ?)
+         ON CONFLICT (chain_id, asset, payer) DO UPDATE SET amount = excluded.amount`,
+      ),
+      queuedDeferred: this.#db.prepare(`SELECT * FROM deferred_settlements WHERE chain_id = ? AND state = 'queued' ORDER BY queued_at, rowid LIMIT ?`),
+      batchItem: this.#db.prepare(`UPDATE deferred_settlements SET state = 'batched', settler = ?, slot_nonce = ?, tx_hash = ? WHERE id = ? AND state = 'queued'`),
+      batchItems: this.#db.prepare(`SELECT * FROM deferred_settlements WHERE chain_id = ? AND settler = ? AND slot_nonce = ? AND state = 'batched' ORDER BY rowid`),
+      deferredById: this.#db.prepare(`SELECT * FROM deferred_settlements WHERE id = ?`),
+      finishItem: this.#db.prepare(`UPDATE deferred_settlements SET state = ?, tx_hash = ?, reason = ? WHERE id = ? AND state IN ('queued', 'batched')`),
+      outcomeOnQueued: this.#db.prepare(`UPDATE receipts SET status = ?, tx_hash = ?, reason = ?, time = ? WHERE request_id = ? AND status = 'queued'`),
+      requeueBatch: this.#db.prepare(`UPDATE deferred_settlements SET state = 'queued', settler = '', slot_nonce = NULL, tx_hash = '' WHERE chain_id = ? AND settler = ? AND slot_nonce = ? AND state = 'batched'`),
+      exposureRows: this.#db.prepare(`SELECT chain_id, asset, amount FROM deferred_exposure WHERE payer = '${TOTAL_EXPOSURE}'`),
+      oldestQueued: this.#db.prepare(`SELECT count(*) AS count, min(queued_at) AS oldest FROM deferred_settlements WHERE state IN ('queued', 'batched')`),
       holdLease: this.#db.prepare(
         `INSERT INTO leases (name, holder, until) VALUES (@name, @holder, @until)
          ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
@@ -371,6 +424,84 @@ export class SqliteLedger implements Ledger {
         (id) => this.#stmts.receiptStatus.get(id) as { status: ReceiptStatus; route: string } | undefined,
       ),
     );
+  }
+
+  enqueueDeferred(key: NonceKey, receipt: Receipt, item: DeferredItem, caps: ExposureCaps, terms?: DeliveryTerms): Promise<boolean> {
+    // One write: the nonce kept, the queued row, the item and the exposure, or none of them.
+    return this.#write(true, () => {
+      const row = deferredRow(item);
+      const amount = item.authorization.value;
+      const payer = this.#exposure(row.chain_id, row.asset, row.payer) + amount;
+      const total = this.#exposure(row.chain_id, row.asset, TOTAL_EXPOSURE) + amount;
+      if (payer > caps.perPayer || total > caps.total) return false;
+      this.#stmts.setExposure.run(row.chain_id, row.asset, row.payer, payer.toString());
+      this.#stmts.setExposure.run(row.chain_id, row.asset, TOTAL_EXPOSURE, total.toString());
+      this.#stmts.keep.run(terms?.resource ?? '', terms?.signature ?? '', receipt.requestId, nonceKeyString(key));
+      this.#stmts.record.run(receiptToRow(receipt));
+      this.#stmts.enqueueDeferred.run(row);
+      return true;
+    });
+  }
+
+  async queuedDeferred(chainId: number, limit: number): Promise<DeferredItem[]> {
+    return (this.#stmts.queuedDeferred.all(chainId, limit) as DeferredRow[]).map(deferredItemFromRow);
+  }
+
+  logBatch(entry: SettlementEntry, transaction: LoggedTransaction, itemIds: readonly string[]): Promise<void> {
+    return this.#write(true, () => {
+      const now = this.#clock.nowMs();
+      this.#stmts.logEntry.run({ ...entryRow(entry), now });
+      this.#stmts.logTransaction.run({ ...transactionRow(entry, transaction), now });
+      for (const id of itemIds) this.#stmts.batchItem.run(entry.settler.toLowerCase(), entry.nonce, transaction.hash, id);
+    });
+  }
+
+  async batchItems(slot: SettlementSlot): Promise<DeferredItem[]> {
+    return (this.#stmts.batchItems.all(slot.chainId, slot.settler.toLowerCase(), slot.nonce) as DeferredRow[]).map(deferredItemFromRow);
+  }
+
+  finishDeferred(outcomes: readonly DeferredOutcome[]): Promise<readonly string[]> {
+    return this.#write(true, () => {
+      const now = this.#clock.nowMs();
+      const written: string[] = [];
+      for (const outcome of outcomes) {
+        const row = this.#stmts.deferredById.get(outcome.id) as DeferredRow | undefined;
+        if (row === undefined) continue;
+        if (this.#stmts.finishItem.run(outcome.state, outcome.transaction, outcome.reason, outcome.id).changes === 0) continue;
+        const amount = BigInt(row.amount);
+        for (const payer of [row.payer, TOTAL_EXPOSURE]) {
+          this.#stmts.setExposure.run(row.chain_id, row.asset, payer, (this.#exposure(row.chain_id, row.asset, payer) - amount).toString());
+        }
+        const status = outcome.state === 'settled' ? 'settled' : 'settle_failed';
+        if (this.#stmts.outcomeOnQueued.run(status, outcome.transaction, outcome.reason, now, row.request_id).changes > 0) written.push(row.request_id);
+      }
+      return written;
+    });
+  }
+
+  requeueBatch(slot: SettlementSlot): Promise<number> {
+    return this.#write(true, () => this.#stmts.requeueBatch.run(slot.chainId, slot.settler.toLowerCase(), slot.nonce).changes);
+  }
+
+  async deferredStatus(id: string): Promise<DeferredStatus | undefined> {
+    const row = this.#stmts.deferredById.get(id) as DeferredRow | undefined;
+    return row === undefined ? undefined : deferredStatusFromRow(row);
+  }
+
+  async queueStats(): Promise<QueueStats> {
+    const totals = this.#stmts.exposureRows.all() as { chain_id: number; asset: string; amount: string }[];
+    const row = this.#stmts.oldestQueued.get() as { count: number; oldest: number | null };
+    return {
+      count: row.count,
+      amounts: new Map(totals.map((t) => [exposureKey(t.chain_id, t.asset), BigInt(t.amount)])),
+      oldestQueuedAtMs: row.oldest ?? undefined,
+    };
+  }
+
+  /** The unsettled amount of `payer` (or TOTAL_EXPOSURE) in `asset` on the chain, in atomic units. */
+  #exposure(chainId: number | string, asset: string, payer: string): bigint {
+    const row = this.#stmts.exposureOf.get(chainId, asset, payer) as { amount: string } | undefined;
+    return row === undefined ? 0n : BigInt(row.amount);
   }
 
   holdLease(name: string, holder: string, ttlMs: number): Promise<boolean> {

@@ -4,7 +4,7 @@
  * makes the concrete adapters and `server.ts` wires them (and the ledger) in.
  */
 import type { Address, PaymentOption, RouteConfig } from '../config/types.js';
-import type { DecodedPayment, Hex } from '../protocol/types.js';
+import type { DecodedPayment, Eip3009Authorization, Hex } from '../protocol/types.js';
 
 /** Time, injected so tests control it. */
 export interface Clock {
@@ -87,7 +87,8 @@ export type ReceiptStatus =
   | 'not_charged' // upstream answered >= 400 under settlement: after
   | 'proof_accepted' // X-Payment-Proof transfer accepted
   | 'proof_refused'
-  | 'redelivered'; // the same payment presented again and served again, charged nothing (redelivery.ts)
+  | 'redelivered' // the same payment presented again and served again, charged nothing (redelivery.ts)
+  | 'queued'; // settlement: deferred: verified, served, its authorization in the settlement queue
 
 /**
  * One row per payment outcome. A stored row: its string fields use `''` for "absent" (no payer,
@@ -119,7 +120,7 @@ export interface ReceiptQuery {
  * Receipt statuses that record money that moved or may have moved. Their rows must survive a
  * power loss; the others (refused, not charged, failed before sending) need only be committed.
  */
-export const MONEY_STATUSES: ReadonlySet<ReceiptStatus> = new Set(['settled', 'pending', 'proof_accepted']);
+export const MONEY_STATUSES: ReadonlySet<ReceiptStatus> = new Set(['settled', 'pending', 'proof_accepted', 'queued']);
 
 /**
  * Rows of outcomes that moved no money and cost the operator nothing: kept for `ledger.retention`,
@@ -219,6 +220,95 @@ export interface SettlementLog {
 }
 
 /**
+ * `settlement: deferred`: an authorization verified, its answer served, its settlement owed.
+ * `queued` until a batch takes it, `batched` while that batch's transaction is out, then
+ * `settled` or `failed` (served, never paid: bad debt).
+ */
+export type DeferredState = 'queued' | 'batched' | 'settled' | 'failed';
+
+/** One authorization in the settlement queue, with what a batch needs to submit it. */
+export interface DeferredItem {
+  /** Unguessable: the status URL names it (`/.well-known/x402/settlements/:id`). */
+  readonly id: string;
+  /** The receipt row it pays for. */
+  readonly requestId: string;
+  readonly chainId: number;
+  readonly asset: Address;
+  readonly authorization: Eip3009Authorization;
+  readonly signature: Hex;
+  /** Unix ms. */
+  readonly queuedAtMs: number;
+}
+
+/** What the status endpoint and the dashboard say of an item. */
+export interface DeferredStatus {
+  readonly id: string;
+  readonly requestId: string;
+  readonly state: DeferredState;
+  /** The batch transaction, once one was made; `''` before. */
+  readonly transaction: Hex | '';
+  readonly reason: string;
+  readonly queuedAtMs: number;
+}
+
+/** A batch's outcome for one of its items. */
+export interface DeferredOutcome {
+  readonly id: string;
+  readonly state: 'settled' | 'failed';
+  readonly transaction: Hex | '';
+  readonly reason: string;
+}
+
+/**
+ * Atomic units a deferred enqueue may bring the unsettled (queued or batched) amount of one
+ * asset on one chain to: of its payer, and in total. Beyond either, the request settles at once.
+ */
+export interface ExposureCaps {
+  readonly perPayer: bigint;
+  readonly total: bigint;
+}
+
+/** How much is owed, for the metrics: items queued or batched, and the oldest's age. */
+export interface QueueStats {
+  readonly count: number;
+  /** Atomic units unsettled, per `chainId:asset`. */
+  readonly amounts: ReadonlyMap<string, bigint>;
+  readonly oldestQueuedAtMs: number | undefined;
+}
+
+/**
+ * The settlement queue of `settlement: deferred`, in the store every replica shares, so an item
+ * queued by a replica that dies is settled by another, and the exposure caps hold across all.
+ */
+export interface SettlementQueue {
+  /**
+   * In one durable write, when `caps` allow: keeps the nonce, records the `queued` receipt row,
+   * queues the item and adds its amount to its payer's and the total unsettled exposure.
+   * Resolves false, writing nothing, when either cap would be passed.
+   */
+  enqueueDeferred(key: NonceKey, receipt: Receipt, item: DeferredItem, caps: ExposureCaps, terms?: DeliveryTerms): Promise<boolean>;
+  /** Up to `limit` `queued` items on `chainId`, oldest first. */
+  queuedDeferred(chainId: number, limit: number): Promise<DeferredItem[]>;
+  /**
+   * Before the first broadcast of a batch, durably: the settlement log entry and its transaction
+   * (as `logSettlement`), and `itemIds` moved from `queued` to `batched` on the entry's slot.
+   */
+  logBatch(entry: SettlementEntry, transaction: LoggedTransaction, itemIds: readonly string[]): Promise<void>;
+  /** The items a batch slot carries. */
+  batchItems(slot: SettlementSlot): Promise<DeferredItem[]>;
+  /**
+   * Durably: each item's outcome, on the item and on its receipt row while that row is still
+   * `queued`, and its amount taken off the exposure. Resolves to the request ids of the rows
+   * written (an item already finished is left as it is).
+   */
+  finishDeferred(outcomes: readonly DeferredOutcome[]): Promise<readonly string[]>;
+  /** A batch that can never be mined (its slot was filled by another transaction): its items are queued again. */
+  requeueBatch(slot: SettlementSlot): Promise<number>;
+  deferredStatus(id: string): Promise<DeferredStatus | undefined>;
+  queueStats(): Promise<QueueStats>;
+}
+
+/**
  * What a kept authorization was bought for, so that the same payment header, presented again,
  * can be served again without a second charge (re-delivery; checkout.ts).
  */
@@ -255,7 +345,7 @@ export interface Delivery extends DeliveryTerms {
  * nothing is charged while a reservation alone exists; so a store may skip the fsync for them,
  * which is a third of a paid request's disk syncs and every refused request's.
  */
-export interface Ledger extends SettlementLog {
+export interface Ledger extends SettlementLog, SettlementQueue {
   /** Atomically reserves a nonce key. False when it is already reserved or spent. */
   reserveNonce(key: NonceKey, expiresAtSeconds: number): Promise<boolean>;
   /**

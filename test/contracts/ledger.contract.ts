@@ -10,7 +10,7 @@
 import { MAX_STORED_PATH_CHARS } from '../../src/ledger/receipt-rows.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Address } from '../../src/config/types.js';
-import type { Ledger, LoggedTransaction, NonceKey, Receipt, SettlementEntry } from '../../src/payments/ports.js';
+import type { DeferredItem, Ledger, LoggedTransaction, NonceKey, Receipt, SettlementEntry } from '../../src/payments/ports.js';
 import type { Hex } from '../../src/protocol/types.js';
 
 const ASSET: Address = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
@@ -63,6 +63,19 @@ export function receiptRow(id: string, overrides: Partial<Receipt> = {}): Receip
     status: 'settled',
     reason: '',
     ...overrides,
+  };
+}
+
+/** Deferred item `n` of `payer` for request `requestId`, `value` atomic units. */
+export function deferredItem(n: number, requestId: string, value = 1_000n, payer: Address = PAYER): DeferredItem {
+  return {
+    id: `item-${n}-${'f'.repeat(24)}`,
+    requestId,
+    chainId: 8453,
+    asset: ASSET,
+    authorization: { from: payer, to: PAY_TO, value, validAfter: 0n, validBefore: 2_000_000_000n, nonce: `0x${n.toString(16).padStart(64, 'd')}` },
+    signature: `0x${'12'.repeat(65)}`,
+    queuedAtMs: 1_000 + n,
   };
 }
 
@@ -359,6 +372,109 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         // The settling request's own outcome lands between the reconciler's read and its close.
         await ledger.record(receiptRow('q', { status: 'settled', transaction: loggedTx(11).hash }));
         expect(await ledger.closeSettlement(slot(11), { status: 'settled', transaction: loggedTx(11).hash, reason: 'reconciled' })).toEqual([]);
+      });
+    });
+
+    describe('settlement queue (settlement: deferred)', () => {
+      const slot = (nonce: number) => ({ chainId: 8453, settler: SETTLER, nonce });
+      const caps = { perPayer: 10_000n, total: 100_000n };
+      const queuedRow = (id: string, payer: Address = PAYER) => receiptRow(id, { status: 'queued', transaction: '', reason: 'deferred', payer });
+      const enqueue = (n: number, value = 1_000n, payer: Address = PAYER, limits = caps) =>
+        ledger.enqueueDeferred(nonceKey(n, { payer }), queuedRow(`r${n}`, payer), deferredItem(n, `r${n}`, value, payer), limits);
+
+      it('enqueues in one write: the nonce kept, the queued row, the item; items come back oldest first, every field intact', async () => {
+        expect(await ledger.reserveNonce(nonceKey(2), nowSeconds() + HOUR)).toBe(true);
+        expect(await enqueue(2)).toBe(true);
+        expect(await enqueue(1)).toBe(true);
+        const queued = await ledger.queuedDeferred(8453, 10);
+        expect(queued).toEqual([1, 2].map((n) => ({ ...deferredItem(n, `r${n}`), asset: lowerHex(ASSET), authorization: { ...deferredItem(n, `r${n}`).authorization, from: lowerHex(PAYER), to: lowerHex(PAY_TO) } })));
+        expect(await ledger.queuedDeferred(8453, 1)).toHaveLength(1);
+        expect(await ledger.queuedDeferred(1, 10)).toEqual([]);
+        // The nonce is kept: no later request can reserve it.
+        expect(await ledger.reserveNonce(nonceKey(2), nowSeconds() + HOUR)).toBe(false);
+        expect((await ledger.receipts({})).map((r) => r.status)).toEqual(['queued', 'queued']);
+        expect(await ledger.deferredStatus(deferredItem(1, 'r1').id)).toEqual({ id: deferredItem(1, 'r1').id, requestId: 'r1', state: 'queued', transaction: '', reason: '', queuedAtMs: 1_001 });
+        expect(await ledger.deferredStatus('no-such-item')).toBeUndefined();
+      });
+
+      it('the exposure caps hold exactly, per payer and in total, even when enqueued at once', async () => {
+        // 10 at once of 1,000 each for a payer capped at 10,000: all fit; the 11th does not.
+        const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => enqueue(10 + i)));
+        expect(answers.every(Boolean)).toBe(true);
+        expect(await enqueue(20)).toBe(false);
+        // Refused writes nothing: no row, no item, the nonce free.
+        expect((await ledger.receipts({})).some((r) => r.requestId === 'r20')).toBe(false);
+        expect(await ledger.reserveNonce(nonceKey(20), nowSeconds() + HOUR)).toBe(true);
+        // Another payer has its own cap, under the shared total.
+        expect(await enqueue(30, 10_000n, OTHER_PAYER)).toBe(true);
+        expect(await enqueue(31, 1n, OTHER_PAYER)).toBe(false);
+        const tight = { perPayer: 100_000n, total: 20_001n };
+        expect(await enqueue(32, 1n, OTHER_PAYER, { ...tight, perPayer: 10_001n })).toBe(true);
+        expect(await enqueue(33, 1n, PAYER, tight)).toBe(false);
+        // Concurrent enqueues past a cap: exactly as many as fit are taken.
+        const many = await Promise.all(Array.from({ length: 8 }, (_, i) => enqueue(40 + i, 1_000n, PAYER, { perPayer: 100_000n, total: 25_001n })));
+        expect(many.filter(Boolean)).toHaveLength(5);
+        const stats = await ledger.queueStats();
+        expect(stats.count).toBe(10 + 1 + 1 + 5);
+        expect(stats.amounts.get(`8453:${lowerHex(ASSET)}`)).toBe(25_001n);
+        expect(stats.oldestQueuedAtMs).toBe(1_010);
+      });
+
+      it('amounts are exact far beyond a float: 18-decimal values add and subtract to the unit', async () => {
+        const big = 123_456_789_012_345_678_901_234_567n;
+        const roomy = { perPayer: big * 3n, total: big * 3n };
+        expect(await enqueue(1, big, PAYER, roomy)).toBe(true);
+        expect(await enqueue(2, big + 1n, PAYER, roomy)).toBe(true);
+        expect(await enqueue(3, big, PAYER, roomy)).toBe(false);
+        expect((await ledger.queueStats()).amounts.get(`8453:${lowerHex(ASSET)}`)).toBe(big * 2n + 1n);
+        await ledger.finishDeferred([{ id: deferredItem(1, 'r1').id, state: 'settled', transaction: loggedTx(1).hash, reason: '' }]);
+        expect((await ledger.queueStats()).amounts.get(`8453:${lowerHex(ASSET)}`)).toBe(big + 1n);
+      });
+
+      it('a batch logs its entry and moves its items to batched in one write; finishing writes each outcome once, to the item and its row, and frees the exposure', async () => {
+        for (const n of [1, 2, 3]) expect(await enqueue(n)).toBe(true);
+        const ids = [1, 2].map((n) => deferredItem(n, `r${n}`).id);
+        await ledger.logBatch(settlementEntry(7, ['r1', 'r2']), loggedTx(7), ids);
+        expect((await ledger.queuedDeferred(8453, 10)).map((i) => i.requestId)).toEqual(['r3']);
+        expect((await ledger.batchItems(slot(7))).map((i) => i.id)).toEqual(ids);
+        expect(await ledger.deferredStatus(ids[0]!)).toMatchObject({ state: 'batched', transaction: loggedTx(7).hash });
+        expect((await ledger.openSettlements(8453, SETTLER, 10)).map((e) => e.nonce)).toEqual([7]);
+        // The reconciler's close of a batch slot writes no row: a batch's rows are queued, not pending.
+        const written = await ledger.finishDeferred([
+          { id: ids[0]!, state: 'settled', transaction: loggedTx(7).hash, reason: '' },
+          { id: ids[1]!, state: 'failed', transaction: loggedTx(7).hash, reason: 'transfer_failed_in_batch' },
+        ]);
+        expect([...written].sort()).toEqual(['r1', 'r2']);
+        // Twice: nothing more is written or freed.
+        expect(await ledger.finishDeferred([{ id: ids[0]!, state: 'failed', transaction: '', reason: 'late' }])).toEqual([]);
+        const rows = await ledger.receipts({});
+        expect(rows.find((r) => r.requestId === 'r1')).toMatchObject({ status: 'settled', transaction: loggedTx(7).hash });
+        expect(rows.find((r) => r.requestId === 'r2')).toMatchObject({ status: 'settle_failed', reason: 'transfer_failed_in_batch' });
+        expect(await ledger.deferredStatus(ids[1]!)).toMatchObject({ state: 'failed', reason: 'transfer_failed_in_batch' });
+        expect(await ledger.batchItems(slot(7))).toEqual([]);
+        const stats = await ledger.queueStats();
+        expect(stats.count).toBe(1);
+        expect(stats.amounts.get(`8453:${lowerHex(ASSET)}`)).toBe(1_000n);
+        // Exposure freed: the payer may defer up to its cap again.
+        expect(await enqueue(4, 9_000n)).toBe(true);
+      });
+
+      it('a batch whose slot can never be mined puts its items back in the queue, in their order', async () => {
+        for (const n of [1, 2]) expect(await enqueue(n)).toBe(true);
+        const ids = [1, 2].map((n) => deferredItem(n, `r${n}`).id);
+        await ledger.logBatch(settlementEntry(8, ['r1', 'r2']), loggedTx(8), ids);
+        expect(await ledger.queuedDeferred(8453, 10)).toEqual([]);
+        expect(await ledger.requeueBatch(slot(8))).toBe(2);
+        expect((await ledger.queuedDeferred(8453, 10)).map((i) => i.id)).toEqual(ids);
+        expect(await ledger.deferredStatus(ids[0]!)).toMatchObject({ state: 'queued', transaction: '' });
+        expect(await ledger.requeueBatch(slot(8))).toBe(0);
+      });
+
+      it('a queued row is a money row: a later plain record does not overwrite its outcome once finished', async () => {
+        expect(await enqueue(1)).toBe(true);
+        await ledger.finishDeferred([{ id: deferredItem(1, 'r1').id, state: 'settled', transaction: loggedTx(1).hash, reason: '' }]);
+        expect(await ledger.record(queuedRow('r1'))).toBe(false);
+        expect((await ledger.receipts({}))[0]).toMatchObject({ status: 'settled' });
       });
     });
 

@@ -54,7 +54,7 @@ describe('the PostgreSQL schema', () => {
     await Promise.all(ledgers.map((l) => l.close()));
     expect(await querySql(url, 'SELECT version FROM x402_gateway_schema')).toEqual([{ version: POSTGRES_SCHEMA_VERSION }]);
     const tables = await querySql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`);
-    expect(tables.map((t) => t.table_name)).toEqual(['leases', 'nonces', 'payer_penalties', 'proofs', 'receipts', 'settlement_transactions', 'settlements', 'settler_nonces', 'x402_gateway_schema']);
+    expect(tables.map((t) => t.table_name)).toEqual(['deferred_exposure', 'deferred_settlements', 'leases', 'nonces', 'payer_penalties', 'proofs', 'receipts', 'settlement_transactions', 'settlements', 'settler_nonces', 'x402_gateway_schema']);
   });
 
   it('refuses a database migrated by a newer gateway, saying what to do', async () => {

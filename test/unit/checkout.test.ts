@@ -91,6 +91,15 @@ class RecordingLedger implements Ledger {
   openSettlements = unused;
   holdLease = unused;
   pendingReceipts = unused;
+  // The settlement queue: no route of these tests settles deferred.
+  enqueueDeferred = unused;
+  queuedDeferred = unused;
+  logBatch = unused;
+  batchItems = unused;
+  finishDeferred = unused;
+  requeueBatch = unused;
+  deferredStatus = unused;
+  queueStats = unused;
 }
 
 function setup(settle: SettleResult, verdict: VerifyResult = { valid: true, payer: PAYER }, settleWith?: Settler['settle'], proof?: ProofChecker) {
