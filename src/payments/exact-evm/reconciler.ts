@@ -24,12 +24,13 @@ import { isAddressEqual, keccak256, parseEventLogs, parseTransaction, Transactio
 import type { Address } from '../../config/types.js';
 import type { Hex } from '../../protocol/types.js';
 import type { ChainClient } from '../chain/client.js';
-import type { Clock, LoggedTransaction, OpenSettlement, SettlementLog, SettlementOutcome, SettlementSlot } from '../ports.js';
+import type { Clock, LoggedTransaction, OpenSettlement, SettlementLog, SettlementOutcome, SettlementQueue, SettlementSlot } from '../ports.js';
 import { GATEWAY_REASON, REASON } from '../../protocol/reasons.js';
 import { eip3009Abi } from './abi.js';
 import { loggedFees, type FeeEstimate, type Fees } from './fee-estimate.js';
 import { PeriodicTask } from '../periodic-task.js';
 import type { TransactionSigner } from './transaction-signer.js';
+import { finishBatch, isBatchEntry } from './batch-outcome.js';
 
 /** How often a reconciler looks, by default. Outcomes reach the rows within about two of these. */
 export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
@@ -56,6 +57,11 @@ export interface ReconcilerCounters {
 
 export interface ReconcilerOptions {
   readonly log: SettlementLog;
+  /**
+   * The settlement queue, where `settlement: deferred` batches are settled: a batch's slot is
+   * finished item by item from it. Without it, batch entries are left open, never closed blind.
+   */
+  readonly queue?: SettlementQueue;
   readonly client: ChainClient;
   readonly signer: TransactionSigner;
   /** Sends signed bytes (the settler's send transport). */
@@ -122,6 +128,10 @@ export class SettlementReconciler {
   /** The entry's nonce is mined: record what happened to the rows it pays for. */
   async #finish(entry: OpenSettlement): Promise<void> {
     const slot = slotOf(entry);
+    if (isBatchEntry(entry)) {
+      await this.#finishBatch(entry);
+      return;
+    }
     if (entry.requestIds.length > 0 && entry.receipts.length === entry.requestIds.length && entry.receipts.every((r) => r.status !== 'pending')) {
       // The settling request recorded the outcome itself (the usual case): nothing to look up.
       await this.#o.log.closeSettlement(slot);
@@ -154,6 +164,24 @@ export class SettlementReconciler {
       else this.counters.failed++;
       this.#o.onOutcome?.(entry, outcome, written);
     }
+  }
+
+  /**
+   * A batch's nonce is mined: its items still `batched` (the batcher did not see the receipt)
+   * are finished from it; none of its transactions mined (the nonce went to a filler or another
+   * transaction), they go back in the queue for the next batch.
+   */
+  async #finishBatch(entry: OpenSettlement): Promise<void> {
+    const queue = this.#o.queue;
+    if (queue === undefined) return;
+    const slot = slotOf(entry);
+    const items = await queue.batchItems(slot);
+    if (items.length > 0) {
+      const receipt = await this.#minedReceipt(entry);
+      if (receipt === undefined) await queue.requeueBatch(slot);
+      else await finishBatch(queue, slot, items, receipt);
+    }
+    await this.#o.log.closeSettlement(slot);
   }
 
   /** The receipt of whichever of the entry's transactions was mined, newest first. */

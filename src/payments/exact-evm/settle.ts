@@ -45,6 +45,7 @@ import type { Clock, PaymentContext, SettlementLog, SettleResult, Settler } from
 import { eip3009Abi, transferCall } from './abi.js';
 import { FeeEstimate, loggedFees, type Fees } from './fee-estimate.js';
 import { SettlementReconciler, type ReconcilerOptions } from './reconciler.js';
+import { SettlementBatcher, type BatcherOptions } from './batcher.js';
 import { overCapMessage, settlementGasLimit, type GasLimit } from './gas-limit.js';
 import { NonceAllocator } from './nonce-allocator.js';
 import { StoreNonces } from './store-nonces.js';
@@ -131,7 +132,7 @@ export class LocalExactEvmSettler implements Settler {
    * The reconciler of this settler's key (reconciler.ts), sharing its signer, fee estimate and
    * send path; undefined for a settler without the store's log.
    */
-  reconciler(options: Pick<ReconcilerOptions, 'holder' | 'replaceAfterMs' | 'intervalMs' | 'gapGraceMs' | 'onOutcome' | 'onError'>): SettlementReconciler | undefined {
+  reconciler(options: Pick<ReconcilerOptions, 'holder' | 'replaceAfterMs' | 'intervalMs' | 'gapGraceMs' | 'onOutcome' | 'onError' | 'queue'>): SettlementReconciler | undefined {
     if (!this.#log) return undefined;
     return new SettlementReconciler({
       ...options,
@@ -141,6 +142,24 @@ export class LocalExactEvmSettler implements Settler {
       fees: this.#fees,
       clock: this.#clock,
       send: (raw) => this.#wallet.sendRawTransaction({ serializedTransaction: raw }),
+    });
+  }
+
+  /**
+   * The batcher of this settler's key for `settlement: deferred` (batcher.ts), sharing its
+   * signer, store nonces, fee estimate, send path and receipt wait; undefined without the log.
+   */
+  batcher(options: Omit<BatcherOptions, 'client' | 'signer' | 'nonces' | 'fees' | 'receipts' | 'wallet' | 'clock'>): SettlementBatcher | undefined {
+    if (!this.#log) return undefined;
+    return new SettlementBatcher({
+      ...options,
+      client: this.#client,
+      signer: this.#signer,
+      nonces: this.#log.nonces,
+      fees: this.#fees,
+      receipts: this.#receipts,
+      wallet: this.#wallet,
+      clock: this.#clock,
     });
   }
 
