@@ -51,6 +51,7 @@ export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Lo
     finishDeferred: wrap('finishDeferred', (outcomes) => inner.finishDeferred(outcomes)),
     requeueBatch: wrap('requeueBatch', (slot) => inner.requeueBatch(slot)),
     deferredStatus: wrap('deferredStatus', (id) => inner.deferredStatus(id)),
+    lastDeferredFailure: wrap('lastDeferredFailure', (chainId, payer) => inner.lastDeferredFailure(chainId, payer)),
     queueStats: wrap('queueStats', () => inner.queueStats()),
     // A failed probe is the probe's answer (readiness, the up gauge), not a failed operation.
     ping: () => inner.ping(),

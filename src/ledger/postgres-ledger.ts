@@ -439,7 +439,7 @@ export class PostgresLedger implements Ledger {
     return this.#run(() =>
       this.#transaction(async (client) => {
         const finished = await client.query<DeferredRow>(
-          `UPDATE deferred_settlements d SET state = o.state, tx_hash = o.tx, reason = o.reason
+          `UPDATE deferred_settlements d SET state = o.state, tx_hash = o.tx, reason = o.reason, finished_at = ${NOW_MS}
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS o(id, state, tx, reason)
            WHERE d.id = o.id AND d.state IN ('queued', 'batched')
            RETURNING d.*`,
@@ -479,6 +479,17 @@ export class PostgresLedger implements Ledger {
         [slot.chainId, slot.settler.toLowerCase(), slot.nonce],
       );
       return result.rowCount ?? 0;
+    });
+  }
+
+  lastDeferredFailure(chainId: number, payer: Address): Promise<number | undefined> {
+    return this.#run(async () => {
+      const result = await this.#pool.query<{ at: string | null }>(
+        `SELECT max(finished_at) AS at FROM deferred_settlements WHERE chain_id = $1 AND payer = $2 AND state = 'failed'`,
+        [chainId, payer.toLowerCase()],
+      );
+      const at = result.rows[0]?.at;
+      return at == null ? undefined : Number(at);
     });
   }
 

@@ -112,8 +112,10 @@ const MIGRATIONS: readonly string[] = [
      tx_hash TEXT NOT NULL DEFAULT '',
      reason TEXT NOT NULL DEFAULT '',
      queued_at BIGINT NOT NULL,
+     finished_at BIGINT,
      seq BIGSERIAL
    );
+   CREATE INDEX deferred_failures ON deferred_settlements (chain_id, payer, finished_at) WHERE state = 'failed';
    CREATE INDEX deferred_queue ON deferred_settlements (chain_id, queued_at, seq) WHERE state = 'queued';
    CREATE INDEX deferred_unsettled ON deferred_settlements (queued_at) WHERE state IN ('queued', 'batched');
    CREATE INDEX deferred_slot ON deferred_settlements (chain_id, settler, slot_nonce) WHERE state = 'batched';

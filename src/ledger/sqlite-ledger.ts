@@ -159,8 +159,10 @@ CREATE TABLE IF NOT EXISTS deferred_settlements (
   slot_nonce INTEGER,
   tx_hash TEXT NOT NULL DEFAULT '',
   reason TEXT NOT NULL DEFAULT '',
-  queued_at INTEGER NOT NULL
+  queued_at INTEGER NOT NULL,
+  finished_at INTEGER
 );
+CREATE INDEX IF NOT EXISTS deferred_failures ON deferred_settlements (chain_id, payer, finished_at) WHERE state = 'failed';
 CREATE INDEX IF NOT EXISTS deferred_queue ON deferred_settlements (chain_id, state, queued_at);
 CREATE INDEX IF NOT EXISTS deferred_slot ON deferred_settlements (chain_id, settler, slot_nonce);
 CREATE TABLE IF NOT EXISTS deferred_exposure (
@@ -275,7 +277,8 @@ export class SqliteLedger implements Ledger {
       batchItem: this.#db.prepare(`UPDATE deferred_settlements SET state = 'batched', settler = ?, slot_nonce = ?, tx_hash = ? WHERE id = ? AND state = 'queued'`),
       batchItems: this.#db.prepare(`SELECT * FROM deferred_settlements WHERE chain_id = ? AND settler = ? AND slot_nonce = ? AND state = 'batched' ORDER BY rowid`),
       deferredById: this.#db.prepare(`SELECT * FROM deferred_settlements WHERE id = ?`),
-      finishItem: this.#db.prepare(`UPDATE deferred_settlements SET state = ?, tx_hash = ?, reason = ? WHERE id = ? AND state IN ('queued', 'batched')`),
+      finishItem: this.#db.prepare(`UPDATE deferred_settlements SET state = ?, tx_hash = ?, reason = ?, finished_at = ? WHERE id = ? AND state IN ('queued', 'batched')`),
+      lastFailure: this.#db.prepare(`SELECT max(finished_at) AS at FROM deferred_settlements WHERE chain_id = ? AND payer = ? AND state = 'failed'`),
       outcomeOnQueued: this.#db.prepare(`UPDATE receipts SET status = ?, tx_hash = ?, reason = ?, time = ? WHERE request_id = ? AND status = 'queued'`),
       requeueBatch: this.#db.prepare(`UPDATE deferred_settlements SET state = 'queued', settler = '', slot_nonce = NULL, tx_hash = '' WHERE chain_id = ? AND settler = ? AND slot_nonce = ? AND state = 'batched'`),
       exposureRows: this.#db.prepare(`SELECT chain_id, asset, amount FROM deferred_exposure WHERE payer = '${TOTAL_EXPOSURE}'`),
@@ -467,7 +470,7 @@ export class SqliteLedger implements Ledger {
       for (const outcome of outcomes) {
         const row = this.#stmts.deferredById.get(outcome.id) as DeferredRow | undefined;
         if (row === undefined) continue;
-        if (this.#stmts.finishItem.run(outcome.state, outcome.transaction, outcome.reason, outcome.id).changes === 0) continue;
+        if (this.#stmts.finishItem.run(outcome.state, outcome.transaction, outcome.reason, now, outcome.id).changes === 0) continue;
         const amount = BigInt(row.amount);
         for (const payer of [row.payer, TOTAL_EXPOSURE]) {
           this.#stmts.setExposure.run(row.chain_id, row.asset, payer, (this.#exposure(row.chain_id, row.asset, payer) - amount).toString());
@@ -481,6 +484,11 @@ export class SqliteLedger implements Ledger {
 
   requeueBatch(slot: SettlementSlot): Promise<number> {
     return this.#write(true, () => this.#stmts.requeueBatch.run(slot.chainId, slot.settler.toLowerCase(), slot.nonce).changes);
+  }
+
+  async lastDeferredFailure(chainId: number, payer: Address): Promise<number | undefined> {
+    const row = this.#stmts.lastFailure.get(chainId, payer.toLowerCase()) as { at: number | null };
+    return row.at ?? undefined;
   }
 
   async deferredStatus(id: string): Promise<DeferredStatus | undefined> {

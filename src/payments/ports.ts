@@ -305,6 +305,11 @@ export interface SettlementQueue {
   /** A batch that can never be mined (its slot was filled by another transaction): its items are queued again. */
   requeueBatch(slot: SettlementSlot): Promise<number>;
   deferredStatus(id: string): Promise<DeferredStatus | undefined>;
+  /**
+   * When (unix ms, by the store's clock) a deferred settlement of `payer` on `chainId` last
+   * failed; undefined if none did. Such a payer is served only synchronously for a while.
+   */
+  lastDeferredFailure(chainId: number, payer: Address): Promise<number | undefined>;
   queueStats(): Promise<QueueStats>;
 }
 

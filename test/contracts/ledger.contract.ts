@@ -459,6 +459,20 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         expect(await enqueue(4, 9_000n)).toBe(true);
       });
 
+      it('remembers when a deferred settlement of a payer last failed, per chain; a settled one is no failure', async () => {
+        expect(await ledger.lastDeferredFailure(8453, PAYER)).toBeUndefined();
+        for (const n of [1, 2]) expect(await enqueue(n)).toBe(true);
+        const before = Date.now();
+        await ledger.finishDeferred([{ id: deferredItem(1, 'r1').id, state: 'settled', transaction: loggedTx(1).hash, reason: '' }]);
+        expect(await ledger.lastDeferredFailure(8453, PAYER)).toBeUndefined();
+        await ledger.finishDeferred([{ id: deferredItem(2, 'r2').id, state: 'failed', transaction: '', reason: 'authorization_failed_before_batch' }]);
+        const at = await ledger.lastDeferredFailure(8453, upperHex(PAYER) as Address);
+        expect(at).toBeGreaterThanOrEqual(before - 1_000);
+        expect(at).toBeLessThanOrEqual(Date.now() + 1_000);
+        expect(await ledger.lastDeferredFailure(1, PAYER)).toBeUndefined();
+        expect(await ledger.lastDeferredFailure(8453, OTHER_PAYER)).toBeUndefined();
+      });
+
       it('a batch whose slot can never be mined puts its items back in the queue, in their order', async () => {
         for (const n of [1, 2]) expect(await enqueue(n)).toBe(true);
         const ids = [1, 2].map((n) => deferredItem(n, `r${n}`).id);

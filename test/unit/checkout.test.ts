@@ -99,6 +99,7 @@ class RecordingLedger implements Ledger {
   finishDeferred = unused;
   requeueBatch = unused;
   deferredStatus = unused;
+  lastDeferredFailure = unused;
   queueStats = unused;
 }
 
