@@ -32,7 +32,8 @@ import type { PaymentOption, RouteConfig } from '../config/types.js';
 import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import { selectRequirement } from '../protocol/select-requirement.js';
 import type { Address, DecodedPayment, Hex } from '../protocol/types.js';
-import type { Clock, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, TxProof, Verifier } from './ports.js';
+import { randomBytes } from 'node:crypto';
+import type { Clock, ExposureCaps, Ledger, NonceKey, ProofChecker, Receipt, ReceiptStatus, Settler, TxProof, Verifier } from './ports.js';
 import { deliveryTerms, judgeRedelivery } from './redelivery.js';
 import { WorkInFlight } from './work-in-flight.js';
 
@@ -122,6 +123,22 @@ export type SettleOutcome =
       /** The transaction may still land: the receipt row says `pending`, the nonce stays reserved. */
       readonly pending: boolean;
     };
+
+/** What `settlement: deferred` may do with one payment (the route's `deferred` terms, in the option's asset). */
+export interface DeferPolicy {
+  readonly caps: ExposureCaps;
+  /** A payer whose deferred settlement failed is settled at once for this long. */
+  readonly penaltySeconds: number;
+  /** The authorization must stay valid this long from now to wait for a batch (next flush and a margin). */
+  readonly horizonSeconds: number;
+}
+
+/** Why a deferred route's payment was settled at once instead of queued. */
+export type SynchronousReason = 'exposure_cap' | 'payer_penalised' | 'expires_before_batch';
+
+export type DeferOutcome =
+  | { readonly kind: 'queued'; readonly id: string; readonly payer: Address }
+  | (SettleOutcome & { readonly synchronous: SynchronousReason });
 
 export type ProofOutcome =
   | { readonly kind: 'accepted'; readonly payer: Address; readonly option: PaymentOption }
@@ -219,6 +236,28 @@ export class Checkout {
         await this.record(a, 'settle_failed', result.reason, result.transaction ?? '');
       }
       return { kind: 'failed', reason: result.reason, ...(result.transaction === undefined ? {} : { transaction: result.transaction }), pending: result.maybeOnChain };
+    });
+  }
+
+  /**
+   * `settlement: deferred`: the upstream answered < 400, so the payment is owed. Queued (the nonce
+   * kept, the `queued` row and the item written in one durable write) when the policy allows;
+   * otherwise settled at once, as `after` would, with the reason. The caller sends the answer
+   * only once this resolves, so no answer goes out before its payment is durably owed.
+   */
+  async defer(a: AuthorizedPayment, policy: DeferPolicy, note = ''): Promise<DeferOutcome> {
+    const synchronous = async (reason: SynchronousReason): Promise<DeferOutcome> => ({ ...(await this.settle(a, note)), synchronous: reason });
+    const auth = a.payment.payload.authorization;
+    const nowMs = this.deps.clock.nowMs();
+    if (auth.validBefore < this.deps.clock.nowSeconds() + BigInt(policy.horizonSeconds)) return synchronous('expires_before_batch');
+    const failedAt = await this.deps.ledger.lastDeferredFailure(a.nonceKey.chainId, a.payer);
+    if (failedAt !== undefined && nowMs - failedAt < policy.penaltySeconds * 1000) return synchronous('payer_penalised');
+    const id = randomBytes(16).toString('base64url');
+    return this.work.run(async () => {
+      const item = { id, requestId: a.request.requestId, chainId: a.nonceKey.chainId, asset: a.option.asset.address, authorization: auth, signature: a.payment.payload.signature, queuedAtMs: nowMs };
+      const terms = deliveryTerms(a.payment, a.request.method, a.request.resourceUrl);
+      const queued = await this.deps.ledger.enqueueDeferred(a.nonceKey, this.receipt(a, 'queued', note, ''), item, policy.caps, terms);
+      return queued ? { kind: 'queued', id, payer: a.payer } : synchronous('exposure_cap');
     });
   }
 

@@ -44,6 +44,9 @@ export function judgeRedelivery(delivery: Delivery | undefined, terms: DeliveryT
     case 'settled':
       // Not ended and not reconciled: the paying request may be delivering its answer right now.
       return delivery.ended || delivery.reason === GATEWAY_REASON.reconciled ? 'serve' : 'wait';
+    case 'queued':
+      // Owed (settlement: deferred): as good as settled for the caller once the paying request is over.
+      return delivery.ended ? 'serve' : 'wait';
     case 'pending':
       return 'wait';
     default:
