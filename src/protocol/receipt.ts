@@ -28,5 +28,6 @@ export function encodeReceiptHeader(receipt: SettlementReceipt): string {
     ...(receipt.payer === undefined ? {} : { payer: receipt.payer }),
     transaction: receipt.transaction,
     network: receipt.network,
+    ...(receipt.extra === undefined ? {} : { extra: { settlement: receipt.extra.settlement, id: receipt.extra.id, status: receipt.extra.status } }),
   });
 }

@@ -82,4 +82,9 @@ export interface SettlementReceipt {
   readonly network: string;
   readonly payer?: string;
   readonly errorReason?: string;
+  /**
+   * `settlement: deferred`: accepted and queued, not yet on chain (`transaction: ""`). `status`
+   * is the URL that tells `queued | settled | failed`. SettleResponse's `extra` (x402 2.2).
+   */
+  readonly extra?: { readonly settlement: 'deferred'; readonly id: string; readonly status: string };
 }

@@ -33,4 +33,13 @@ describe('encodeReceiptHeader', () => {
     const decoded = decodeBase64Json(encodeReceiptHeader(receipt));
     expect(decoded.ok && Object.keys(decoded.value)).toEqual(['success', 'transaction', 'network']);
   });
+
+  it('encodes a deferred acceptance: success, no transaction yet, and where to ask, in extra, and nothing else of extra', () => {
+    const extra = { settlement: 'deferred' as const, id: 'abc', status: 'https://gw.example/.well-known/x402/settlements/abc', secret: 'no' };
+    const decoded = decodeBase64Json(encodeReceiptHeader({ success: true, transaction: '', network: 'eip155:8453', payer: '0x857b06519E91e3A54538791bDbb0E22373e36b66', extra }));
+    expect(decoded).toEqual({
+      ok: true,
+      value: { success: true, payer: '0x857b06519E91e3A54538791bDbb0E22373e36b66', transaction: '', network: 'eip155:8453', extra: { settlement: 'deferred', id: 'abc', status: extra.status } },
+    });
+  });
 });
