@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   GW_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream service did not answer in time' },
   GW_ERR_CHAIN_UNAVAILABLE: { status: 503, message: 'The payment network cannot be reached; try again later' },
   GW_ERR_FACILITATOR_UNAVAILABLE: { status: 502, message: 'No payment facilitator answered' },
+  GW_ERR_FACILITATOR_AUTH: { status: 502, message: "The payment facilitator refused the gateway's credentials; nothing was charged" },
   GW_ERR_LEDGER_UNAVAILABLE: { status: 503, message: 'The payment ledger cannot record this payment; try again later' },
   GW_ERR_GATEWAY_DRAINING: { status: 503, message: 'The gateway is shutting down' },
   GW_ERR_GATEWAY_INTERNAL: { status: 500, message: 'Internal gateway error' },
@@ -64,11 +65,11 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 };
 
 /**
- * Infrastructure fault while verifying or settling (RPC down, facilitator unreachable).
+ * Infrastructure fault while verifying or settling (RPC down, facilitator unreachable or refusing our key).
  * Thrown by adapters; the HTTP layer turns it into a 503/502, never into free access.
  */
 export class InfrastructureError extends Error {
-  readonly code: 'GW_ERR_CHAIN_UNAVAILABLE' | 'GW_ERR_FACILITATOR_UNAVAILABLE' | 'GW_ERR_LEDGER_UNAVAILABLE';
+  readonly code: 'GW_ERR_CHAIN_UNAVAILABLE' | 'GW_ERR_FACILITATOR_UNAVAILABLE' | 'GW_ERR_FACILITATOR_AUTH' | 'GW_ERR_LEDGER_UNAVAILABLE';
 
   constructor(code: InfrastructureError['code'], message: string, options: { cause?: unknown } = {}) {
     super(message, options);

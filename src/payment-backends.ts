@@ -174,7 +174,7 @@ export class PaymentBackendCache implements PaymentBackendSource {
     const client = network.rpc.length > 0 ? createChainClient(network, { connections: this.#rpc }) : undefined;
     if (client) this.#clients.set(network.chainId, client);
     const facilitators =
-      network.settle.mode === 'facilitator' ? network.settle.facilitators.map((f) => new FacilitatorClient(f, { dispatcher: this.#dispatcher })) : [];
+      network.settle.mode === 'facilitator' ? network.settle.facilitators.map((f) => new FacilitatorClient(f, { dispatcher: this.#dispatcher, clock })) : [];
 
     // Whatever they are used for (verifying, settling or both), facilitators are asked at start-up.
     const facilitatorCheck = facilitators.length > 0 ? () => checkFacilitatorSupport(facilitators, expectedFacilitatorKinds(network)) : undefined;

@@ -26,6 +26,7 @@ import { TokenBuckets } from './limits/token-buckets.js';
 import { createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import { PaymentBackendCache, type PaymentBackendSource, type SettlementWiring } from './payment-backends.js';
+import { credentialRefusals, type FacilitatorSupportReport } from './payments/facilitator/support.js';
 import { secp256k1Backend } from './payments/exact-evm/secp256k1-native.js';
 import { WorkInFlight } from './payments/work-in-flight.js';
 import { systemClock, type Clock, type Ledger, type OpenSettlement, type SettlementOutcome } from './payments/ports.js';
@@ -127,6 +128,18 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
     dashboard: { ledger, nowMs: () => clock.nowMs(), assets: () => listener.config.assets.values(), lastReload: () => lastReload },
   });
 
+  // Facilitators are asked once at start. With a CDP key the answer is awaited: a refused key is
+  // a config error no wait fixes, and a gateway that started with one would answer every paid
+  // request 502. Without one, the start is not held up (a facilitator may be down for a minute).
+  const facilitatorChecks = backends.checkFacilitators(initial);
+  if (signsFacilitatorCalls(initial)) {
+    const refused = credentialRefusals(await facilitatorChecks.catch(() => []));
+    if (refused.length > 0) {
+      await Promise.allSettled([listener.closeApps(), admin.close(), backends.close(), ledger.close()]);
+      throw new Error(refused.join('; '));
+    }
+  }
+
   let url: string;
   let adminUrl: string;
   try {
@@ -144,7 +157,7 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   for (const warning of initial.warnings) logger.warn({ warning }, 'config warning');
   const curve = secp256k1Backend();
   if (curve.kind === 'viem') logger.warn({ reason: curve.reason }, 'native secp256k1 unavailable: signatures are recovered and signed with viem (slower)');
-  logStartupChecks(backends, initial, undefined, logger);
+  logStartupChecks(backends, initial, undefined, logger, facilitatorChecks);
   logger.info({ url, adminUrl, routes: initial.routes.length, config: initial.hash.slice(0, 12) }, 'gateway listening');
 
   let closing: Promise<void> | undefined;
@@ -179,6 +192,11 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   };
 }
 
+/** Whether any facilitator of `config` is called with a CDP key. */
+function signsFacilitatorCalls(config: Config): boolean {
+  return [...config.networks.values()].some((n) => n.settle.mode === 'facilitator' && n.settle.facilitators.some((f) => f.cdp !== undefined));
+}
+
 /** A settler's gas balance as /readyz and the logs show it: wei as decimal strings. */
 function settlerBalanceDetail(reading: SettlerBalanceReading): SettlerBalanceDetail {
   return {
@@ -206,12 +224,20 @@ function recordReconciled(metrics: GatewayMetrics, config: Config, entry: OpenSe
  * What a config names that the world may not match, checked without holding up the start (or the
  * reload): its facilitators' support and its assets' metadata. `previous`: only what is new.
  */
-function logStartupChecks(backends: PaymentBackendSource, config: Config, previous: Config | undefined, logger: Logger): void {
-  void backends.checkFacilitators(config, previous).then(
+function logStartupChecks(
+  backends: PaymentBackendSource,
+  config: Config,
+  previous: Config | undefined,
+  logger: Logger,
+  facilitatorChecks: Promise<{ network: string; reports: FacilitatorSupportReport[] }[]> = backends.checkFacilitators(config, previous),
+): void {
+  void facilitatorChecks.then(
     (checks) => {
       for (const { network, reports } of checks) {
         for (const report of reports) {
-          if (!report.reachable) logger.warn({ network, facilitator: report.url, err: report.message }, 'facilitator unreachable at start-up');
+          // After a reload, the config is in force already: said as the error it is.
+          if (!report.reachable && report.authRefused) logger.error({ network, facilitator: report.url, keyId: report.keyId, err: report.message }, 'facilitator refused the gateway\'s credentials: paid requests on this network will fail');
+          else if (!report.reachable) logger.warn({ network, facilitator: report.url, err: report.message }, 'facilitator unreachable at start-up');
           else if (report.missing.length > 0) logger.warn({ network, facilitator: report.url, missing: report.missing }, 'facilitator does not support these kinds');
         }
       }

@@ -1,4 +1,5 @@
 /** The `networks` section compiled: chain id, RPC list, verify and settle modes checked against each other. */
+import { compileFacilitators } from './compile-facilitators.js';
 import { KNOWN_CHAINS } from './known-networks.js';
 import type { RawConfig } from './schema.js';
 import type { Address, NetworkConfig, SettleConfig } from './types.js';
@@ -33,7 +34,7 @@ export function compileNetworks(raw: RawConfig, problems: string[]): Map<string,
           }
         : {
             mode: 'facilitator',
-            facilitators: [{ url: n.settle.url, headers: n.settle.headers, timeoutMs: n.settle.timeoutMs }, ...n.settle.fallbacks],
+            facilitators: compileFacilitators(name, n.settle, problems),
           };
     networks.set(name, {
       name,

@@ -30,6 +30,7 @@ function allowEnvReferences<T extends Json>(node: T): T {
   if (Array.isArray(node)) return node.map(allowEnvReferences) as T;
   if (node === null || typeof node !== 'object') return node;
   const walked = Object.fromEntries(Object.entries(node).map(([key, value]) => [key, allowEnvReferences(value)]));
-  const constrained = walked['type'] === 'string' && (walked['pattern'] !== undefined || walked['format'] !== undefined);
+  // Any constraint the loader checks only after expansion: a reference satisfies it then, not as written.
+  const constrained = walked['type'] === 'string' && ['pattern', 'format', 'minLength', 'maxLength', 'enum'].some((keyword) => walked[keyword] !== undefined);
   return (constrained ? { anyOf: [walked, { type: 'string', pattern: ENV_REFERENCE_PATTERN }] } : walked) as T;
 }

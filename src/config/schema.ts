@@ -123,10 +123,21 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
 const headers = z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'is not a valid header name'), z.string()).default({});
 const timeoutMs = (fallback: number) => z.number().int().positive().max(600_000).default(fallback);
 
+/**
+ * A Coinbase CDP API key (usually `${CDP_API_KEY_ID}` and `${CDP_API_KEY_SECRET}`): each call to
+ * the facilitator then carries a fresh JWT signed with it. The secret's form is checked in
+ * compile-facilitators.ts, which has the YAML path to report it under.
+ */
+const cdp = z.strictObject({
+  apiKeyId: z.string().min(1, 'must not be empty'),
+  apiKeySecret: z.string().min(1, 'must not be empty'),
+});
+
 const facilitator = z.strictObject({
   url: httpUrl,
   headers,
   timeoutMs: timeoutMs(DEFAULT_FACILITATOR_TIMEOUT_MS),
+  cdp: cdp.optional(),
 });
 
 const settle = z.discriminatedUnion('mode', [
@@ -148,7 +159,8 @@ const settle = z.discriminatedUnion('mode', [
     url: httpUrl,
     headers,
     timeoutMs: timeoutMs(DEFAULT_FACILITATOR_TIMEOUT_MS),
-    /** Tried in order when the one before is unreachable. */
+    cdp: cdp.optional(),
+    /** Tried in order when the one before gives no answer (unreachable, failing, or refusing our credentials). */
     fallbacks: z.array(facilitator).default([]),
   }),
 ]);

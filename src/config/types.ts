@@ -74,6 +74,16 @@ export interface FacilitatorConfig {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  /** A Coinbase CDP API key: every call then carries a fresh JWT signed with it; none: no auth of ours. */
+  readonly cdp?: CdpCredentials;
+}
+
+/** A CDP API key as configured (`cdp: { apiKeyId, apiKeySecret }`); the secret was checked at load (cdp-key.ts). */
+export interface CdpCredentials {
+  /** The key's id (`organizations/.../apiKeys/...` or a UUID): the JWT's `kid` and `sub`, and what messages name. */
+  readonly apiKeyId: string;
+  /** Never logged, never in a message. */
+  readonly apiKeySecret: string;
 }
 
 /** One chain the gateway takes payments on. */

@@ -186,7 +186,9 @@ export function makePaywall(deps: PaywallDeps) {
   /** `settlement: before`: the money moves first; a failed settlement is a 402 with its receipt. */
   async function settleFirst(request: FastifyRequest, reply: FastifyReply, payment: PendingPayment, url: string): Promise<void> {
     const outcome = await payment.settle();
-    if (outcome.kind !== 'settled') sendSettlementFailure(request, reply, payment, url, outcome.kind === 'failed' ? outcome.reason : REASON.unexpectedSettleError);
+    if (outcome.kind !== 'settled') {
+      sendSettlementFailure(request, reply, payment, url, outcome.kind === 'failed' ? outcome.reason : REASON.unexpectedSettleError, states.get(request.raw));
+    }
   }
 
   /**

@@ -192,7 +192,7 @@ async function onUpstreamResponse(
       discard(stream);
       dropUpstreamHeaders(reply);
       const url = state?.target.ok ? resourceUrl(deps.config, request, state.target.path, state.target.search) : payment.authorized.request.resourceUrl;
-      sendSettlementFailure(request, reply, payment, url, outcome.reason);
+      sendSettlementFailure(request, reply, payment, url, outcome.reason, state);
       return;
     }
   }

@@ -10,10 +10,10 @@ import { buildDiscovery } from '../protocol/discovery.js';
 import { renderChallengePage } from '../protocol/challenge-page.js';
 import { PROOF_MESSAGE_HEADER, proofMessageTemplate } from '../protocol/proof-message.js';
 import { encodeReceiptHeader, receiptHeaderName } from '../protocol/receipt.js';
-import { REASON } from '../protocol/reasons.js';
+import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import type { DecodedPayment } from '../protocol/types.js';
 import type { PendingPayment } from './pending-payment.js';
-import type { RequestStates } from './request-state.js';
+import type { RequestState, RequestStates } from './request-state.js';
 
 /** Seconds a client should wait before retrying after a chain or ledger fault. */
 export const RETRY_AFTER_SECONDS = 5;
@@ -65,7 +65,23 @@ export function sendChallenge(
  * upstream answered (`after`, the proxy): never the upstream's body; a 402 with the reason and
  * the failure's receipt header (and no new challenge while the settlement may still land).
  */
-export function sendSettlementFailure(request: FastifyRequest, reply: FastifyReply, payment: PendingPayment, url: string, reason: string): FastifyReply {
+export function sendSettlementFailure(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payment: PendingPayment,
+  url: string,
+  reason: string,
+  state: RequestState | undefined,
+): FastifyReply {
+  // The facilitator refused our key: the payer did nothing wrong and nothing was charged, so no
+  // challenge asking for another signature; a fault of the gateway's, counted as one.
+  if (reason === GATEWAY_REASON.facilitatorAuthRefused) {
+    const code = 'GW_ERR_FACILITATOR_AUTH';
+    if (state) state.answer = { kind: 'error', reason: code };
+    request.log.error({ reason }, 'a facilitator refused the gateway\'s credentials; settlement failed, nothing charged');
+    reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+    return sendError(reply, code);
+  }
   // Still pending: the same payment will be served once it lands (re-delivery); a new challenge
   // would invite a second signature, and a second charge.
   if (reason === REASON.settlementPending) return sendSettlementPending(reply, payment.authorized.payment, payment.outcome?.kind === 'failed' ? (payment.outcome.transaction ?? '') : '');

@@ -84,7 +84,8 @@ export function summaryOf(state: RequestState): RequestSummary {
             settlement: outcome.reconciledFirst ? undefined : settlement,
           });
         case 'failed':
-          return summary('refused', { reason: outcome.reason, payer, transaction: outcome.transaction, settlement });
+          // A settlement the gateway failed for a fault of its own (a refused facilitator key) is an error, not a refusal.
+          return summary(answered?.kind === 'error' ? 'error' : 'refused', { reason: outcome.reason, payer, transaction: outcome.transaction, settlement });
         case 'released':
           return summary(answered?.kind ?? 'not_charged', { reason: answered?.reason ?? outcome.reason, payer });
       }

@@ -60,6 +60,8 @@ export const GATEWAY_REASON = {
   /** A facilitator answered `isValid: false` without an `invalidReason`. */
   invalidPayment: 'invalid_payment',
   settlementNotConfigured: 'settlement_not_configured',
+  /** No facilitator settled: one refused the gateway's credentials (401/403) and none may have received it. */
+  facilitatorAuthRefused: 'facilitator_auth_refused',
   /** The `pending` row written before a settlement is sent; its outcome replaces it. */
   settling: 'settling',
   proofNotEnabled: 'proof_not_enabled',
@@ -151,6 +153,7 @@ export const REASON_CATALOGUE: Readonly<Record<string, ReasonSpec>> = {
   [GATEWAY_REASON.invalidPayload]: { where: 'receipt', meaning: 'The payment does not have the shape of an x402 payment (a 400).' },
   [GATEWAY_REASON.invalidPayment]: { where: 'both', meaning: 'A facilitator refused the payment without saying why.' },
   [GATEWAY_REASON.settlementNotConfigured]: { where: 'both', meaning: "The payment's network has no settler; nothing was charged." },
+  [GATEWAY_REASON.facilitatorAuthRefused]: { where: 'receipt', meaning: 'A facilitator refused the gateway\'s credentials (a 502, `GW_ERR_FACILITATOR_AUTH`): nothing was charged.' },
   [GATEWAY_REASON.settling]: { where: 'receipt', meaning: 'The `pending` row written before a settlement is sent; its outcome replaces it.' },
   [GATEWAY_REASON.proofNotEnabled]: { where: '402', meaning: 'The route does not accept `X-Payment-Proof`.' },
   [GATEWAY_REASON.proofSignatureRequired]: { where: '402', meaning: '`X-Payment-Proof` came without `X-Payment-Proof-Signature`.' },

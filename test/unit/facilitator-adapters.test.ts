@@ -331,7 +331,7 @@ describe('checkFacilitatorSupport', () => {
     expect(reports).toEqual([
       { url: a.url, reachable: true, missing: [{ x402Version: 1, scheme: 'exact', network: 'base' }], kinds: expect.any(Array) },
       { url: b.url, reachable: true, missing: [], kinds: expect.any(Array) },
-      { url: dead, reachable: false, message: expect.stringContaining('ECONNREFUSED') },
+      { url: dead, reachable: false, authRefused: false, message: expect.stringContaining('ECONNREFUSED') },
     ]);
   });
 

@@ -112,7 +112,9 @@ describe('verify', () => {
     ['a 500', { status: 500, body: { isValid: false, invalidReason: 'oops' } }, 'http_status', true],
     ['a 503 with HTML', { status: 503, body: '<html>down</html>' }, 'http_status', true],
     ['a 400 without isValid', { status: 400, body: { error: 'Missing paymentPayload' } }, 'http_status', false],
-    ['a 401', { status: 401, body: { error: 'unauthorized' } }, 'http_status', false],
+    // The facilitator turned the gateway away: reported as such (GW_ERR_FACILITATOR_AUTH above).
+    ['a 401', { status: 401, body: { error: 'unauthorized' } }, 'auth_refused', false],
+    ['a 403 without isValid', { status: 403, body: { error: 'forbidden' } }, 'auth_refused', false],
     ['a 400 claiming valid', { status: 400, body: { isValid: true } }, 'http_status', false],
     ['malformed JSON in a 200', { status: 200, body: '{"isValid": tru' }, 'malformed', true],
     ['an empty 200', { status: 200, body: '' }, 'malformed', true],

@@ -13,16 +13,23 @@
  * an error, so such a hop ends as `unavailable`), and a cross-origin hop drops `authorization`
  * and `cookie`, though not other configured headers.
  *
+ * With a `cdp` key, every call carries `Authorization: Bearer <JWT>`, a token made for that one
+ * call (cdp-jwt.ts). A 401 or 403 that is not an answer (one with `isValid:false` is a refusal
+ * of the payment, as the official client reads it) is `auth_refused`: the facilitator turned the
+ * gateway away, so nothing it was sent can have been acted on.
+ *
  * This file is the transport (dispatcher, deadline, size limit, what counts as `unavailable`);
  * what a body says is decoded in answers.ts.
  */
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { readCdpSecret, type CdpSigningKey } from '../../config/cdp-key.js';
 import type { FacilitatorConfig } from '../../config/types.js';
 import type { WireRequirementV1, WireRequirementV2 } from '../../protocol/types.js';
 import { NOT_SENT_ERROR_CODES } from '../chain/connection-errors.js';
 import { describeFault } from '../chain/describe-fault.js';
 import { errorCode } from '../chain/rpc-errors.js';
 import { urlOrigin } from '../chain/url-origin.js';
+import { systemClock, type Clock } from '../ports.js';
 import {
   readSettleAnswer,
   readSupported,
@@ -31,6 +38,7 @@ import {
   type FacilitatorSupported,
   type FacilitatorVerifyAnswer,
 } from './answers.js';
+import { cdpJwt } from './cdp-jwt.js';
 
 /** Redirect hops followed per call. */
 export const FACILITATOR_MAX_REDIRECTS = 3;
@@ -44,8 +52,8 @@ export interface FacilitatorRequestBody {
   readonly paymentRequirements: WireRequirementV1 | WireRequirementV2;
 }
 
-/** Why a call produced no usable answer. */
-export type FacilitatorFailureKind = 'unreachable' | 'timeout' | 'http_status' | 'malformed';
+/** Why a call produced no usable answer; `auth_refused`: a 401 or 403 that carried no answer. */
+export type FacilitatorFailureKind = 'unreachable' | 'timeout' | 'http_status' | 'malformed' | 'auth_refused';
 
 export interface FacilitatorFailure {
   /** The facilitator's origin: its configured URL may hold an API key in the path, query or userinfo. */
@@ -60,6 +68,8 @@ export interface FacilitatorFailure {
   readonly message: string;
   readonly status?: number;
   readonly error?: unknown;
+  /** With `auth_refused`: the CDP key id the gateway signed with, when it signed (never the secret). */
+  readonly keyId?: string;
 }
 
 export type FacilitatorOutcome<T> =
@@ -77,6 +87,8 @@ export function createFacilitatorDispatcher(): Dispatcher {
 export interface FacilitatorClientOptions {
   /** A shared dispatcher from `createFacilitatorDispatcher`; the client makes (and owns) its own otherwise. */
   readonly dispatcher?: Dispatcher;
+  /** The time CDP tokens are issued at; the system clock by default. */
+  readonly clock?: Clock;
 }
 
 /** The client for one configured facilitator. */
@@ -89,6 +101,8 @@ export class FacilitatorClient {
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   readonly #endpoints: Readonly<Record<'verify' | 'settle' | 'supported', string>>;
+  readonly #cdp: { readonly keyId: string; readonly key: CdpSigningKey } | undefined;
+  readonly #clock: Clock;
 
   constructor(config: FacilitatorConfig, options: FacilitatorClientOptions = {}) {
     this.url = config.url.replace(/\/+$/, '');
@@ -106,6 +120,13 @@ export class FacilitatorClient {
     this.#headers = Object.freeze(headers);
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.#dispatcher = options.dispatcher ?? createFacilitatorDispatcher();
+    this.#clock = options.clock ?? systemClock;
+    if (config.cdp !== undefined) {
+      const read = readCdpSecret(config.cdp.apiKeySecret);
+      // Config load refused such a secret with its YAML path; reaching here is a caller's bug.
+      if (!read.ok) throw new Error(`facilitator ${this.displayUrl}: cdp.apiKeySecret ${read.problem}`);
+      this.#cdp = { keyId: config.cdp.apiKeyId, key: read.key };
+    }
   }
 
   verify(body: FacilitatorRequestBody): Promise<FacilitatorOutcome<FacilitatorVerifyAnswer>> {
@@ -143,9 +164,18 @@ export class FacilitatorClient {
     let status: number;
     let text: string;
     let mediaType: string | undefined;
+    let headers: Readonly<Record<string, string>> =
+      body === undefined ? this.#headers : { ...this.#headers, 'content-type': 'application/json' };
+    if (this.#cdp !== undefined) {
+      try {
+        const jwt = await cdpJwt({ keyId: this.#cdp.keyId, key: this.#cdp.key, call: { method, url }, nowSeconds: this.#clock.nowMs() / 1000 });
+        headers = { ...headers, authorization: `Bearer ${jwt}` };
+      } catch (error) {
+        // Not expected with a key that config load read; never sent, so never received.
+        return unavailable({ kind: 'unreachable', mayHaveReceived: false, message: `${shown}: could not sign the CDP token: ${describeFault(error)}`, error });
+      }
+    }
     try {
-      const headers =
-        body === undefined ? this.#headers : { ...this.#headers, 'content-type': 'application/json' };
       const res = await request(url, {
         method,
         headers,
@@ -187,6 +217,19 @@ export class FacilitatorClient {
     }
     const answer = answerable && json !== undefined ? read(status, json) : undefined;
     if (answer !== undefined) return { kind: 'answer', status, answer };
+    if (status === 401 || status === 403) {
+      const keyId = this.#cdp?.keyId;
+      return unavailable({
+        kind: 'auth_refused',
+        mayHaveReceived: false,
+        status,
+        ...(keyId === undefined ? {} : { keyId }),
+        message:
+          keyId === undefined
+            ? `${shown} answered ${status}: the facilitator wants credentials the gateway does not send (a CDP facilitator needs a cdp block)`
+            : `${shown} answered ${status}: the facilitator refused CDP API key "${keyId}"`,
+      });
+    }
     return unavailable({
       kind: answerable && status < 300 ? 'malformed' : 'http_status',
       mayHaveReceived,

@@ -8,6 +8,13 @@
  * `maybeOnChain: true` and the nonce stays reserved until the chain says otherwise. (A later
  * facilitator's `…nonce_already_used` is then most likely the earlier one's success.)
  *
+ * A facilitator that refused the gateway's credentials (401/403) did not act on the request, so
+ * the next one is asked as after an unreachable one. If none settled and nothing may have been
+ * received anywhere, the failure says `facilitator_auth_refused`: nothing was charged, and the
+ * HTTP layer answers it as the fault it is (502 `GW_ERR_FACILITATOR_AUTH`), not with a 402 that
+ * asks the payer to pay again. Once an earlier facilitator may have received it, that doubt
+ * decides: `unexpected_settle_error`, maybe on chain.
+ *
  * `settlement_pending` with a tx hash means the facilitator broadcast and stopped waiting; like
  * `@x402/core` 2.24+ we ask the same facilitator once more, which reconciles against the tx it
  * remembers instead of broadcasting again. Still pending after that: `maybeOnChain`.
@@ -60,9 +67,10 @@ export class FacilitatorSettler implements Settler {
       const firstReverted = !second.success && second.errorReason === REASON.transactionFailed && second.transaction === first;
       return settleResult({ ...second, transaction: isTxHash(second.transaction) ? second.transaction : first }, payment, option, doubt || !firstReverted);
     }
+    const refused = !doubt && failures.some((f) => f.kind === 'auth_refused');
     return {
       success: false,
-      reason: REASON.unexpectedSettleError,
+      reason: refused ? GATEWAY_REASON.facilitatorAuthRefused : REASON.unexpectedSettleError,
       message: `no facilitator could settle the payment: ${failures.map((f) => f.message).join('; ')}`,
       maybeOnChain: doubt,
     };

@@ -3,8 +3,11 @@
  *
  * An answer (`isValid` true or false) is final, even a refusal: asking the next facilitator after
  * a "no" would let a client shop for a lenient one. Only a facilitator that gave no answer
- * (unreachable, timed out, 5xx, malformed) is skipped. When none answers, verification is an
- * infrastructure fault, never free access. A signature that no facilitator can judge (an
+ * (unreachable, timed out, 5xx, malformed, or refusing the gateway's credentials) is skipped: a
+ * refused key says nothing about the payment, so the next facilitator judging it lets no client
+ * shop for a verdict. When none answers, verification is an infrastructure fault, never free
+ * access: `GW_ERR_FACILITATOR_AUTH` when one of them refused our key (the operator must act),
+ * else `GW_ERR_FACILITATOR_UNAVAILABLE`. A signature that no facilitator can judge (an
  * ERC-6492 wrapper that does not decode) is refused before any is asked.
  */
 import type { PaymentOption } from '../../config/types.js';
@@ -60,7 +63,8 @@ export class FacilitatorVerifier implements Verifier {
 /** The fault thrown when no facilitator answered; every attempt is kept as the cause. */
 function unavailableError(failures: readonly FacilitatorFailure[]): InfrastructureError {
   const detail = failures.map((f) => f.message).join('; ');
-  return new InfrastructureError('GW_ERR_FACILITATOR_UNAVAILABLE', `no facilitator could verify the payment: ${detail}`, {
+  const code = failures.some((f) => f.kind === 'auth_refused') ? 'GW_ERR_FACILITATOR_AUTH' : 'GW_ERR_FACILITATOR_UNAVAILABLE';
+  return new InfrastructureError(code, `no facilitator could verify the payment: ${detail}`, {
     cause: new AggregateError(
       failures.map((f) => f.error ?? new Error(f.message)),
       `${failures.length} facilitator(s) failed`,
