@@ -1,18 +1,23 @@
 /**
- * Subcommands: start, validate, init, receipts, ledger migrate (the product), and the development tools demo and pay,
+ * Subcommands: start, validate, init, receipts, ledger migrate, healthcheck (the product), and the development tools demo and pay,
  * loaded lazily from src/tools/ because they need dev-only packages (solc, anvil, the official
  * x402 clients) that the production image and `npm install --omit=dev` leave out. Takes its I/O
  * as arguments so tests can run it in-process; only `main.ts` passes the real process.
  */
 import { parseArgs } from 'node:util';
-import type { CliIo } from './cli-io.js';
-import { loadConfigFile } from './config/load.js';
-import type { Config } from './config/types.js';
+import { commandConfigPath, NO_CONFIG_MESSAGE, type CliIo } from './cli-io.js';
+import { loadConfigFile, loadConfigSection } from './config/load.js';
+import { ADMIN_ADDRESS_SECTION, LEDGER_SECTION, type ConfigSection } from './config/parse-section.js';
+import type { Config, LedgerConfig } from './config/types.js';
+import { HEALTH_PATH, probeHealth, probeTarget } from './http/health-probe.js';
 import { runInitCommand } from './init/init-command.js';
 import { migrateSqliteToPostgres, type TableCopy } from './ledger/migrate-ledger.js';
 import { openLedger } from './ledger/open-ledger.js';
 import type { Receipt } from './payments/ports.js';
 import { runGateway, type RunningGateway } from './server.js';
+
+/** How long `healthcheck` may take: short, so a hung gateway is reported, not waited for. */
+export const HEALTHCHECK_TIMEOUT_MS = 2_000;
 
 const USAGE = `Usage: x402-gateway <command> [options]
 
@@ -22,19 +27,23 @@ Commands:
   init            Write a commented config for an upstream (routes from its OpenAPI document, if given)
   receipts        List payment receipts from the ledger
   ledger migrate  Copy a SQLite ledger file into the PostgreSQL store the config names
+  healthcheck     Ask the running gateway's admin listener for /healthz (a container's HEALTHCHECK)
 
 Development tools (from a checkout after npm install; not in the production image):
   demo            Run a complete local setup: chain, token, upstream, gateway, funded payer
   pay             Pay for a URL with the official x402 client
 
 Run 'x402-gateway <command> --help' for a command's options.
-The config file comes from --config FILE or the X402_GATEWAY_CONFIG environment variable.`;
+The config file comes from --config FILE or the X402_GATEWAY_CONFIG environment variable.
+start and validate check the whole file; receipts, ledger migrate and healthcheck read only the
+section they use (ledger, admin), so the settlement secrets need not be set for them.`;
 
 const HELP: Record<string, string> = {
   start: `Usage: x402-gateway start --config FILE\n\nRuns the gateway. It reloads the file when it changes, on SIGHUP, and on POST /admin/reload;\nSIGTERM or SIGINT stops it after requests in flight (and their settlements) finish.`,
   validate: `Usage: x402-gateway validate --config FILE\n\nExits 0 when the file is valid; otherwise lists every problem with its YAML path and exits 1.`,
-  receipts: `Usage: x402-gateway receipts --config FILE [--json | --csv] [--limit N] [--since UNIX_MS]\n\nLists receipts from the ledger named by the config, newest first (a table by default).`,
-  ledger: `Usage: x402-gateway ledger migrate --from SQLITE_FILE --config FILE\n\nCopies receipts, kept nonces, spent proofs and payer penalties from a SQLite ledger file into the\nPostgreSQL store the config names (creating its schema), in one transaction. Running it again\ncopies only what is new; a row PostgreSQL already has is kept as it is. The file is only read.`,
+  receipts: `Usage: x402-gateway receipts --config FILE [--json | --csv] [--limit N] [--since UNIX_MS]\n\nLists receipts from the ledger named by the config, newest first (a table by default).\nReads only the config's ledger section: no other variable of it needs to be set.`,
+  ledger: `Usage: x402-gateway ledger migrate --from SQLITE_FILE --config FILE\n\nCopies receipts, kept nonces, spent proofs and payer penalties from a SQLite ledger file into the\nPostgreSQL store the config names (creating its schema), in one transaction. Running it again\ncopies only what is new; a row PostgreSQL already has is kept as it is. The file is only read.\nReads only the config's ledger section (its \${DATABASE_URL}, say): no other variable needs to be set.`,
+  healthcheck: `Usage: x402-gateway healthcheck [--config FILE]\n\nAsks the running gateway's admin listener (admin.host and admin.port of the config; 127.0.0.1 for\n0.0.0.0 or ::) for ${HEALTH_PATH}, within ${HEALTHCHECK_TIMEOUT_MS / 1000} s. Exits 0 when it answers ok; otherwise says why in one\nline and exits 1 (a usage error too: Docker reserves 2). Reads only admin.host and admin.port: no\nvariable of the config needs to be set. For a container HEALTHCHECK; Kubernetes probes ${HEALTH_PATH}\nand /readyz itself.`,
 };
 
 /** A development tool's command, as src/tools/ exports it. */
@@ -65,6 +74,8 @@ export async function runCli(argv: readonly string[], io: CliIo, loadTool: ToolL
       return runInitCommand(rest, io);
     case 'ledger':
       return runLedgerCommand(rest, io);
+    case 'healthcheck':
+      return runHealthcheckCommand(rest, io);
     case 'demo':
     case 'pay':
       return runToolCommand(command, rest, io, loadTool);
@@ -131,6 +142,10 @@ async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv
     io.out(HELP[command] ?? USAGE);
     return 0;
   }
+  if (command === 'receipts') {
+    const ledger = await loadCommandSection(values.config, LEDGER_SECTION, HELP[command] ?? USAGE, io);
+    return typeof ledger === 'number' ? ledger : printReceipts(ledger.value, values, io);
+  }
   const loaded = await loadCommandConfig(values.config, HELP[command] ?? USAGE, io);
   if (typeof loaded === 'number') return loaded;
   const { path } = loaded;
@@ -139,8 +154,6 @@ async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv
       io.out(`${path}: valid (${loaded.config.routes.length} routes, ${loaded.config.networks.size} networks)`);
       for (const warning of loaded.config.warnings) io.err(`  warning: ${warning}`);
       return 0;
-    case 'receipts':
-      return printReceipts(loaded.config, values, io);
     case 'start': {
       let gateway: RunningGateway;
       try {
@@ -159,20 +172,69 @@ async function runConfigCommand(command: 'start' | 'validate' | 'receipts', argv
   }
 }
 
-/** The config named by --config or X402_GATEWAY_CONFIG; or, having said why not, the exit code. */
+/** The whole config named by --config or X402_GATEWAY_CONFIG; or, having said why not, the exit code. */
 async function loadCommandConfig(option: string | undefined, help: string, io: CliIo): Promise<{ path: string; config: Config } | number> {
-  const path = option ?? io.env['X402_GATEWAY_CONFIG'];
-  if (!path) {
-    io.err(`No config file: pass --config FILE or set X402_GATEWAY_CONFIG.\n\n${help}`);
+  const path = commandConfigPath(option, io);
+  if (path === undefined) {
+    io.err(`${NO_CONFIG_MESSAGE}\n\n${help}`);
     return 2;
   }
   const loaded = await loadConfigFile(path, io.env);
-  if (!loaded.ok) {
-    io.err(`${path}: ${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}`);
-    for (const problem of loaded.problems) io.err(`  ${problem}`);
-    return 1;
-  }
+  if (!loaded.ok) return reportProblems(path, loaded.problems, io);
   return { path, config: loaded.config };
+}
+
+/**
+ * One section of the config named by --config or X402_GATEWAY_CONFIG, for a command that reads
+ * nothing else (parse-section.ts says why); or, having said why not, the exit code.
+ */
+async function loadCommandSection<T>(option: string | undefined, section: ConfigSection<T>, help: string, io: CliIo): Promise<{ path: string; value: T } | number> {
+  const path = commandConfigPath(option, io);
+  if (path === undefined) {
+    io.err(`${NO_CONFIG_MESSAGE}\n\n${help}`);
+    return 2;
+  }
+  const loaded = await loadConfigSection(path, io.env, section);
+  if (!loaded.ok) return reportProblems(path, loaded.problems, io);
+  return { path, value: loaded.value };
+}
+
+function reportProblems(path: string, problems: readonly string[], io: CliIo): number {
+  io.err(`${path}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`);
+  for (const problem of problems) io.err(`  ${problem}`);
+  return 1;
+}
+
+/**
+ * `healthcheck`: GET /healthz on the admin listener the config names, for a container runtime's
+ * HEALTHCHECK. Only `admin.host` and `admin.port` are read (ADMIN_ADDRESS_SECTION), so the probe
+ * runs without the gateway's secrets and follows a config whose admin port is not the default.
+ * Every failure is one line on stderr and exit 1: Docker reads 0 and 1, and reserves 2.
+ */
+async function runHealthcheckCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const unhealthy = (why: string): number => {
+    io.err(`x402-gateway healthcheck: unhealthy: ${why}`);
+    return 1;
+  };
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+  } catch (err) {
+    return unhealthy(`${(err as Error).message} (usage: x402-gateway healthcheck [--config FILE])`);
+  }
+  if (values.help) {
+    io.out(HELP['healthcheck'] ?? USAGE);
+    return 0;
+  }
+  const path = commandConfigPath(values.config, io);
+  if (path === undefined) return unhealthy(NO_CONFIG_MESSAGE);
+  const admin = await loadConfigSection(path, io.env, ADMIN_ADDRESS_SECTION);
+  if (!admin.ok) return unhealthy(`${path}: ${admin.problems.join('; ')}`);
+  const target = probeTarget(admin.value.host, admin.value.port);
+  const answer = await probeHealth(target, HEALTHCHECK_TIMEOUT_MS);
+  if (!answer.ok) return unhealthy(`${target.label}: ${answer.reason}`);
+  io.out(`x402-gateway healthcheck: ok (${target.label})`);
+  return 0;
 }
 
 /** `ledger migrate`: the only ledger subcommand so far; the copy itself is src/ledger/migrate-ledger.ts. */
@@ -206,9 +268,9 @@ async function runLedgerCommand(argv: readonly string[], io: CliIo): Promise<num
     io.err(`x402-gateway ledger migrate: no SQLite file to copy from: pass --from FILE\n\n${help}`);
     return 2;
   }
-  const loaded = await loadCommandConfig(values.config, help, io);
+  const loaded = await loadCommandSection(values.config, LEDGER_SECTION, help, io);
   if (typeof loaded === 'number') return loaded;
-  const { ledger } = loaded.config;
+  const ledger = loaded.value;
   if (ledger.store !== 'postgres') {
     io.err(`x402-gateway ledger migrate: ${loaded.path} names a ${ledger.store} ledger; the target must be ledger: { store: postgres, url, pool }`);
     return 2;
@@ -235,7 +297,7 @@ function migrationSummary(copies: readonly TableCopy[], from: string): string {
 
 const RECEIPT_COLUMNS = ['time', 'requestId', 'route', 'method', 'path', 'amount', 'asset', 'network', 'payer', 'nonce', 'transaction', 'status', 'reason'] as const;
 
-async function printReceipts(config: Config, values: { json?: boolean; csv?: boolean; limit?: string; since?: string }, io: CliIo): Promise<number> {
+async function printReceipts(config: LedgerConfig, values: { json?: boolean; csv?: boolean; limit?: string; since?: string }, io: CliIo): Promise<number> {
   const limit = values.limit === undefined ? 100 : Number(values.limit);
   const since = values.since === undefined ? 0 : Number(values.since);
   if (!Number.isSafeInteger(limit) || limit < 1 || !Number.isSafeInteger(since) || since < 0) {
@@ -243,7 +305,14 @@ async function printReceipts(config: Config, values: { json?: boolean; csv?: boo
     return 2;
   }
   // Read only: no expiry is judged, so the ledger's default clock (systemClock) is never consulted.
-  const ledger = await openLedger(config.ledger);
+  let ledger;
+  try {
+    ledger = await openLedger(config);
+  } catch (err) {
+    // A file this user may not open, a server that does not answer: one line, as `start` says it.
+    io.err(`x402-gateway receipts: cannot open the ledger: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
   try {
     const rows = await ledger.receipts({ limit, since });
     if (values.json) io.out(JSON.stringify(rows, null, 2));

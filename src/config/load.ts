@@ -1,12 +1,14 @@
 /**
  * The config file edge: the only reader of the file and the only user of the YAML parser.
- * Text -> YAML document -> `${VAR}` expansion -> `parseConfig`.
+ * Text -> YAML document -> `${VAR}` expansion -> `parseConfig`; or, for a command that reads one
+ * section, that section alone -> its `${VAR}` -> its check (parse-section.ts).
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { formatPath } from './format-path.js';
 import { parseConfig, type ParseResult } from './parse.js';
+import type { ConfigSection, SectionResult } from './parse-section.js';
 
 /** `${NAME}` or `${NAME:-default}`; `$${` escapes a literal `${`. */
 const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -56,11 +58,52 @@ export type LoadResult = ParseResult | { readonly ok: false; readonly unreadable
  * is reported as a problem too, told apart (`unreadable`) from a file that is invalid.
  */
 export async function loadConfigFile(path: string, env: Readonly<Record<string, string | undefined>>): Promise<LoadResult> {
-  let text: string;
+  const text = await readConfigText(path);
+  return typeof text === 'string' ? parseConfigText(text, env) : text;
+}
+
+/**
+ * One section of a config file, for the commands that read only it: `${VAR}` is expanded in
+ * that section (in its `only` keys) and nowhere else, so an unset secret of another section
+ * (`${SETTLER_KEY}`) is no problem, and the rest of the file is not checked.
+ */
+export async function loadConfigSection<T>(
+  path: string,
+  env: Readonly<Record<string, string | undefined>>,
+  section: ConfigSection<T>,
+): Promise<SectionResult<T> | { readonly ok: false; readonly unreadable: true; readonly problems: readonly string[] }> {
+  const text = await readConfigText(path);
+  return typeof text === 'string' ? parseSectionText(text, env, section) : text;
+}
+
+/** Parses one section out of config text; never throws for bad input. */
+export function parseSectionText<T>(text: string, env: Readonly<Record<string, string | undefined>>, section: ConfigSection<T>): SectionResult<T> {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) return { ok: false, problems: doc.errors.map((e) => `YAML: ${e.message}`) };
+  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return { ok: false, problems: ['(top level): the file must be a mapping of sections'] };
+  const raw: unknown = Object.entries(data).find(([key]) => key === section.key)?.[1];
+  const read = section.only && raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? Object.fromEntries(Object.entries(raw).filter(([key]) => section.only?.includes(key))) : raw;
+  const envProblems: string[] = [];
+  const expanded = expandEnv(read, env, envProblems, [section.key]);
+  const parsed = section.parse(expanded);
+  if (envProblems.length === 0) return parsed;
+  // Unset variables together with whatever else is wrong in the section, but not what follows
+  // from the empty string left in a variable's place (`ledger.url: must be a postgres:// URL`).
+  const unset = new Set(envProblems.map(problemPath));
+  return { ok: false, problems: [...envProblems, ...(parsed.ok ? [] : parsed.problems.filter((p) => !unset.has(problemPath(p))))] };
+}
+
+/** `ledger.url` of `ledger.url: ...`. */
+function problemPath(problem: string): string {
+  return problem.slice(0, problem.indexOf(': '));
+}
+
+/** The file's text, or why it could not be read. */
+async function readConfigText(path: string): Promise<string | { readonly ok: false; readonly unreadable: true; readonly problems: readonly string[] }> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (err) {
     return { ok: false, unreadable: true, problems: [`${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : String(err)}`] };
   }
-  return parseConfigText(text, env);
 }

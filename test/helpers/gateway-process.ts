@@ -19,11 +19,21 @@ export interface GatewayProcess {
   readonly configPath: string;
   /** The exit code, once the process has exited. */
   readonly exited: Promise<number | null>;
+  /** What the process wrote to stdout and stderr so far; empty unless `captureOutput` was set. */
+  readonly output: { readonly stdout: string; readonly stderr: string };
 }
 
 export interface GatewayProcessOptions {
   /** The config's `ledger` value; a SQLite file in the process's directory by default. */
   readonly ledger?: string;
+  /** The config's `log.level`; `warn` by default. */
+  readonly logLevel?: string;
+  /** Pipes stdout and stderr into `output` (they are discarded otherwise). */
+  readonly captureOutput?: boolean;
+  /** Modules loaded with `--import` before the gateway, e.g. a fixture that installs a signal handler. */
+  readonly preload?: readonly string[];
+  /** Variables added to the process's environment (it inherits the test's). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Ports for the config `body` builds; `ledger` and `log` lines are added here. */
@@ -32,10 +42,18 @@ export async function startGatewayProcess(body: (ports: { port: number; adminPor
   const ledgerPath = join(dir, 'ledger.db');
   const configPath = join(dir, 'gateway.yaml');
   const [port = 0, adminPort = 0] = await freePorts(2);
-  writeFileSync(configPath, `${body({ port, adminPort })}\nledger: ${options.ledger ?? `{ path: "${ledgerPath}" }`}\nlog: { level: warn }\n`);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'start', '--config', configPath], { stdio: 'ignore' });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, ledgerPath, configPath, exited };
+  writeFileSync(configPath, `${body({ port, adminPort })}\nledger: ${options.ledger ?? `{ path: "${ledgerPath}" }`}\nlog: { level: ${options.logLevel ?? 'warn'} }\n`);
+  const imports = ['tsx', ...(options.preload ?? [])].flatMap((module) => ['--import', module]);
+  const child = spawn(process.execPath, [...imports, 'src/main.ts', 'start', '--config', configPath], {
+    stdio: options.captureOutput ? ['ignore', 'pipe', 'pipe'] : 'ignore',
+    env: { ...process.env, ...options.env },
+  });
+  const output = { stdout: '', stderr: '' };
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => void (output.stdout += text));
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => void (output.stderr += text));
+  // 'close', not 'exit': by then the pipes are read to their end, so `output` holds everything.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  return { child, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, ledgerPath, configPath, exited, output };
 }
 
 /** Every receipt row in the ledger file, read through a connection of its own. */

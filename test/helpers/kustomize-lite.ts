@@ -1,16 +1,20 @@
 /**
  * `kustomize build` for the manifest test, without the binary: reads a kustomization.yaml, loads
- * its `resources` (files, and directories holding a kustomization.yaml, recursively), then applies
- * its `patches` as strategic-merge patches, each to the resource of the same kind and name.
+ * its `resources` (files, and directories holding a kustomization.yaml, recursively), generates
+ * its `configMapGenerator` ConfigMaps, then applies its `patches` as strategic-merge patches,
+ * each to the resource of the same kind and name.
  *
- * Only what deploy/kubernetes/ uses is implemented, and everything else is refused rather than
- * ignored: a field this does not know, a JSON 6902 patch, a patch directive (`$patch`,
- * `$retainKeys`, ...), or a merge of two lists whose merge key is not in MERGE_KEYS. So a
+ * Only what deploy/kubernetes/ and config/ use is implemented, and everything else is refused
+ * rather than ignored: a field this does not know, a JSON 6902 patch, a patch directive (`$patch`,
+ * `$retainKeys`, ...), a merge of two lists whose merge key is not in MERGE_KEYS, or a generated
+ * name with kustomize's content-hash suffix (`generatorOptions.disableNameSuffixHash: true` is
+ * required; the suffix and the rewriting of references to it are not implemented). So a
  * kustomization that builds here builds the same way in kustomize; one that uses more fails here
- * until this learns it.
+ * until this learns it. Like kustomize's default load restrictor, a generator's file must be in or
+ * below the kustomization's directory (symlinks resolved).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
 export type Mapping = Record<string, unknown>;
@@ -31,7 +35,7 @@ export interface Build {
 }
 
 const KUSTOMIZATION = 'kustomization.yaml';
-const KUSTOMIZATION_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'patches']);
+const KUSTOMIZATION_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'configMapGenerator', 'generatorOptions', 'patches']);
 
 /**
  * Merge keys of the lists a patch may merge into, by path within a pod template's owner (the
@@ -46,6 +50,11 @@ const MERGE_KEYS: Readonly<Record<string, string>> = {
   'spec.template.spec.containers[].ports': 'containerPort',
   'spec.template.spec.containers[].volumeMounts': 'mountPath',
 };
+/**
+ * Lists the Kubernetes API gives no merge strategy: a patch's list replaces the original's, as in
+ * kustomize (`args: [start, --config, other.yaml]` in an overlay).
+ */
+const REPLACED_LISTS = new Set(['spec.template.spec.containers[].args', 'spec.template.spec.containers[].command']);
 /** `retainKeys` fields: kustomize drops the original's keys the patch omits. Not implemented. */
 const RETAIN_KEYS = new Set(['spec.strategy', 'spec.template.spec.volumes[]']);
 
@@ -107,6 +116,11 @@ function build(dir: string, files: Set<string>, stack: string[]): Manifest[] {
     }
   }
 
+  for (const m of generateConfigMaps(dir, doc, path, files)) {
+    if (resources.some((r) => id(r) === id(m))) throw new Error(`${path}: ${id(m)} is defined twice (configMapGenerator)`);
+    resources.push(m);
+  }
+
   for (const [i, raw] of list(doc['patches'] ?? [], `${path} patches`).entries()) {
     const where = `${path} patches[${i}]`;
     if (!isMapping(raw) || Object.keys(raw).some((k) => k !== 'path') || typeof raw['path'] !== 'string') {
@@ -123,6 +137,53 @@ function build(dir: string, files: Set<string>, stack: string[]): Manifest[] {
     resources[at] = { ...original, body: merge(original.body, patch.body, '', `${relative(dirname(path), file)}`) as Mapping };
   }
   return resources;
+}
+
+/**
+ * `configMapGenerator` entries of `{ name, files }`, each file `path` or `key=path` (the key
+ * defaults to the file's name), with `generatorOptions` of `disableNameSuffixHash: true` and
+ * optional `labels`. Data keys sorted, as kustomize prints them.
+ */
+function generateConfigMaps(dir: string, doc: Mapping, path: string, files: Set<string>): Manifest[] {
+  const generators = list(doc['configMapGenerator'] ?? [], `${path} configMapGenerator`);
+  if (generators.length === 0) return [];
+  const options = doc['generatorOptions'] ?? {};
+  if (!isMapping(options)) throw new Error(`${path} generatorOptions: expected a mapping`);
+  for (const key of Object.keys(options)) {
+    if (key !== 'disableNameSuffixHash' && key !== 'labels') throw new Error(`${path}: kustomize-lite does not implement generatorOptions.${key}`);
+  }
+  if (options['disableNameSuffixHash'] !== true) {
+    throw new Error(`${path}: kustomize-lite does not implement the content-hash name suffix; set generatorOptions.disableNameSuffixHash: true`);
+  }
+  const labels = options['labels'] === undefined ? undefined : mapping(options['labels'], `${path} generatorOptions.labels`);
+  const root = realpathSync(dir);
+  return generators.map((raw, i) => {
+    const where = `${path} configMapGenerator[${i}]`;
+    if (!isMapping(raw) || Object.keys(raw).some((k) => k !== 'name' && k !== 'files')) {
+      throw new Error(`${where}: kustomize-lite implements only { name, files }`);
+    }
+    const data: Record<string, string> = {};
+    for (const [j, entry] of stringList(raw['files'], `${where}.files`).entries()) {
+      const eq = entry.indexOf('=');
+      const key = eq < 0 ? basename(entry) : entry.slice(0, eq);
+      const file = resolve(dir, eq < 0 ? entry : entry.slice(eq + 1));
+      if (!existsSync(file)) throw new Error(`${where}.files[${j}]: ${entry} does not exist`);
+      const real = relative(root, realpathSync(file));
+      if (real.startsWith('..') || isAbsolute(real)) throw new Error(`${where}.files[${j}]: ${entry} is not in or below ${dir} (kustomize's load restrictor refuses it)`);
+      if (key in data) throw new Error(`${where}.files[${j}]: key ${key} twice`);
+      files.add(file);
+      data[key] = readFileSync(file, 'utf8');
+    }
+    const name = text(raw['name'], `${where}.name`);
+    const sorted = Object.fromEntries(Object.entries(data).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const metadata: Mapping = labels === undefined ? { name } : { name, labels: { ...labels } };
+    return { file: path, apiVersion: 'v1', kind: 'ConfigMap', name, body: { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: sorted } };
+  });
+}
+
+function mapping(value: unknown, where: string): Mapping {
+  if (!isMapping(value)) throw new Error(`${where}: expected a mapping`);
+  return value;
 }
 
 function readKustomization(path: string): Mapping[] {
@@ -158,7 +219,7 @@ function merge(original: unknown, patch: unknown, path: string, where: string): 
     return out;
   }
   if (Array.isArray(patch)) {
-    if (original === undefined) return strip(patch, path, where);
+    if (original === undefined || REPLACED_LISTS.has(path)) return strip(patch, path, where);
     const key = MERGE_KEYS[path];
     if (key === undefined || !Array.isArray(original)) {
       throw new Error(`${where}: the list at ${path} would merge with the original's; kustomize-lite knows no merge key for it`);

@@ -1,12 +1,16 @@
 /**
  * Keeps deploy/kubernetes/ in step with the gateway it deploys, for both variants (the
  * kustomize overlays single and replicas, each built here by test/helpers/kustomize-lite.ts):
- * the ConfigMap's config passes the gateway's own validation, and the Deployment, Service, PVC,
+ * the ConfigMap is config/kubernetes.yaml and config/replicas-postgres.yaml as they are (generated
+ * by config/kustomization.yaml), the config each variant loads passes the gateway's own
+ * validation, and the Deployment, Service, PVC,
  * Secrets, NetworkPolicy, PodDisruptionBudget and HorizontalPodAutoscaler agree with that config
  * (ports, probes, mount paths, environment, drain budget, ledger store) and with the Dockerfile
  * (user, CMD). Plain file reads, no cluster: a drift here is a broken rollout there.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, posix, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -17,14 +21,16 @@ import type { Config } from '../../src/config/types.js';
 import { kustomizeBuild, readManifests, type Manifest, type Mapping } from '../helpers/kustomize-lite.js';
 
 const KUBE_DIR = fileURLToPath(new URL('../../deploy/kubernetes/', import.meta.url));
+/** Where the ConfigMap's files are, with the kustomization that generates it. */
+const CONFIG_DIR = fileURLToPath(new URL('../../config/', import.meta.url));
 const DOCKERFILE = new URL('../../Dockerfile', import.meta.url);
 /**
  * The overlays, and the placeholder Secrets each one's pods read. The placeholders are not in
  * any kustomization (an apply would overwrite the real Secrets with them), so they are named here.
  */
 const VARIANTS = {
-  single: { overlay: 'overlays/single', secrets: ['base/secret.yaml'] },
-  replicas: { overlay: 'overlays/replicas', secrets: ['base/secret.yaml', 'overlays/replicas/database-secret.yaml'] },
+  single: { overlay: 'overlays/single', secrets: ['base/secret.yaml'], configFile: 'kubernetes.yaml' },
+  replicas: { overlay: 'overlays/replicas', secrets: ['base/secret.yaml', 'overlays/replicas/database-secret.yaml'], configFile: 'replicas-postgres.yaml' },
 } as const;
 type VariantName = keyof typeof VARIANTS;
 const VARIANT_NAMES = Object.keys(VARIANTS) as VariantName[];
@@ -318,7 +324,8 @@ describe.each(VARIANT_NAMES)('deploy/kubernetes/overlays/%s', (name) => {
 
   it('use every ${VAR} of the config from the container env, backed by existing Secret keys', () => {
     const { literal, fromSecret } = v.gatewayEnv();
-    const required = [...v.configText.matchAll(ENV_REF)].filter((m) => m[1] !== undefined && m[2] === undefined).map((m) => m[1] as string);
+    // In values only: the file's comments mention `${VAR}` too, and comments are not expanded.
+    const required = [...JSON.stringify(parse(v.configText)).matchAll(ENV_REF)].filter((m) => m[1] !== undefined && m[2] === undefined).map((m) => m[1] as string);
     expect(required.length).toBeGreaterThan(0);
     for (const env of required) expect(literal.has(env) || fromSecret.has(env), `${env} is not in the gateway container's env`).toBe(true);
   });
@@ -418,10 +425,22 @@ describe.each(VARIANT_NAMES)('deploy/kubernetes/overlays/%s', (name) => {
     for (const c of containers) expect(at(c, 'resources.limits.memory'), String(c['name'])).toBeDefined();
   });
 
-  it("keep the image's ENTRYPOINT and pass args shaped like its CMD", () => {
+  it("keep the image's ENTRYPOINT and pass args shaped like its CMD, naming this variant's file in the config directory", () => {
     expect(gateway['command']).toBeUndefined();
     expect(image.entrypoint.length).toBeGreaterThan(0);
-    expect(v.args).toEqual(image.cmd);
+    // The CMD's `start --config /etc/x402-gateway/gateway.yaml`, with the ConfigMap's file for this variant.
+    expect(v.args.slice(0, -1)).toEqual(image.cmd.slice(0, -1));
+    expect(posix.dirname(v.configPath)).toBe(posix.dirname(image.cmd[image.cmd.length - 1] ?? ''));
+    expect(posix.basename(v.configPath)).toBe(VARIANTS[name].configFile);
+  });
+
+  it('load config/kubernetes.yaml or config/replicas-postgres.yaml as it is: the ConfigMap holds exactly the files of config/', () => {
+    const data = mapping(v.one('ConfigMap', CONFIGMAP).body['data'], 'ConfigMap data');
+    const files = Object.values(VARIANTS).map((x) => x.configFile);
+    expect(Object.keys(data).sort()).toEqual([...files].sort());
+    for (const file of files) expect(data[file], file).toBe(readFileSync(join(CONFIG_DIR, file), 'utf8'));
+    expect(v.configText).toBe(readFileSync(join(CONFIG_DIR, VARIANTS[name].configFile), 'utf8'));
+    expect(v.build.files).toContain(join(CONFIG_DIR, 'kustomization.yaml'));
   });
 
   it('take the settler key from the Secret, whose placeholder cannot run as a real key', () => {
@@ -443,6 +462,72 @@ describe.each(VARIANT_NAMES)('deploy/kubernetes/overlays/%s', (name) => {
 
   it('leave every Secret out of the build, so an apply never overwrites the real values with placeholders', () => {
     expect(manifests.filter((m) => m.kind === 'Secret').map((m) => m.name)).toEqual([]);
+  });
+});
+
+describe('kustomize-lite, on what the manifests rely on', () => {
+  // kubectl (or kustomize) where it is installed: the real build must be what the test checks.
+  const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+  it.skipIf(!kubectl).each(VARIANT_NAMES)('builds %s as `kubectl kustomize` does (same resources, same content)', (name) => {
+    const real = spawnSync('kubectl', ['kustomize', join(KUBE_DIR, VARIANTS[name].overlay)], { encoding: 'utf8' });
+    expect(real.status, real.stderr).toBe(0);
+    // kustomize's strategic merge may reorder the items of a merged list (containers, env):
+    // Kubernetes reads those by name, so they are compared by name.
+    const byName = (value: unknown): unknown => {
+      if (Array.isArray(value)) {
+        const items = value.map(byName);
+        const key = (x: unknown) => (isMapping(x) && typeof x['name'] === 'string' ? x['name'] : undefined);
+        return items.every((x) => key(x) !== undefined) ? items.sort((a, b) => String(key(a)).localeCompare(String(key(b)))) : items;
+      }
+      return isMapping(value) ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, byName(v)])) : value;
+    };
+    const byId = (ms: readonly { kind: string; name: string; body: Mapping }[]) => new Map(ms.map((m) => [`${m.kind} ${m.name}`, byName(m.body)]));
+    const dir = mkdtempSync(join(tmpdir(), 'kustomize-real-'));
+    try {
+      writeFileSync(join(dir, 'built.yaml'), real.stdout);
+      expect(byId(variants[name].manifests)).toEqual(byId(readManifests(join(dir, 'built.yaml'))));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  function tryBuild(kustomization: string, files: Record<string, string>): () => unknown {
+    const dir = mkdtempSync(join(tmpdir(), 'kustomize-lite-'));
+    mkdirSync(join(dir, 'k'));
+    writeFileSync(join(dir, 'k', 'kustomization.yaml'), kustomization);
+    for (const [file, content] of Object.entries(files)) writeFileSync(join(dir, file), content);
+    return () => {
+      try {
+        return kustomizeBuild(join(dir, 'k'));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    };
+  }
+  const HEAD = 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n';
+
+  it("refuses a generator's file outside the kustomization's directory, as kustomize's load restrictor does", () => {
+    const build = tryBuild(`${HEAD}generatorOptions: { disableNameSuffixHash: true }\nconfigMapGenerator: [{ name: c, files: [../outside.yaml] }]\n`, { 'outside.yaml': 'a: 1\n' });
+    expect(build).toThrow(/not in or below .*load restrictor/);
+  });
+
+  it('refuses a generated name with the content-hash suffix, which it does not implement', () => {
+    const build = tryBuild(`${HEAD}configMapGenerator: [{ name: c, files: [x.yaml] }]\n`, {});
+    expect(build).toThrow(/disableNameSuffixHash: true/);
+  });
+
+  it('generates a ConfigMap keyed by file name or by key=path, with the generator labels', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kustomize-lite-'));
+    try {
+      writeFileSync(join(dir, 'kustomization.yaml'), `${HEAD}generatorOptions: { disableNameSuffixHash: true, labels: { a: b } }\nconfigMapGenerator: [{ name: c, files: [z.yaml, renamed.yaml=x.yaml] }]\n`);
+      writeFileSync(join(dir, 'x.yaml'), 'x: 1\n');
+      writeFileSync(join(dir, 'z.yaml'), 'z: 2\n');
+      const [cm, ...rest] = kustomizeBuild(dir).manifests;
+      expect(rest).toEqual([]);
+      expect(cm?.body).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', labels: { a: 'b' } }, data: { 'renamed.yaml': 'x: 1\n', 'z.yaml': 'z: 2\n' } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * `x402-gateway demo`: a complete local setup in one command, with no chain, key or money of the
  * operator's: anvil posing as Base with a test USDC, a funded payer, a demo API, and the real
- * gateway in front of it, configured from YAML through the same parser as `start`.
+ * gateway in front of it, configured from config/demo.yaml through the same parser as `start`.
  *
  * Runs until SIGINT / SIGTERM, or with `--self-test` makes one unpaid and one paid request, checks
  * the payment on chain, stops everything and exits 0 or 1.
@@ -22,7 +22,7 @@ import { loggerOptions } from '../../log.js';
 import { runGateway } from '../../server.js';
 import { demoInstructions, demoSummary, shellQuote, type DemoBannerParams } from './demo-banner.js';
 import { DEMO_PAYER_FUNDS, startDemoChain, type DemoChain } from './demo-chain.js';
-import { demoConfigYaml } from './demo-config.js';
+import { DEMO_CONFIG_FILE, demoConfigYaml } from './demo-config.js';
 import { demoLogDestination } from './demo-log.js';
 import { runSelfTest } from './demo-self-test.js';
 import { startDemoUpstream } from './demo-upstream.js';
@@ -146,16 +146,21 @@ export async function runDemoCommand(argv: readonly string[], io: CliIo, deps: D
   }
   const configPath = join(dir, 'gateway.yaml');
   const ledgerPath = resolve(values.ledger ?? join(dir, 'ledger.db'));
-  const yaml = demoConfigYaml({
-    rpcUrl: chain.rpcUrl,
-    settlerKey: chain.settlerKey,
-    payTo: chain.payTo,
-    upstreamUrl: upstream.url,
-    host: DEMO_HOST,
-    port,
-    adminPort,
-    ledgerPath,
-  });
+  let yaml: string;
+  try {
+    yaml = demoConfigYaml({
+      rpcUrl: chain.rpcUrl,
+      settlerKey: chain.settlerKey,
+      payTo: chain.payTo,
+      upstreamUrl: upstream.url,
+      host: DEMO_HOST,
+      port,
+      adminPort,
+      ledgerPath,
+    });
+  } catch (err) {
+    return fail(`Could not fill in the demo's config (${DEMO_CONFIG_FILE}): ${messageOf(err)}`);
+  }
   const parsed = parseConfigText(yaml, io.env);
   if (!parsed.ok) return fail(`The generated demo config is invalid (a bug):\n  ${parsed.problems.join('\n  ')}`);
   const config = parsed.config;
