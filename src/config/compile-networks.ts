@@ -31,6 +31,7 @@ export function compileNetworks(raw: RawConfig, problems: string[]): Map<string,
             revertPenaltySeconds: n.settle.revertPenaltySeconds,
             replaceAfterSeconds: n.settle.replaceAfterSeconds,
             minBalanceWei: n.settle.minBalance === undefined ? undefined : nativeToWei(n.settle.minBalance),
+            batch: n.settle.batch,
           }
         : {
             mode: 'facilitator',

@@ -13,8 +13,8 @@ import { compileNetworks } from './compile-networks.js';
 import { compilePrice } from './compile-price.js';
 import { deepFreeze } from './deep-freeze.js';
 import { formatPath } from './format-path.js';
-import { configSchema, minimumAfterTimeout, type RawConfig } from './schema.js';
-import type { Config, LedgerConfig, RouteConfig, UpstreamConfig } from './types.js';
+import { configSchema, DEFAULT_DEFERRED, minimumAfterTimeout, type RawConfig } from './schema.js';
+import type { Config, DeferredTerms, LedgerConfig, RouteConfig, UpstreamConfig } from './types.js';
 import { compileRoute, type CompiledRoute } from '../routes/table.js';
 
 export type ParseResult = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly problems: readonly string[] };
@@ -92,11 +92,20 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       problems,
     });
     const settlement = r.settlement ?? raw.defaults.settlement;
-    const minValiditySeconds = settlement === 'after' ? minimumAfterTimeout(upstream) : 0;
+    // A deferred payment that cannot be queued (its caps, its payer) settles as `after` would.
+    const minValiditySeconds = settlement === 'before' ? 0 : minimumAfterTimeout(upstream);
+    const deferred = settlement === 'deferred' ? deferredTermsOf(raw.defaults.deferred, r.deferred) : undefined;
+    if (settlement === 'deferred' && price.kind === 'priced') {
+      for (const option of price.options) {
+        if (option.asset.network.settle.mode !== 'local') {
+          problems.push(`${at('settlement')}: deferred settles in batches with the gateway's own key; network "${option.asset.network.name}" settles through a facilitator`);
+        }
+      }
+    }
     if (price.kind === 'priced' && maxTimeoutSeconds < minValiditySeconds) {
       problems.push(
         `${r.maxTimeoutSeconds === undefined ? 'defaults' : `routes[${index}]`}.maxTimeoutSeconds: ${maxTimeoutSeconds} is too short for ` +
-          `settlement: after in front of upstream "${upstream.name}" (timeoutMs ${upstream.timeoutMs}); it must be at least ${minValiditySeconds}`,
+          `settlement: ${settlement} in front of upstream "${upstream.name}" (timeoutMs ${upstream.timeoutMs}); it must be at least ${minValiditySeconds}`,
       );
     }
     const route: RouteConfig = {
@@ -107,6 +116,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       description: r.description,
       mimeType: r.mimeType,
       settlement,
+      ...(deferred === undefined ? {} : { deferred }),
       minValiditySeconds,
       mode: r.mode ?? raw.defaults.mode,
       proof: r.proof ?? raw.defaults.proof,
@@ -176,4 +186,15 @@ const DURATION_UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 export function durationMs(text: string): number {
   const unit = text.slice(-1) as keyof typeof DURATION_UNIT_MS;
   return Number(text.slice(0, -1)) * DURATION_UNIT_MS[unit];
+}
+
+type DeferredOverrides = { readonly [K in keyof DeferredTerms]?: DeferredTerms[K] | undefined };
+
+/** A deferred route's risk bounds: its own fields over the defaults' over DEFAULT_DEFERRED. */
+function deferredTermsOf(defaults: DeferredOverrides | undefined, own: DeferredOverrides | undefined): DeferredTerms {
+  return {
+    maxUnsettledPerPayer: own?.maxUnsettledPerPayer ?? defaults?.maxUnsettledPerPayer ?? DEFAULT_DEFERRED.maxUnsettledPerPayer,
+    maxUnsettledTotal: own?.maxUnsettledTotal ?? defaults?.maxUnsettledTotal ?? DEFAULT_DEFERRED.maxUnsettledTotal,
+    penaltySeconds: own?.penaltySeconds ?? defaults?.penaltySeconds ?? DEFAULT_DEFERRED.penaltySeconds,
+  };
 }

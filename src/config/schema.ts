@@ -34,6 +34,14 @@ export const MAX_SETTLE_MAX_GAS = 30_000_000;
 export const DEFAULT_REVERT_PENALTY_SECONDS = 3_600;
 /** How long a settlement may wait unmined below the going fee before the reconciler replaces it with a higher fee. */
 export const DEFAULT_REPLACE_AFTER_SECONDS = 30;
+/**
+ * `settlement: deferred`'s batches (`settle.batch`): at most this many authorizations in one
+ * Multicall3 transaction, flushed when that many are queued or the oldest has waited `maxWaitMs`;
+ * an authorization must outlive the next flush by `marginSeconds` to wait for it.
+ */
+export const DEFAULT_SETTLE_BATCH = Object.freeze({ maxSize: 50, maxWaitMs: 1_000, maxGas: 5_000_000, marginSeconds: 30 });
+/** `deferred`: the most a payer, and all payers, may owe in unsettled deferred payments, and the penalty after a failure. */
+export const DEFAULT_DEFERRED = Object.freeze({ maxUnsettledPerPayer: '$0.10', maxUnsettledTotal: '$100', penaltySeconds: 86_400 });
 /** The v2 servers' default; leaves room for slow upstreams before `validBefore` runs out. */
 export const DEFAULT_MAX_TIMEOUT_SECONDS = 300;
 export const DEFAULT_PROOF_CONFIRMATIONS = 1;
@@ -153,6 +161,15 @@ const settle = z.discriminatedUnion('mode', [
       .string()
       .regex(/^(0|[1-9][0-9]*)(\.[0-9]{1,18})?( ETH)?$/, 'must be an amount of the native token, like "0.002 ETH"')
       .optional(),
+    /** `settlement: deferred`: how queued authorizations are settled in batches. */
+    batch: z
+      .strictObject({
+        maxSize: z.number().int().min(1).max(500).default(DEFAULT_SETTLE_BATCH.maxSize),
+        maxWaitMs: z.number().int().min(50).max(600_000).default(DEFAULT_SETTLE_BATCH.maxWaitMs),
+        maxGas: z.number().int().min(MIN_SETTLE_MAX_GAS).max(30_000_000).default(DEFAULT_SETTLE_BATCH.maxGas),
+        marginSeconds: z.number().int().min(0).max(3_600).default(DEFAULT_SETTLE_BATCH.marginSeconds),
+      })
+      .default({ ...DEFAULT_SETTLE_BATCH }),
   }),
   z.strictObject({
     mode: z.literal('facilitator'),
@@ -201,7 +218,14 @@ const upstream = z.strictObject({
   headers,
 });
 
-const settlement = z.enum(['before', 'after']);
+const settlement = z.enum(['before', 'after', 'deferred']);
+const dollars = z.string().regex(/^\$(0|[1-9][0-9]*)(\.[0-9]+)?$/, 'must be a dollar amount like "$0.10"');
+/** `settlement: deferred`'s risk bounds; a route's own override the defaults' field by field. */
+const deferredTerms = z.strictObject({
+  maxUnsettledPerPayer: dollars.optional(),
+  maxUnsettledTotal: dollars.optional(),
+  penaltySeconds: z.number().int().min(0).max(30 * 86_400).optional(),
+});
 
 /** A token bucket: `max` at once, refilled `max` per `perSeconds`. */
 const rateLimit = (fallback: { max: number; perSeconds: number }) =>
@@ -263,6 +287,7 @@ const route = z.strictObject({
   description: z.string().default(''),
   mimeType: z.string().default(''),
   settlement: settlement.optional(),
+  deferred: deferredTerms.optional(),
   mode: mode.optional(),
   allow: allow.optional(),
   maxTimeoutSeconds: z.number().int().min(10).max(86_400).optional(),
@@ -303,6 +328,7 @@ export const configSchema = z.strictObject({
       upstream: z.string().optional(),
       maxTimeoutSeconds: z.number().int().min(10).max(86_400).default(DEFAULT_MAX_TIMEOUT_SECONDS),
       settlement: settlement.default('after'),
+      deferred: deferredTerms.optional(),
       mode: mode.default('enforce'),
       allow: allow.optional(),
       unmatched: z

@@ -16,7 +16,7 @@ import type { RouteTable } from '../routes/table.js';
 export type { Address } from '../protocol/types.js';
 
 /** `before`: settle, then forward. `after`: forward, settle only if the upstream answered < 400. */
-export type SettlementTiming = 'before' | 'after';
+export type SettlementTiming = 'before' | 'after' | 'deferred';
 
 /** `enforce` charges; `shadow` lets the request pass free and counts what it would have paid. */
 export type RouteMode = 'enforce' | 'shadow';
@@ -67,8 +67,25 @@ export type SettleConfig =
       readonly replaceAfterSeconds: number;
       /** `settle.minBalance` in wei, as a decimal string (the config is keyed by its JSON); none: never low. */
       readonly minBalanceWei: string | undefined;
+      /** `settle.batch`, for `settlement: deferred`; the loader always fills it (DEFAULT_SETTLE_BATCH when absent). */
+      readonly batch?: BatchConfig;
     }
   | { readonly mode: 'facilitator'; readonly facilitators: readonly FacilitatorConfig[] };
+
+export interface BatchConfig {
+  readonly maxSize: number;
+  readonly maxWaitMs: number;
+  /** Gas units of one batch transaction. */
+  readonly maxGas: number;
+  readonly marginSeconds: number;
+}
+
+/** A `settlement: deferred` route's risk bounds (`deferred`), dollars as written. */
+export interface DeferredTerms {
+  readonly maxUnsettledPerPayer: string;
+  readonly maxUnsettledTotal: string;
+  readonly penaltySeconds: number;
+}
 
 export interface FacilitatorConfig {
   readonly url: string;
@@ -163,6 +180,8 @@ export interface RouteConfig {
   readonly description: string;
   readonly mimeType: string;
   readonly settlement: SettlementTiming;
+  /** Under `settlement: deferred`, its risk bounds; undefined otherwise. */
+  readonly deferred?: DeferredTerms;
   /**
    * Seconds an authorization must stay valid for this route to accept it: under `settlement:
    * after`, the upstream's timeout plus a margin to settle in (see `minimumAfterTimeout`); 0 under

@@ -13,6 +13,7 @@ export const TOTAL_EXPOSURE = '*';
 export interface DeferredRow {
   id: string;
   request_id: string;
+  route: string;
   chain_id: number | string;
   asset: string;
   payer: string;
@@ -33,6 +34,7 @@ export function deferredRow(item: DeferredItem): Omit<DeferredRow, 'state' | 'tx
   return {
     id: item.id,
     request_id: item.requestId,
+    route: item.route,
     chain_id: item.chainId,
     asset: item.asset.toLowerCase(),
     payer: auth.from.toLowerCase(),
@@ -50,6 +52,7 @@ export function deferredItemFromRow(row: DeferredRow): DeferredItem {
   return {
     id: row.id,
     requestId: row.request_id,
+    route: row.route,
     chainId: Number(row.chain_id),
     asset: row.asset as Address,
     authorization: {

@@ -369,8 +369,8 @@ export class PostgresLedger implements Ledger {
         await client.query(
           `WITH kept AS (UPDATE nonces SET state = 'kept', resource = $14, signature = $15, request_id = $1 WHERE key = $16),
            item AS (
-             INSERT INTO deferred_settlements (id, request_id, chain_id, asset, payer, pay_to, amount, valid_after, valid_before, authorization_nonce, signature, state, queued_at)
-             VALUES ($17, $1, $18, $19, $20, $21, $22, $23, $24, $25, $26, 'queued', $27)
+             INSERT INTO deferred_settlements (id, request_id, route, chain_id, asset, payer, pay_to, amount, valid_after, valid_before, authorization_nonce, signature, state, queued_at)
+             VALUES ($17, $1, $28, $18, $19, $20, $21, $22, $23, $24, $25, $26, 'queued', $27)
            ) ${RECORD}`,
           [
             ...recordParams(receipt),
@@ -388,6 +388,7 @@ export class PostgresLedger implements Ledger {
             row.authorization_nonce,
             row.signature,
             row.queued_at,
+            row.route,
           ],
         );
         return true;

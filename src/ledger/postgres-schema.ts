@@ -97,6 +97,7 @@ const MIGRATIONS: readonly string[] = [
   `CREATE TABLE deferred_settlements (
      id TEXT PRIMARY KEY,
      request_id TEXT NOT NULL,
+     route TEXT NOT NULL,
      chain_id BIGINT NOT NULL,
      asset TEXT NOT NULL,
      payer TEXT NOT NULL,

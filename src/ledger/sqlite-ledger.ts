@@ -145,6 +145,7 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE TABLE IF NOT EXISTS deferred_settlements (
   id TEXT PRIMARY KEY,
   request_id TEXT NOT NULL,
+  route TEXT NOT NULL,
   chain_id INTEGER NOT NULL,
   asset TEXT NOT NULL,
   payer TEXT NOT NULL,
@@ -265,8 +266,8 @@ export class SqliteLedger implements Ledger {
       pruneReservations: this.#db.prepare(`DELETE FROM nonces WHERE key IN (SELECT key FROM nonces WHERE state = 'reserved' AND expires_at < ? LIMIT ?)`),
       receiptStatus: this.#db.prepare(`SELECT status, route FROM receipts WHERE request_id = ?`),
       enqueueDeferred: this.#db.prepare(
-        `INSERT INTO deferred_settlements (id, request_id, chain_id, asset, payer, pay_to, amount, valid_after, valid_before, authorization_nonce, signature, state, queued_at)
-         VALUES (@id, @request_id, @chain_id, @asset, @payer, @pay_to, @amount, @valid_after, @valid_before, @authorization_nonce, @signature, 'queued', @queued_at)`,
+        `INSERT INTO deferred_settlements (id, request_id, route, chain_id, asset, payer, pay_to, amount, valid_after, valid_before, authorization_nonce, signature, state, queued_at)
+         VALUES (@id, @request_id, @route, @chain_id, @asset, @payer, @pay_to, @amount, @valid_after, @valid_before, @authorization_nonce, @signature, 'queued', @queued_at)`,
       ),
       exposureOf: this.#db.prepare(`SELECT amount FROM deferred_exposure WHERE chain_id = ? AND asset = ? AND payer = ?`),
       setExposure: this.#db.prepare(

@@ -254,7 +254,7 @@ export class Checkout {
     if (failedAt !== undefined && nowMs - failedAt < policy.penaltySeconds * 1000) return synchronous('payer_penalised');
     const id = randomBytes(16).toString('base64url');
     return this.work.run(async () => {
-      const item = { id, requestId: a.request.requestId, chainId: a.nonceKey.chainId, asset: a.option.asset.address, authorization: auth, signature: a.payment.payload.signature, queuedAtMs: nowMs };
+      const item = { id, requestId: a.request.requestId, route: a.request.route.match, chainId: a.nonceKey.chainId, asset: a.option.asset.address, authorization: auth, signature: a.payment.payload.signature, queuedAtMs: nowMs };
       const terms = deliveryTerms(a.payment, a.request.method, a.request.resourceUrl);
       const queued = await this.deps.ledger.enqueueDeferred(a.nonceKey, this.receipt(a, 'queued', note, ''), item, policy.caps, terms);
       return queued ? { kind: 'queued', id, payer: a.payer } : synchronous('exposure_cap');

@@ -232,6 +232,8 @@ export interface DeferredItem {
   readonly id: string;
   /** The receipt row it pays for. */
   readonly requestId: string;
+  /** The route's `match`, for the revenue counted when it settles. */
+  readonly route: string;
   readonly chainId: number;
   readonly asset: Address;
   readonly authorization: Eip3009Authorization;

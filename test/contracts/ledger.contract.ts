@@ -71,6 +71,7 @@ export function deferredItem(n: number, requestId: string, value = 1_000n, payer
   return {
     id: `item-${n}-${'f'.repeat(24)}`,
     requestId,
+    route: 'GET /x',
     chainId: 8453,
     asset: ASSET,
     authorization: { from: payer, to: PAY_TO, value, validAfter: 0n, validBefore: 2_000_000_000n, nonce: `0x${n.toString(16).padStart(64, 'd')}` },

@@ -86,7 +86,7 @@ async function enqueue(payer: PrivateKeyAccount, options: { validBefore?: bigint
     nonce: `0x${serial.toString(16).padStart(64, 'e')}` as Hex,
   };
   const signature = await payer.signTypedData(transferWithAuthorizationTypedData(USDC_BASE, authorization));
-  const item: DeferredItem = { id: `item-${serial}`, requestId: `req-${serial}`, chainId: 8453, asset: BASE_USDC, authorization, signature, queuedAtMs: Date.now() };
+  const item: DeferredItem = { id: `item-${serial}`, requestId: `req-${serial}`, route: 'GET /cheap', chainId: 8453, asset: BASE_USDC, authorization, signature, queuedAtMs: Date.now() };
   const key = { chainId: 8453, asset: BASE_USDC, payer: payer.address, nonce: authorization.nonce };
   const row = {
     time: Date.now(),
@@ -121,7 +121,9 @@ function batcherOf(settler: LocalExactEvmSettler, holder = 'replica-a', reports:
     maxGas: 10_000_000n,
     marginSeconds: 30,
     onBatch: (report) => reports.push(report),
-    onFailed: (item, reason) => failed.push(`${item.id}:${reason}`),
+    onItem: (item, outcome) => {
+      if (outcome.state === 'failed') failed.push(`${item.id}:${outcome.reason}`);
+    },
     onError: (err) => {
       throw err;
     },

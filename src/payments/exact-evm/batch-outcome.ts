@@ -51,7 +51,7 @@ export async function finishBatch(
   slot: SettlementSlot,
   items: readonly DeferredItem[],
   receipt: TransactionReceipt,
-  onFailed?: (item: DeferredItem, reason: string) => void,
+  onItem?: (item: DeferredItem, outcome: DeferredOutcome) => void,
 ): Promise<readonly DeferredOutcome[]> {
   if (receipt.status !== 'success') {
     await queue.requeueBatch(slot);
@@ -64,10 +64,11 @@ export async function finishBatch(
     if (outcome === 'settled') outcomes.push({ id: item.id, state: 'settled', transaction: receipt.transactionHash, reason: '' });
     else if (outcome === 'failed') outcomes.push({ id: item.id, state: 'failed', transaction: receipt.transactionHash, reason: DEFERRED_REASON.inBatch });
   }
-  await queue.finishDeferred(outcomes);
-  for (const outcome of outcomes) {
-    const item = items.find((i) => i.id === outcome.id);
-    if (outcome.state === 'failed' && item !== undefined) onFailed?.(item, outcome.reason);
+  // Only the items this write finished are reported: another replica may have finished the rest.
+  const written = new Set(await queue.finishDeferred(outcomes));
+  for (const item of items) {
+    const outcome = outcomes.find((o) => o.id === item.id);
+    if (outcome !== undefined && written.has(item.requestId)) onItem?.(item, outcome);
   }
   return outcomes;
 }

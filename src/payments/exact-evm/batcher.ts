@@ -25,7 +25,7 @@ import type { ChainClient } from '../chain/client.js';
 import { describeFault } from '../chain/describe-fault.js';
 import { neverReachedNode, sendRejected } from '../chain/rpc-errors.js';
 import { PeriodicTask } from '../periodic-task.js';
-import type { Clock, DeferredItem, SettlementLog, SettlementQueue } from '../ports.js';
+import type { Clock, DeferredItem, DeferredOutcome, SettlementLog, SettlementQueue } from '../ports.js';
 import { batchCalldata, planBatches, simulatedSuccesses } from './batch-calls.js';
 import { batchEntry, DEFERRED_REASON, finishBatch } from './batch-outcome.js';
 import { loggedFees, type FeeEstimate } from './fee-estimate.js';
@@ -68,8 +68,8 @@ export interface BatcherOptions {
   readonly maxGas: bigint;
   /** An authorization must stay valid this long past a flush to go into its batch. */
   readonly marginSeconds: number;
-  /** Each item that failed (served, not paid), once. */
-  readonly onFailed?: (item: DeferredItem, reason: string) => void;
+  /** Each item settled or failed (served, not paid: bad debt), once, by whichever path finished it. */
+  readonly onItem?: (item: DeferredItem, outcome: DeferredOutcome) => void;
   readonly onBatch?: (report: BatchReport) => void;
   readonly onError?: (err: unknown) => void;
 }
@@ -184,7 +184,7 @@ export class SettlementBatcher {
     }
     const awaited = await this.#o.receipts.receipt(hash, raw, nonce);
     if (!('receipt' in awaited)) return;
-    const outcomes = await finishBatch(this.#o.queue, entry, batch, awaited.receipt, this.#o.onFailed);
+    const outcomes = await finishBatch(this.#o.queue, entry, batch, awaited.receipt, this.#o.onItem);
     await this.#o.queue.closeSettlement(entry);
     this.#o.onBatch?.({
       size: batch.length,
@@ -197,8 +197,11 @@ export class SettlementBatcher {
 
   async #fail(items: readonly DeferredItem[], reason: string): Promise<void> {
     if (items.length === 0) return;
-    await this.#o.queue.finishDeferred(items.map((item) => ({ id: item.id, state: 'failed', transaction: '', reason })));
-    for (const item of items) this.#o.onFailed?.(item, reason);
+    const outcomes = items.map((item): DeferredOutcome => ({ id: item.id, state: 'failed', transaction: '', reason }));
+    const written = new Set(await this.#o.queue.finishDeferred(outcomes));
+    items.forEach((item, i) => {
+      if (written.has(item.requestId)) this.#o.onItem?.(item, outcomes[i]!);
+    });
   }
 }
 

@@ -24,7 +24,7 @@ import { isAddressEqual, keccak256, parseEventLogs, parseTransaction, Transactio
 import type { Address } from '../../config/types.js';
 import type { Hex } from '../../protocol/types.js';
 import type { ChainClient } from '../chain/client.js';
-import type { Clock, LoggedTransaction, OpenSettlement, SettlementLog, SettlementOutcome, SettlementQueue, SettlementSlot } from '../ports.js';
+import type { Clock, DeferredItem, DeferredOutcome, LoggedTransaction, OpenSettlement, SettlementLog, SettlementOutcome, SettlementQueue, SettlementSlot } from '../ports.js';
 import { GATEWAY_REASON, REASON } from '../../protocol/reasons.js';
 import { eip3009Abi } from './abi.js';
 import { loggedFees, type FeeEstimate, type Fees } from './fee-estimate.js';
@@ -62,6 +62,8 @@ export interface ReconcilerOptions {
    * finished item by item from it. Without it, batch entries are left open, never closed blind.
    */
   readonly queue?: SettlementQueue;
+  /** Each deferred item of a batch it finished, with its outcome. */
+  readonly onDeferredItem?: (item: DeferredItem, outcome: DeferredOutcome) => void;
   readonly client: ChainClient;
   readonly signer: TransactionSigner;
   /** Sends signed bytes (the settler's send transport). */
@@ -179,7 +181,7 @@ export class SettlementReconciler {
     if (items.length > 0) {
       const receipt = await this.#minedReceipt(entry);
       if (receipt === undefined) await queue.requeueBatch(slot);
-      else await finishBatch(queue, slot, items, receipt);
+      else await finishBatch(queue, slot, items, receipt, this.#o.onDeferredItem);
     }
     await this.#o.log.closeSettlement(slot);
   }

@@ -132,7 +132,7 @@ export class LocalExactEvmSettler implements Settler {
    * The reconciler of this settler's key (reconciler.ts), sharing its signer, fee estimate and
    * send path; undefined for a settler without the store's log.
    */
-  reconciler(options: Pick<ReconcilerOptions, 'holder' | 'replaceAfterMs' | 'intervalMs' | 'gapGraceMs' | 'onOutcome' | 'onError' | 'queue'>): SettlementReconciler | undefined {
+  reconciler(options: Pick<ReconcilerOptions, 'holder' | 'replaceAfterMs' | 'intervalMs' | 'gapGraceMs' | 'onOutcome' | 'onError' | 'queue' | 'onDeferredItem'>): SettlementReconciler | undefined {
     if (!this.#log) return undefined;
     return new SettlementReconciler({
       ...options,
