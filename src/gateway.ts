@@ -109,7 +109,7 @@ export async function buildGateway(config: Config, deps: GatewayDeps): Promise<G
     payment?.ended(false)?.catch((err: unknown) => request.log.error({ err }, 'could not record the end of a paid answer'));
     done();
   });
-  app.setNotFoundHandler(makeNotFoundHandler(config, states));
+  app.setNotFoundHandler(makeNotFoundHandler(config, states, deps.ledger));
   app.setErrorHandler(makeErrorHandler(states));
 
   await registerUpstreams(app, {

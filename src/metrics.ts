@@ -8,6 +8,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CachedVerifierCounters } from './payments/cached-verifier.js';
 import type { ReconcilerCounters } from './payments/exact-evm/reconciler.js';
+import type { QueueStats } from './payments/ports.js';
 
 /** Seconds; from a fast upstream on the same host to a slow chain confirmation. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -18,7 +19,7 @@ export class GatewayMetrics {
   /** Requests by route (the `match` string, or `unmatched`) and outcome. */
   readonly requests = new Counter({
     name: 'x402_gateway_requests_total',
-    help: 'Requests by route and outcome (free, challenged, paid, refused, not_charged, shadow, allowlisted, not_found, invalid, error)',
+    help: 'Requests by route and outcome (free, challenged, paid, deferred, refused, not_charged, redelivered, shadow, allowlisted, not_found, invalid, error)',
     labelNames: ['route', 'outcome'] as const,
     registers: [this.registry],
   });
@@ -32,7 +33,7 @@ export class GatewayMetrics {
 
   readonly settlements = new Counter({
     name: 'x402_gateway_settlements_total',
-    help: 'Settlement attempts by outcome (settled, failed, pending) and mode (local, facilitator, proof)',
+    help: 'Settlement attempts by outcome (settled, failed, pending) and mode (local, facilitator, proof, reconciler, batch)',
     labelNames: ['outcome', 'mode'] as const,
     registers: [this.registry],
   });
@@ -41,6 +42,28 @@ export class GatewayMetrics {
     name: 'x402_gateway_revenue_atomic_total',
     help: 'Settled revenue in atomic units of the asset, by route, asset and network',
     labelNames: ['route', 'asset', 'network'] as const,
+    registers: [this.registry],
+  });
+
+  /** `settlement: deferred`: served, then its settlement failed (the payer moved its funds): atomic units per asset. */
+  readonly badDebt = new Counter({
+    name: 'x402_gateway_deferred_bad_debt_atomic_total',
+    help: 'Deferred payments served and then not settled (bad debt), in atomic units, by route, asset and network',
+    labelNames: ['route', 'asset', 'network'] as const,
+    registers: [this.registry],
+  });
+
+  readonly batchSize = new Histogram({
+    name: 'x402_gateway_settlement_batch_size',
+    help: 'Authorizations per batch settlement transaction (settlement: deferred)',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+    registers: [this.registry],
+  });
+
+  readonly batchGasPerPayment = new Histogram({
+    name: 'x402_gateway_settlement_batch_gas_per_payment',
+    help: 'Gas used per settled payment in a batch settlement transaction',
+    buckets: [20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000, 150_000],
     registers: [this.registry],
   });
 
@@ -201,6 +224,54 @@ export class GatewayMetrics {
           this.inc({ action: 'replaced' }, c.replacements);
           this.inc({ action: 'filled' }, c.fillers);
         }
+      },
+    });
+  }
+
+  /**
+   * The settlement queue's gauges, read from the store at each scrape: items owed (queued or
+   * batched), their amount per asset, and the oldest one's age.
+   */
+  watchQueue(stats: () => Promise<QueueStats>, assetOf: (key: string) => { readonly asset: string; readonly network: string } | undefined, nowMs: () => number): void {
+    let inFlight: Promise<QueueStats | undefined> | undefined;
+    const sample = () => {
+      inFlight ??= stats()
+        .catch(() => undefined)
+        .finally(() => {
+          inFlight = undefined;
+        });
+      return inFlight;
+    };
+    new Gauge({
+      name: 'x402_gateway_deferred_queued',
+      help: 'Deferred payments served and not yet settled (queued or in a batch in flight)',
+      registers: [this.registry],
+      async collect() {
+        const found = await sample();
+        this.set(found === undefined ? Number.NaN : found.count);
+      },
+    });
+    new Gauge({
+      name: 'x402_gateway_deferred_queued_atomic',
+      help: 'Amount of the deferred payments not yet settled, in atomic units, by asset and network',
+      labelNames: ['asset', 'network'] as const,
+      registers: [this.registry],
+      async collect() {
+        const found = await sample();
+        this.reset();
+        for (const [key, amount] of found?.amounts ?? []) {
+          const named = assetOf(key);
+          this.set({ asset: named?.asset ?? key, network: named?.network ?? '' }, Number(amount));
+        }
+      },
+    });
+    new Gauge({
+      name: 'x402_gateway_deferred_oldest_queued_seconds',
+      help: 'Age of the oldest deferred payment not yet settled (0 when none)',
+      registers: [this.registry],
+      async collect() {
+        const oldest = (await sample())?.oldestQueuedAtMs;
+        this.set(oldest === undefined ? 0 : Math.max(0, (nowMs() - oldest) / 1000));
       },
     });
   }

@@ -27,7 +27,9 @@ import { expectedFacilitatorKinds } from './payments/facilitator/request.js';
 import { FacilitatorSettler } from './payments/facilitator/settler.js';
 import { checkFacilitatorSupport, type FacilitatorSupportReport } from './payments/facilitator/support.js';
 import { FacilitatorVerifier } from './payments/facilitator/verifier.js';
-import type { Clock, ProofChecker, SettlementLog, Settler, Verifier } from './payments/ports.js';
+import type { Clock, ProofChecker, SettlementLog, SettlementQueue, Settler, Verifier } from './payments/ports.js';
+import type { BatcherOptions, SettlementBatcher } from './payments/exact-evm/batcher.js';
+import { DEFAULT_SETTLE_BATCH } from './config/schema.js';
 import { TxProofChecker } from './payments/tx-proof.js';
 
 export interface PaymentBackends {
@@ -46,6 +48,8 @@ export interface PaymentBackendSource {
   checkAssets(config: Config, previous?: Config): Promise<string[]>;
   /** The latest gas balance reading of every settling account. */
   settlerBalances(): SettlerBalanceReading[];
+  /** Settles everything `settlement: deferred` queued, until `deadlineMs` (unix ms); how many are left. */
+  flushDeferred?(deadlineMs: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -56,10 +60,12 @@ interface NetworkBackends {
   readonly facilitatorCheck: (() => Promise<FacilitatorSupportReport[]>) | undefined;
 }
 
-/** The shared store's part in local settlement: its log, and how this replica's reconcilers report. */
+/** The shared store's part in local settlement: its log and queue, and how this replica's reconcilers and batchers report. */
 export interface SettlementWiring {
-  readonly log: SettlementLog;
-  readonly reconciler: Pick<ReconcilerOptions, 'holder' | 'intervalMs' | 'onOutcome' | 'onError'>;
+  readonly log: SettlementLog & SettlementQueue;
+  readonly reconciler: Pick<ReconcilerOptions, 'holder' | 'intervalMs' | 'onOutcome' | 'onError' | 'onDeferredItem'>;
+  /** `settlement: deferred`'s batchers (one per settling key, beside its reconciler). */
+  readonly batcher?: Pick<BatcherOptions, 'onItem' | 'onBatch' | 'onError'>;
   /** Told of each reconciler started, for the metrics. */
   readonly onReconciler?: (reconciler: SettlementReconciler) => void;
   /** Each reading of a settling account's gas balance, and whether it crossed `settle.minBalance`. */
@@ -86,6 +92,8 @@ export class PaymentBackendCache implements PaymentBackendSource {
    * across reloads; a reload that changes the key's RPC keeps the first one's connections.
    */
   readonly #reconcilers = new Map<string, SettlementReconciler>();
+  /** One batcher per (chain, settling key), like the reconcilers. */
+  readonly #batchers = new Map<string, SettlementBatcher>();
   /** One gas balance watch per (chain, settling key), kept across reloads (a reload may move its floor). */
   readonly #balances = new Map<string, SettlerBalanceWatch>();
 
@@ -140,8 +148,17 @@ export class PaymentBackendCache implements PaymentBackendSource {
     return [...this.#balances.values()].flatMap((watch) => (watch.latest ? [watch.latest] : []));
   }
 
+  /**
+   * The drain's last step for `settlement: deferred`: every batcher settles what is queued, due or
+   * not, until the queue is empty or `deadlineMs` (unix ms). Resolves with how many are left.
+   */
+  async flushDeferred(deadlineMs: number): Promise<number> {
+    const left = await Promise.all([...this.#batchers.values()].map((batcher) => batcher.flush(deadlineMs)));
+    return left.reduce((sum, n) => sum + n, 0);
+  }
+
   async close(): Promise<void> {
-    await Promise.all([...this.#balances.values(), ...this.#reconcilers.values()].map((task) => task.stop()));
+    await Promise.all([...this.#balances.values(), ...this.#reconcilers.values(), ...this.#batchers.values()].map((task) => task.stop()));
     await Promise.all([this.#dispatcher.close(), this.#rpc.close()]);
   }
 
@@ -202,11 +219,27 @@ export class PaymentBackendCache implements PaymentBackendSource {
       settler = local;
       this.#watchBalance(key, network, client, local.address);
       if (this.#settlement && !this.#reconcilers.has(key)) {
-        const reconciler = local.reconciler({ ...this.#settlement.reconciler, replaceAfterMs: network.settle.replaceAfterSeconds * 1000 });
+        const reconciler = local.reconciler({ ...this.#settlement.reconciler, queue: this.#settlement.log, replaceAfterMs: network.settle.replaceAfterSeconds * 1000 });
         if (reconciler) {
           this.#reconcilers.set(key, reconciler);
           this.#settlement.onReconciler?.(reconciler);
           reconciler.start();
+        }
+        const batch = network.settle.batch ?? DEFAULT_SETTLE_BATCH;
+        // Batches go through Multicall3; a network without one has no deferred routes (parse.ts).
+        const batcher = network.multicall3 === undefined ? undefined : local.batcher({
+          ...this.#settlement.batcher,
+          queue: this.#settlement.log,
+          multicall3: network.multicall3,
+          holder: this.#settlement.reconciler.holder,
+          maxSize: batch.maxSize,
+          maxWaitMs: batch.maxWaitMs,
+          maxGas: BigInt(batch.maxGas),
+          marginSeconds: batch.marginSeconds,
+        });
+        if (batcher) {
+          this.#batchers.set(key, batcher);
+          batcher.start();
         }
       }
     } else if (facilitators.length > 0) {

@@ -29,7 +29,7 @@ import { PaymentBackendCache, type PaymentBackendSource, type SettlementWiring }
 import { credentialRefusals, type FacilitatorSupportReport } from './payments/facilitator/support.js';
 import { secp256k1Backend } from './payments/exact-evm/secp256k1-native.js';
 import { WorkInFlight } from './payments/work-in-flight.js';
-import { systemClock, type Clock, type Ledger, type OpenSettlement, type SettlementOutcome } from './payments/ports.js';
+import { systemClock, type Clock, type DeferredItem, type DeferredOutcome, type Ledger, type OpenSettlement, type SettlementOutcome } from './payments/ports.js';
 import { makeReloader, watchConfig } from './reload.js';
 
 export interface RunningGateway {
@@ -66,13 +66,24 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const metrics = new GatewayMetrics();
   const ledger = observeLedger(options.ledger ?? (await openLedger(initial.ledger, { clock })), metrics, logger);
   metrics.watchSettlements(() => ledger.pendingReceipts(), () => clock.nowMs());
+  metrics.watchQueue(() => ledger.queueStats(), (key) => assetByKey(current(), key), () => clock.nowMs());
   let current: () => Config = () => initial;
   const settlement: SettlementWiring = {
     log: ledger,
     reconciler: {
       holder: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
       onOutcome: (entry, outcome, written) => recordReconciled(metrics, current(), entry, outcome, written),
+      onDeferredItem: (item, outcome) => recordDeferred(metrics, logger, current(), item, outcome, 'reconciler'),
       onError: (err) => logger.warn({ err }, 'settlement reconciliation failed; trying again'),
+    },
+    batcher: {
+      onItem: (item, outcome) => recordDeferred(metrics, logger, current(), item, outcome, 'batch'),
+      onBatch: (report) => {
+        metrics.batchSize.observe(report.size);
+        if (report.settled > 0) metrics.batchGasPerPayment.observe(Number(report.gasUsed) / report.settled);
+        logger.info({ size: report.size, settled: report.settled, failed: report.failed, gasUsed: report.gasUsed.toString(), transaction: report.transaction }, 'batch settled');
+      },
+      onError: (err) => logger.warn({ err }, 'batch settlement failed; trying again'),
     },
     onReconciler: (reconciler) => metrics.addReconciler(reconciler.counters),
     onSettlerBalance: (reading, crossed) => {
@@ -164,9 +175,13 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
   const drainAndClose = async (): Promise<void> => {
     watcher?.close();
     const graceMs = listener.config.shutdownGraceMs;
+    const drainStarted = clock.nowMs();
     logger.info({ inFlight: listener.inFlight, settling: work.count, graceMs }, 'draining');
     // Settlements whose caller has already hung up count too: the money must finish moving and be recorded.
     await listener.drain(graceMs, () => work.count, logger);
+    // settlement: deferred: what was served and queued is settled before exit, within the grace.
+    const unsettled = await backends.flushDeferred?.(drainStarted + graceMs);
+    if (unsettled !== undefined && unsettled > 0) logger.warn({ unsettled }, 'deferred payments left queued at exit: another replica, or this one on restart, settles them');
     await pruner.stop();
     await admin.close();
     await backends.close();
@@ -206,6 +221,29 @@ function settlerBalanceDetail(reading: SettlerBalanceReading): SettlerBalanceDet
     ...(reading.minBalanceWei === undefined ? {} : { minBalanceWei: reading.minBalanceWei.toString() }),
     low: reading.low,
   };
+}
+
+/** The configured asset a queue statistics key (`chainId:address`) names. */
+function assetByKey(config: Config, key: string): { asset: string; network: string } | undefined {
+  const asset = [...config.assets.values()].find((a) => `${a.network.chainId}:${a.address.toLowerCase()}` === key);
+  return asset === undefined ? undefined : { asset: asset.id, network: asset.network.caip2 };
+}
+
+/** Counts a deferred payment's settlement (its revenue) or its failure (bad debt, and a line). */
+function recordDeferred(metrics: GatewayMetrics, logger: Logger, config: Config, item: DeferredItem, outcome: DeferredOutcome, mode: 'batch' | 'reconciler'): void {
+  const named = assetByKey(config, `${item.chainId}:${item.asset.toLowerCase()}`);
+  const labels = { route: item.route, asset: named?.asset ?? item.asset, network: named?.network ?? `eip155:${item.chainId}` };
+  const amount = Number(item.authorization.value);
+  metrics.settlements.inc({ outcome: outcome.state, mode });
+  if (outcome.state === 'settled') {
+    metrics.revenue.inc(labels, amount);
+    return;
+  }
+  metrics.badDebt.inc(labels, amount);
+  logger.warn(
+    { id: item.id, requestId: item.requestId, route: item.route, payer: item.authorization.from, amount: item.authorization.value.toString(), reason: outcome.reason },
+    'deferred payment served and not settled (bad debt)',
+  );
 }
 
 /** Counts what a reconciler recorded, as the request path counts its own outcomes. */

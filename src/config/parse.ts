@@ -99,6 +99,8 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
       for (const option of price.options) {
         if (option.asset.network.settle.mode !== 'local') {
           problems.push(`${at('settlement')}: deferred settles in batches with the gateway's own key; network "${option.asset.network.name}" settles through a facilitator`);
+        } else if (option.asset.network.multicall3 === undefined) {
+          problems.push(`${at('settlement')}: deferred settles in batches through Multicall3; network "${option.asset.network.name}" has multicall3: false`);
         }
       }
     }

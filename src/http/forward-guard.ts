@@ -28,7 +28,7 @@ export function mayForward(state: RequestState | undefined, request: FastifyRequ
       return true;
     case 'payment': {
       const payment = decision.payment;
-      if (payment.outcome?.kind === 'settled') return true;
+      if (payment.outcome?.kind === 'settled' || payment.outcome?.kind === 'queued') return true;
       if (!payment.decided && !callerGone) return true;
       payment.abandon()?.catch((err: unknown) => request.log.error({ err }, 'could not release the payment of a closed request'));
       break;

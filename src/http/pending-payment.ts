@@ -13,6 +13,10 @@ import type { AuthorizedPayment, Checkout } from '../payments/checkout.js';
 import { encodeReceiptHeader, receiptHeaderName } from '../protocol/receipt.js';
 import type { Hex } from '../protocol/types.js';
 import { GATEWAY_REASON } from '../protocol/reasons.js';
+import { deferPolicy } from '../payments/defer-policy.js';
+
+/** Where a deferred payment's settlement can be looked up, under the gateway's own `.well-known`. */
+export const SETTLEMENT_STATUS_PATH = '/.well-known/x402/settlements/';
 
 /** How a payment ended. */
 export type PaymentOutcome =
@@ -31,7 +35,9 @@ export type PaymentOutcome =
       /** The transaction may still land: the receipt row says `pending`, the nonce stays reserved. */
       readonly pending: boolean;
     }
-  | { readonly kind: 'released'; readonly reason: string };
+  | { readonly kind: 'released'; readonly reason: string }
+  /** `settlement: deferred`: owed, queued for a batch; `statusUrl` tells queued, settled or failed. */
+  | { readonly kind: 'queued'; readonly id: string; readonly payer: Hex; readonly statusUrl: string };
 
 /** A settlement attempt, for metrics. */
 export interface SettlementTiming {
@@ -75,7 +81,7 @@ export class PendingPayment {
    */
   ended(delivered: boolean): Promise<void> | undefined {
     const outcome = this.#outcome;
-    if (outcome?.kind === 'settled') return this.#deps.checkout.answerEnded(this.authorized, delivered);
+    if (outcome?.kind === 'settled' || outcome?.kind === 'queued') return this.#deps.checkout.answerEnded(this.authorized, delivered);
     // Answered `settlement_pending`: the caller got the gateway's 402, not what it paid for.
     if (outcome?.kind === 'failed' && outcome.pending) return this.#deps.checkout.answerEnded(this.authorized, false);
     return undefined;
@@ -105,11 +111,19 @@ export class PendingPayment {
     this.#forwarded = true;
   }
 
-  /** Moves the money, once. `note` goes in the settled row (`client_closed`: not delivered). */
+  /**
+   * Moves the money, once, or under `settlement: deferred` makes it durably owed (queued) when the
+   * route's terms allow. `note` goes in the row (`client_closed`: not delivered).
+   */
   settle(note = ''): Promise<PaymentOutcome> {
     return this.#decide(async () => {
       const started = performance.now();
-      const result = await this.#deps.checkout.settle(this.authorized, note);
+      const a = this.authorized;
+      const terms = a.request.route.deferred;
+      const result = terms === undefined ? await this.#deps.checkout.settle(a, note) : await this.#deps.checkout.defer(a, deferPolicy(terms, a.option), note);
+      if (result.kind === 'queued') {
+        return { kind: 'queued', id: result.id, payer: result.payer, statusUrl: `${new URL(a.request.resourceUrl).origin}${SETTLEMENT_STATUS_PATH}${result.id}` };
+      }
       this.#settlement = {
         outcome: result.kind === 'settled' ? 'settled' : result.pending ? 'pending' : 'failed',
         mode: this.authorized.option.asset.network.settle.mode,
@@ -142,7 +156,9 @@ export class PendingPayment {
     const value =
       outcome.kind === 'settled'
         ? encodeReceiptHeader({ success: true, transaction: outcome.transaction, network: a.payment.network, payer: outcome.payer })
-        : encodeReceiptHeader({ success: false, transaction: outcome.transaction ?? '', network: a.payment.network, payer: a.payer, errorReason: outcome.reason });
+        : outcome.kind === 'queued'
+          ? encodeReceiptHeader({ success: true, transaction: '', network: a.payment.network, payer: outcome.payer, extra: { settlement: 'deferred', id: outcome.id, status: outcome.statusUrl } })
+          : encodeReceiptHeader({ success: false, transaction: outcome.transaction ?? '', network: a.payment.network, payer: a.payer, errorReason: outcome.reason });
     return { name: receiptHeaderName(a.payment.x402Version), value };
   }
 

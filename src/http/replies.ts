@@ -14,6 +14,8 @@ import { GATEWAY_REASON, REASON } from '../protocol/reasons.js';
 import type { DecodedPayment } from '../protocol/types.js';
 import type { PendingPayment } from './pending-payment.js';
 import type { RequestState, RequestStates } from './request-state.js';
+import { sendSettlementStatus } from './settlement-status.js';
+import type { SettlementQueue } from '../payments/ports.js';
 
 /** Seconds a client should wait before retrying after a chain or ledger fault. */
 export const RETRY_AFTER_SECONDS = 5;
@@ -117,12 +119,15 @@ export function sendError(reply: FastifyReply, code: ErrorCode, message?: string
  * Requests that reach no upstream: the gateway's own discovery document, an invalid Host or path,
  * or no route under `unmatched: deny`.
  */
-export function makeNotFoundHandler(config: Config, states: RequestStates) {
-  return (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+export function makeNotFoundHandler(config: Config, states: RequestStates, queue: Pick<SettlementQueue, 'deferredStatus'>) {
+  return (request: FastifyRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> => {
     const state = states.get(request.raw);
     if (state?.ownEndpoint === 'discovery' && state.target.ok) {
       const base = resourceUrl(config, request, '', '');
       return reply.header('cache-control', 'no-cache').send(buildDiscovery(config.routes, base, config.hash));
+    }
+    if (state?.ownEndpoint === 'settlement_status' && state.target.ok) {
+      return sendSettlementStatus(reply, queue, state.target.segments[3] ?? '');
     }
     if (state?.invalidHost) {
       state.answer = { kind: 'invalid' };

@@ -28,11 +28,13 @@ export type GatewayAnswer =
   | { readonly kind: 'invalid'; readonly reason?: string }
   | { readonly kind: 'error'; readonly reason?: string };
 
+export type OwnEndpoint = 'discovery' | 'settlement_status';
+
 export interface RequestState {
   readonly target: NormalisedPath;
   readonly match: RouteMatch<RouteConfig> | undefined;
-  /** The gateway's own endpoint this request is for (`/.well-known/x402`), if any. */
-  readonly ownEndpoint: 'discovery' | undefined;
+  /** The gateway's own endpoint this request is for (`/.well-known/x402`, a deferred settlement's status), if any. */
+  readonly ownEndpoint: OwnEndpoint | undefined;
   /** The Host header is not one host (see routing.ts): the request is refused with 400. */
   readonly invalidHost: boolean;
   decision: PaywallDecision;
@@ -70,7 +72,7 @@ export class RequestStates {
 export function newRequestState(
   target: NormalisedPath,
   match: RouteMatch<RouteConfig> | undefined,
-  ownEndpoint?: 'discovery',
+  ownEndpoint?: OwnEndpoint,
   invalidHost = false,
 ): RequestState {
   return {

@@ -21,6 +21,7 @@ export type RequestOutcome =
   | 'free' // free route, or unmatched under `unmatched: free`
   | 'challenged' // priced, no payment: 402
   | 'paid' // settled (or proven) and served
+  | 'deferred' // served, its payment owed and queued for a batch (settlement: deferred)
   | 'refused' // payment refused (malformed, invalid, replayed, rate limited, settlement failed)
   | 'not_charged' // a reserved payment released: the upstream answered >= 400, or the caller left before forwarding
   | 'redelivered' // a payment presented again by a caller that never got its answer: served again, not charged again
@@ -88,6 +89,9 @@ export function summaryOf(state: RequestState): RequestSummary {
           return summary(answered?.kind === 'error' ? 'error' : 'refused', { reason: outcome.reason, payer, transaction: outcome.transaction, settlement });
         case 'released':
           return summary(answered?.kind ?? 'not_charged', { reason: answered?.reason ?? outcome.reason, payer });
+        case 'queued':
+          // Revenue and the settlement are counted when its batch settles it (server.ts).
+          return summary(answered?.kind ?? 'deferred', { reason: answered?.reason, payer: outcome.payer });
       }
     }
   }
@@ -171,7 +175,7 @@ function reasonLabel(reason: string): string {
 
 /** Counts one finished request in the metrics. */
 function observe(metrics: GatewayMetrics, state: RequestState, summary: RequestSummary, status: number): void {
-  const route = state.match?.route.match ?? (state.ownEndpoint ? 'discovery' : 'unmatched');
+  const route = state.match?.route.match ?? state.ownEndpoint ?? 'unmatched';
   metrics.requests.inc({ route, outcome: summary.outcome });
   if (state.decision.kind === 'refused') metrics.verificationFailures.inc({ reason: reasonLabel(state.decision.reason) });
   // A dependency's fault is answered with its error code as the reason (replies.ts).

@@ -15,6 +15,7 @@ import type { Config, RouteConfig } from '../config/types.js';
 import { normaliseUrl } from '../routes/normalise.js';
 import { matchRoute, pathExtendsAny, pathMatchesAny } from '../routes/table.js';
 import { newRequestState, type RequestStates } from './request-state.js';
+import { settlementIdOf } from './settlement-status.js';
 
 export const UPSTREAM_CONSTRAINT = 'x402upstream';
 /** Constraint value of requests that must not reach any upstream. */
@@ -43,6 +44,8 @@ export function makeRewriteUrl(config: Config, states: RequestStates): (req: Inc
       states.set(req, newRequestState(target, undefined, undefined, true));
     } else if (target.ok && isDiscovery(target.segments, req.method)) {
       states.set(req, newRequestState(target, undefined, 'discovery'));
+    } else if (target.ok && settlementIdOf(target.segments, req.method) !== undefined) {
+      states.set(req, newRequestState(target, undefined, 'settlement_status'));
     } else {
       const match = target.ok ? matchRoute(config.table, req.method ?? 'GET', req.headers.host, target.segments) : undefined;
       states.set(req, newRequestState(target, match));

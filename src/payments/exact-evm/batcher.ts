@@ -119,6 +119,8 @@ export class SettlementBatcher {
   }
 
   async #pass(all: boolean): Promise<void> {
+    // An empty queue costs one read, and no lease write, per pass.
+    if ((await this.#o.queue.queuedDeferred(this.#chainId, 1)).length === 0) return;
     if (!(await this.#o.queue.holdLease(this.#lease, this.#o.holder, LEASE_TTL_MS))) return;
     for (;;) {
       const queued = await this.#o.queue.queuedDeferred(this.#chainId, this.#o.maxSize);
