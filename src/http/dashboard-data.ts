@@ -33,7 +33,7 @@ const NATIVE_DECIMALS = 18;
 
 /** Receipt statuses whose amount was received: the revenue. `pending` may yet be; it is listed apart. */
 const REVENUE_STATUSES: ReadonlySet<ReceiptStatus> = new Set(['settled', 'proof_accepted']);
-const ALL_STATUSES: readonly ReceiptStatus[] = ['settled', 'proof_accepted', 'pending', 'settle_failed', 'refused', 'not_charged', 'proof_refused', 'redelivered'];
+const ALL_STATUSES: readonly ReceiptStatus[] = ['settled', 'proof_accepted', 'pending', 'settle_failed', 'refused', 'not_charged', 'proof_refused', 'redelivered', 'queued'];
 
 /** A settling account's gas balance, as /readyz and the dashboard show it: wei as decimal strings. */
 export interface SettlerBalanceDetail {

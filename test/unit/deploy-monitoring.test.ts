@@ -12,8 +12,9 @@ const METRIC = /\bx402_gateway_[a-z0-9_]+/g;
 /** Every series name the gateway exports, histograms with their _bucket, _sum and _count. */
 async function exported(): Promise<Set<string>> {
   const metrics = new GatewayMetrics();
-  // As server.ts does: the settlement gauges and the reconciler's counters join the registry here.
+  // As server.ts does: the settlement and queue gauges and the reconciler's counters join the registry here.
   metrics.watchSettlements(async () => ({ count: 0, oldestTimeMs: undefined }), () => 0);
+  metrics.watchQueue(async () => ({ count: 0, amounts: new Map(), oldestQueuedAtMs: undefined }), () => undefined, () => 0);
   const names = new Set<string>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     names.add(m.name);

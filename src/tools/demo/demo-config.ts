@@ -21,7 +21,7 @@ export interface DemoRoute {
   readonly description: string;
   readonly mimeType: string;
   /** Left to the default (`after`) when absent. */
-  readonly settlement?: 'before' | 'after';
+  readonly settlement?: 'before' | 'after' | 'deferred';
 }
 
 /** What the banner prints and the demo upstream serves; config/demo.yaml routes exactly these (a test holds them equal). */
@@ -29,6 +29,7 @@ export const DEMO_ROUTES: readonly DemoRoute[] = [
   { method: 'GET', path: '/v1/weather', price: '$0.01', settlement: 'after', description: 'Current weather for ?city=', mimeType: 'application/json' },
   { method: 'POST', path: '/v1/echo', price: '$0.02', description: 'Echoes a JSON body', mimeType: 'application/json' },
   { method: 'GET', path: '/v1/stream', price: '$0.005', description: 'A few server-sent events', mimeType: 'text/event-stream' },
+  { method: 'GET', path: '/v1/time', price: '$0.001', settlement: 'deferred', description: 'The time, served at once; settled in batches', mimeType: 'application/json' },
   { method: 'GET', path: '/health', price: 'free', description: 'Upstream health', mimeType: 'application/json' },
 ];
 

@@ -80,6 +80,8 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     }
     case 'GET /v1/stream':
       return stream(res);
+    case 'GET /v1/time':
+      return sendJson(res, 200, { now: new Date().toISOString() });
     default:
       return sendJson(res, 404, { error: `no such endpoint: ${route}` });
   }
