@@ -19,6 +19,7 @@ import pg from 'pg';
 import { PostgresLedger } from './postgres-ledger.js';
 import { LedgerSchemaError } from './schema-version.js';
 import { SQLITE_SCHEMA_VERSION } from './sqlite-ledger.js';
+import { TOTAL_EXPOSURE } from './deferred-rows.js';
 
 /** Rows per multi-row INSERT: 500 receipts are 6,500 parameters, far below PostgreSQL's 65,535. */
 const BATCH_ROWS = 500;
@@ -92,7 +93,27 @@ const COPY_STEPS: readonly CopyStep[] = [
     onConflict: 'ON CONFLICT (hash) DO NOTHING',
     optional: true,
   },
+  {
+    // settlement: deferred: payments served and still owed, for the replicas' batchers to settle.
+    table: 'deferred_settlements',
+    noun: ['unsettled deferred payment', 'unsettled deferred payments'],
+    columns: ['id', 'request_id', 'route', 'chain_id', 'asset', 'payer', 'pay_to', 'amount', 'valid_after', 'valid_before', 'authorization_nonce', 'signature', 'state', 'settler', 'slot_nonce', 'tx_hash', 'reason', 'queued_at'],
+    where: `state IN ('queued', 'batched')`,
+    onConflict: 'ON CONFLICT (id) DO NOTHING',
+    optional: true,
+  },
 ];
+
+/**
+ * The exposure totals (per payer and per asset) from the unsettled deferred payments PostgreSQL
+ * now holds, rather than copied: a total copied twice, or beside the target's own, would count twice.
+ */
+const RECOUNT_EXPOSURE = `
+  INSERT INTO deferred_exposure (chain_id, asset, payer, amount)
+    SELECT chain_id, asset, payer, sum(amount::numeric) FROM deferred_settlements WHERE state IN ('queued', 'batched') GROUP BY chain_id, asset, payer
+    UNION ALL
+    SELECT chain_id, asset, '${TOTAL_EXPOSURE}', sum(amount::numeric) FROM deferred_settlements WHERE state IN ('queued', 'batched') GROUP BY chain_id, asset
+  ON CONFLICT (chain_id, asset, payer) DO UPDATE SET amount = excluded.amount`;
 
 /** What one table's copy did: rows read from SQLite, and how many of them changed PostgreSQL. */
 export interface TableCopy {
@@ -125,6 +146,7 @@ export async function migrateSqliteToPostgres(fromPath: string, url: string): Pr
         const copies: TableCopy[] = [];
         const tables = tablesOf(source);
         for (const step of COPY_STEPS) if (tables.has(step.table)) copies.push(await copyTable(step, source, target));
+        if (tables.has('deferred_settlements')) await target.query(RECOUNT_EXPOSURE);
         await target.query('COMMIT');
         return copies;
       } catch (err) {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli-io.js';
 import { runCli } from '../../src/cli.js';
 import { receiptRow } from '../contracts/ledger.contract.js';
-import type { LoggedTransaction, NonceKey, OpenSettlement, Receipt, SettlementEntry } from '../../src/payments/ports.js';
+import type { DeferredItem, LoggedTransaction, NonceKey, OpenSettlement, Receipt, SettlementEntry } from '../../src/payments/ports.js';
 import { PostgresLedger } from '../../src/ledger/postgres-ledger.js';
 import { SQLITE_SCHEMA_VERSION, SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { gatewayYamlHead, UNREACHABLE_FACILITATOR_BASE } from '../helpers/gateway.js';
@@ -84,8 +84,20 @@ const settlement = (nonce: number, requestIds: string[]): SettlementEntry => ({
   validBefore: nowSeconds() + 600,
 });
 const loggedTransaction = (n: number): LoggedTransaction => ({ hash: `0x${n.toString(16).padStart(64, 'e')}`, raw: '0x02', maxFeePerGas: '2000', maxPriorityFeePerGas: '100' });
-const COPIED_LOG = '1 settler nonce count, 1 unfinished settlement, 1 settlement transaction';
-const NONE_OF_LOG = '0 settler nonce counts, 0 unfinished settlements, 0 settlement transactions';
+const COPIED_LOG = '1 settler nonce count, 1 unfinished settlement, 1 settlement transaction, 1 unsettled deferred payment';
+const NONE_OF_LOG = '0 settler nonce counts, 0 unfinished settlements, 0 settlement transactions, 0 unsettled deferred payments';
+/** A deferred payment `n` of PAYER, served and queued (settlement: deferred). */
+const deferred = (n: number, requestId: string): DeferredItem => ({
+  id: `deferred-${n}`.padEnd(22, 'x'),
+  requestId,
+  route: 'GET /cheap',
+  chainId: 8453,
+  asset: ASSET,
+  authorization: { from: PAYER, to: SETTLER, value: 1_000n, validAfter: 0n, validBefore: BigInt(nowSeconds() + 3_600), nonce: nonceKey(n).nonce },
+  signature: `0x${'12'.repeat(65)}`,
+  queuedAtMs: 1_767_225_600_000 + n,
+});
+const CAPS = { perPayer: 1_000_000n, total: 1_000_000n };
 const nonceKey = (n: number): NonceKey => ({ chainId: 8453, asset: ASSET, payer: PAYER, nonce: `0x${n.toString(16).padStart(64, '0')}` });
 const TX = `0x${'cd'.repeat(32)}` as const;
 
@@ -116,6 +128,11 @@ async function writeSqliteLedger(): Promise<{ path: string; receipts: Receipt[];
     expect(await ledger.claimProof(8453, TX)).toBe(true);
     await ledger.penalisePayer(8453, PAYER, until);
     await Promise.all(Array.from({ length: BULK_RECEIPTS }, (_, i) => ledger.record(receipt(`bulk-${i}`, 'not_charged'))));
+    // Deferred payments: one still owed (copied), one settled already (history, left behind).
+    for (const n of [3, 4]) expect(await ledger.reserveNonce(nonceKey(n), nowSeconds() + 600)).toBe(true);
+    await ledger.enqueueDeferred(nonceKey(3), receipt('r-queued', 'queued', { time: 1_767_225_600_004, nonce: nonceKey(3).nonce }), deferred(3, 'r-queued'), CAPS);
+    await ledger.enqueueDeferred(nonceKey(4), receipt('r-done', 'queued', { time: 1_767_225_600_005, nonce: nonceKey(4).nonce }), deferred(4, 'r-done'), CAPS);
+    await ledger.finishDeferred([{ id: deferred(4, 'r-done').id, state: 'settled', transaction: TX, reason: '' }]);
     return { path, receipts: await ledger.receipts({ limit: 10_000 }), until, open: await ledger.openSettlements(8453, SETTLER, 10) };
   } finally {
     await ledger.close();
@@ -128,13 +145,13 @@ describe('x402-gateway ledger migrate', () => {
     const env = { DATABASE_URL: url };
     const config = postgresConfig();
     const source = await writeSqliteLedger();
-    expect(source.receipts).toHaveLength(BULK_RECEIPTS + 3);
+    expect(source.receipts).toHaveLength(BULK_RECEIPTS + 5);
 
     const first = io(env);
     expect(await runCli(['ledger', 'migrate', '--from', source.path, '--config', config], first)).toBe(0);
     expect(first.stderr).toEqual([]);
     expect(first.stdout).toEqual([
-      `copied ${BULK_RECEIPTS + 3} receipts, 1 kept nonce, 1 proof, 1 payer penalty, ${COPIED_LOG} from ${source.path} ` +
+      `copied ${BULK_RECEIPTS + 5} receipts, 3 kept nonces, 1 proof, 1 payer penalty, ${COPIED_LOG} from ${source.path} ` +
         `(already present: 0 receipts, 0 kept nonces, 0 proofs, 0 payer penalties, ${NONE_OF_LOG})`,
     ]);
 
@@ -145,6 +162,9 @@ describe('x402-gateway ledger migrate', () => {
       expect(source.open).toHaveLength(1);
       expect(await ledger.payerPenalty(8453, PAYER)).toBe(source.until);
       expect(await ledger.payerPenalty(8453, OTHER_PAYER)).toBeUndefined();
+      // The owed deferred payment, for a batcher to settle, and its exposure counted once.
+      expect((await ledger.queuedDeferred(8453, 10)).map((item) => item.requestId)).toEqual(['r-queued']);
+      expect((await ledger.queueStats()).amounts.get(`8453:${ASSET.toLowerCase()}`)).toBe(1_000n);
     } finally {
       await ledger.close();
     }
@@ -154,7 +174,7 @@ describe('x402-gateway ledger migrate', () => {
     expect(await runCli(['ledger', 'migrate', '--from', source.path, '--config', config], second)).toBe(0);
     expect(second.stdout).toEqual([
       `copied 0 receipts, 0 kept nonces, 0 proofs, 0 payer penalties, ${NONE_OF_LOG} from ${source.path} ` +
-        `(already present: ${BULK_RECEIPTS + 3} receipts, 1 kept nonce, 1 proof, 1 payer penalty, ${COPIED_LOG})`,
+        `(already present: ${BULK_RECEIPTS + 5} receipts, 3 kept nonces, 1 proof, 1 payer penalty, ${COPIED_LOG})`,
     ]);
     expect(await dump(url)).toEqual(copied);
 
@@ -186,7 +206,7 @@ describe('x402-gateway ledger migrate', () => {
     const out = io({ DATABASE_URL: url });
     expect(await runCli(['ledger', 'migrate', '--from', source.path, '--config', postgresConfig()], out)).toBe(0);
     expect(out.stdout).toEqual([
-      `copied ${BULK_RECEIPTS + 2} receipts, 1 kept nonce, 1 proof, 0 payer penalties, ${COPIED_LOG} from ${source.path} ` +
+      `copied ${BULK_RECEIPTS + 4} receipts, 3 kept nonces, 1 proof, 0 payer penalties, ${COPIED_LOG} from ${source.path} ` +
         `(already present: 1 receipt, 0 kept nonces, 0 proofs, 1 payer penalty, ${NONE_OF_LOG})`,
     ]);
 
