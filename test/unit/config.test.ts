@@ -120,6 +120,32 @@ describe('config', () => {
     ]);
   });
 
+  it('reads settlement: deferred with its terms (route over defaults over the built-in ones) and settle.batch; refuses it where no own key or no Multicall3 can batch', () => {
+    const yaml = MINIMAL.replace('routes:', 'defaults: { deferred: { maxUnsettledTotal: "$50" } }\nroutes:')
+      .replace('{ match: "GET /weather", price: "$0.01" }', '{ match: "GET /weather", price: "$0.01", settlement: deferred, deferred: { penaltySeconds: 60 } }')
+      .replace('privateKey: "${KEY}" }', 'privateKey: "${KEY}", batch: { maxSize: 20 } }');
+    const r = parseConfigText(yaml, { KEY });
+    if (!r.ok) throw new Error(r.problems.join('\n'));
+    expect(r.config.routes[0]).toMatchObject({ settlement: 'deferred', deferred: { maxUnsettledPerPayer: '$0.10', maxUnsettledTotal: '$50', penaltySeconds: 60 } });
+    expect(r.config.routes[1]?.deferred).toBeUndefined();
+    const settle = r.config.networks.get('base')?.settle;
+    expect(settle?.mode === 'local' && settle.batch).toEqual({ maxSize: 20, maxWaitMs: 1_000, maxGas: 5_000_000, marginSeconds: 30 });
+    const defaults = parseConfigText(MINIMAL, { KEY });
+    const plain = defaults.ok ? defaults.config.networks.get('base')?.settle : undefined;
+    expect(plain?.mode === 'local' && plain.batch).toEqual({ maxSize: 50, maxWaitMs: 1_000, maxGas: 5_000_000, marginSeconds: 30 });
+
+    const deferredRoute = MINIMAL.replace('{ match: "GET /weather", price: "$0.01" }', '{ match: "GET /weather", price: "$0.01", settlement: deferred }');
+    expect(problemsOf(deferredRoute.replace('privateKey: "${KEY}" }', 'privateKey: "${KEY}" }, multicall3: false'))).toEqual([
+      expect.stringMatching(/^routes\[0\]\.settlement: deferred settles in batches through Multicall3/),
+    ]);
+    expect(problemsOf(deferredRoute.replace('settle: { mode: local, privateKey: "${KEY}" }', 'settle: { mode: facilitator, url: "https://x402.org/facilitator" }'))).toEqual([
+      expect.stringMatching(/^routes\[0\]\.settlement: deferred settles in batches with the gateway's own key/),
+    ]);
+    expect(problemsOf(deferredRoute.replace('settlement: deferred }', 'settlement: deferred, deferred: { maxUnsettledPerPayer: "0.10" } }'))).toEqual([
+      expect.stringMatching(/^routes\[0\]\.deferred\.maxUnsettledPerPayer: /),
+    ]);
+  });
+
   it('reads ledger.retention as a duration; refuses one without a unit', () => {
     const r = parseConfigText(`${MINIMAL}ledger: { path: ./x.db, retention: 36h }\n`, { KEY });
     expect(r.ok && r.config.ledger.retentionMs).toBe(36 * 3_600_000);
