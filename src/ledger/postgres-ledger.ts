@@ -406,23 +406,29 @@ export class PostgresLedger implements Ledger {
     });
   }
 
-  logBatch(entry: SettlementEntry, transaction: LoggedTransaction, itemIds: readonly string[]): Promise<void> {
-    return this.#run(async () => {
-      const e = entryRow(entry);
-      const t = transactionRow(entry, transaction);
-      // One statement: the entry, its transaction and its items batched, or none of them.
-      await this.#durable.query(
-        `WITH entry AS (
-           INSERT INTO settlements (chain_id, settler, nonce, state, request_ids, asset, payer, pay_to, amount, authorization_nonce, valid_before, created_at)
-           VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, ${NOW_MS})
-         ), tx AS (
+  logBatch(entry: SettlementEntry, transaction: LoggedTransaction, itemIds: readonly string[]): Promise<boolean> {
+    return this.#run(() =>
+      this.#transaction(async (client) => {
+        const e = entryRow(entry);
+        const t = transactionRow(entry, transaction);
+        // The items first, row-locked: if another batcher took any, roll back, nothing logged.
+        const batched = await client.query(
+          `UPDATE deferred_settlements SET state = 'batched', settler = $1, slot_nonce = $2, tx_hash = $3 WHERE id = ANY($4) AND state = 'queued'`,
+          [e.settler, e.nonce, t.hash, itemIds],
+        );
+        if (batched.rowCount !== itemIds.length) return false;
+        await client.query(
+          `WITH entry AS (
+             INSERT INTO settlements (chain_id, settler, nonce, state, request_ids, asset, payer, pay_to, amount, authorization_nonce, valid_before, created_at)
+             VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, ${NOW_MS})
+           )
            INSERT INTO settlement_transactions (hash, chain_id, settler, nonce, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at)
-           VALUES ($11, $1, $2, $3, $12, $13, $14, ${NOW_MS})
-         )
-         UPDATE deferred_settlements SET state = 'batched', settler = $2, slot_nonce = $3, tx_hash = $11 WHERE id = ANY($15) AND state = 'queued'`,
-        [e.chain_id, e.settler, e.nonce, e.request_ids, e.asset, e.payer, e.pay_to, e.amount, e.authorization_nonce, e.valid_before, t.hash, t.raw, t.max_fee_per_gas, t.max_priority_fee_per_gas, itemIds],
-      );
-    });
+           VALUES ($11, $1, $2, $3, $12, $13, $14, ${NOW_MS})`,
+          [e.chain_id, e.settler, e.nonce, e.request_ids, e.asset, e.payer, e.pay_to, e.amount, e.authorization_nonce, e.valid_before, t.hash, t.raw, t.max_fee_per_gas, t.max_priority_fee_per_gas],
+        );
+        return true;
+      }),
+    );
   }
 
   batchItems(slot: SettlementSlot): Promise<DeferredItem[]> {

@@ -451,12 +451,20 @@ export class SqliteLedger implements Ledger {
     return (this.#stmts.queuedDeferred.all(chainId, limit) as DeferredRow[]).map(deferredItemFromRow);
   }
 
-  logBatch(entry: SettlementEntry, transaction: LoggedTransaction, itemIds: readonly string[]): Promise<void> {
+  logBatch(entry: SettlementEntry, transaction: LoggedTransaction, itemIds: readonly string[]): Promise<boolean> {
     return this.#write(true, () => {
+      const settler = entry.settler.toLowerCase();
+      let batched = 0;
+      for (const id of itemIds) batched += this.#stmts.batchItem.run(settler, entry.nonce, transaction.hash, id).changes;
+      // Another batcher took one: roll this write back (its savepoint), nothing logged.
+      if (batched !== itemIds.length) throw new BatchTaken();
       const now = this.#clock.nowMs();
       this.#stmts.logEntry.run({ ...entryRow(entry), now });
       this.#stmts.logTransaction.run({ ...transactionRow(entry, transaction), now });
-      for (const id of itemIds) this.#stmts.batchItem.run(entry.settler.toLowerCase(), entry.nonce, transaction.hash, id);
+      return true;
+    }).catch((err: unknown) => {
+      if (err instanceof BatchTaken) return false;
+      throw err;
     });
   }
 
@@ -578,6 +586,9 @@ export class SqliteLedger implements Ledger {
     });
   }
 }
+
+/** Thrown inside logBatch's write to roll it back when an item was no longer queued. */
+class BatchTaken extends Error {}
 
 interface QueuedWrite {
   readonly run: () => unknown;

@@ -293,9 +293,11 @@ export interface SettlementQueue {
   queuedDeferred(chainId: number, limit: number): Promise<DeferredItem[]>;
   /**
    * Before the first broadcast of a batch, durably: the settlement log entry and its transaction
-   * (as `logSettlement`), and `itemIds` moved from `queued` to `batched` on the entry's slot.
+   * (as `logSettlement`), and `itemIds` moved from `queued` to `batched` on the entry's slot. All
+   * or nothing: resolves false, writing nothing, when any item is no longer `queued` (another
+   * batcher took it), so no item is ever in two batches.
    */
-  logBatch(entry: SettlementEntry, transaction: LoggedTransaction, itemIds: readonly string[]): Promise<void>;
+  logBatch(entry: SettlementEntry, transaction: LoggedTransaction, itemIds: readonly string[]): Promise<boolean>;
   /** The items a batch slot carries. */
   batchItems(slot: SettlementSlot): Promise<DeferredItem[]>;
   /**

@@ -474,6 +474,17 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         expect(await ledger.lastDeferredFailure(8453, OTHER_PAYER)).toBeUndefined();
       });
 
+      it('a batch is logged all or nothing: when another batcher took one of its items, nothing is written', async () => {
+        for (const n of [1, 2, 3]) expect(await enqueue(n)).toBe(true);
+        const id = (n: number) => deferredItem(n, `r${n}`).id;
+        expect(await ledger.logBatch(settlementEntry(5, ['r1', 'r2']), loggedTx(5), [id(1), id(2)])).toBe(true);
+        // A second batcher read items 2 and 3 as queued before the first logged its batch.
+        expect(await ledger.logBatch(settlementEntry(6, ['r2', 'r3']), loggedTx(6), [id(2), id(3)])).toBe(false);
+        expect((await ledger.openSettlements(8453, SETTLER, 10)).map((e) => e.nonce)).toEqual([5]);
+        expect(await ledger.deferredStatus(id(3))).toMatchObject({ state: 'queued', transaction: '' });
+        expect(await ledger.deferredStatus(id(2))).toMatchObject({ state: 'batched', transaction: loggedTx(5).hash });
+      });
+
       it('a batch whose slot can never be mined puts its items back in the queue, in their order', async () => {
         for (const n of [1, 2]) expect(await enqueue(n)).toBe(true);
         const ids = [1, 2].map((n) => deferredItem(n, `r${n}`).id);

@@ -121,8 +121,9 @@ export class SettlementBatcher {
   async #pass(all: boolean): Promise<void> {
     // An empty queue costs one read, and no lease write, per pass.
     if ((await this.#o.queue.queuedDeferred(this.#chainId, 1)).length === 0) return;
-    if (!(await this.#o.queue.holdLease(this.#lease, this.#o.holder, LEASE_TTL_MS))) return;
     for (;;) {
+      // Renewed before each batch: a pass of several batches may outlast one lease.
+      if (!(await this.#o.queue.holdLease(this.#lease, this.#o.holder, LEASE_TTL_MS))) return;
       const queued = await this.#o.queue.queuedDeferred(this.#chainId, this.#o.maxSize);
       const oldest = queued[0];
       if (oldest === undefined) return;
@@ -166,12 +167,19 @@ export class SettlementBatcher {
     const raw = await this.#o.signer.sign({ chainId: this.#chainId, to: this.#o.multicall3, data: batchCalldata(batch), gas, nonce, ...fees });
     const hash = keccak256(raw);
     const entry = batchEntry(this.#chainId, this.#o.signer.address, nonce, this.#o.multicall3, batch);
+    let logged: boolean;
     try {
       // Write-ahead: nothing is broadcast that the store does not know about.
-      await this.#o.queue.logBatch(entry, { hash, raw, ...loggedFees(fees) }, batch.map((item) => item.id));
+      logged = await this.#o.queue.logBatch(entry, { hash, raw, ...loggedFees(fees) }, batch.map((item) => item.id));
     } catch (err) {
       await this.#o.nonces.unused(nonce, false).catch(() => undefined);
       throw err;
+    }
+    if (!logged) {
+      // Another batcher took some of these (its lease ran out under a long receipt wait, and this
+      // one's began): send nothing; the items it left are still queued for the next pass.
+      await this.#o.nonces.unused(nonce, false);
+      return;
     }
     try {
       await this.#o.wallet.sendRawTransaction({ serializedTransaction: raw });
