@@ -183,17 +183,7 @@ export class GatewayMetrics {
    */
   watchSettlements(pending: () => Promise<{ count: number; oldestTimeMs: number | undefined }>, nowMs: () => number): void {
     const reconcilers = this.#reconcilers;
-    // One ledger query per scrape for both gauges: prom-client collects them side by side, so
-    // the second asks while the first's query is in flight and shares it.
-    let inFlight: Promise<{ count: number; oldestTimeMs: number | undefined } | undefined> | undefined;
-    const sample = () => {
-      inFlight ??= pending()
-        .catch(() => undefined)
-        .finally(() => {
-          inFlight = undefined;
-        });
-      return inFlight;
-    };
+    const sample = oncePerScrape(pending);
     new Gauge({
       name: 'x402_gateway_pending_settlements',
       help: 'Receipt rows still pending: sent settlements whose outcome the reconciler has not yet recorded',
@@ -233,15 +223,7 @@ export class GatewayMetrics {
    * batched), their amount per asset, and the oldest one's age.
    */
   watchQueue(stats: () => Promise<QueueStats>, assetOf: (key: string) => { readonly asset: string; readonly network: string } | undefined, nowMs: () => number): void {
-    let inFlight: Promise<QueueStats | undefined> | undefined;
-    const sample = () => {
-      inFlight ??= stats()
-        .catch(() => undefined)
-        .finally(() => {
-          inFlight = undefined;
-        });
-      return inFlight;
-    };
+    const sample = oncePerScrape(stats);
     new Gauge({
       name: 'x402_gateway_deferred_queued',
       help: 'Deferred payments served and not yet settled (queued or in a batch in flight)',
@@ -286,4 +268,21 @@ export class GatewayMetrics {
     this.configInfo.reset();
     this.configInfo.set({ hash }, 1);
   }
+}
+
+/**
+ * One store query per scrape for gauges read together: prom-client collects them side by side,
+ * so each after the first asks while the first's query is in flight, and shares it. A failed
+ * query reads as undefined (the gauges show NaN or 0), never as a failed scrape.
+ */
+function oncePerScrape<T>(query: () => Promise<T>): () => Promise<T | undefined> {
+  let inFlight: Promise<T | undefined> | undefined;
+  return () => {
+    inFlight ??= query()
+      .catch(() => undefined)
+      .finally(() => {
+        inFlight = undefined;
+      });
+    return inFlight;
+  };
 }
