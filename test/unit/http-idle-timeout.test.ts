@@ -52,7 +52,9 @@ describe('IdleWatch', () => {
 
   it('does not cut a body that waits for a slow caller: its buffer is full, the upstream is paused', async () => {
     const reader = caller();
-    const source = new Readable({ read() {} });
+    // undici's body has a 64 KiB highWaterMark on every node; a plain Readable's default is
+    // 16 KiB on Node 20 and 64 KiB from Node 22, so it is set here: 32 KiB must overfill it.
+    const source = new Readable({ read() {}, highWaterMark: 16 * 1024 });
     const watched = new IdleWatch(100).watch(source, reader.delivered);
     source.push(Buffer.alloc(32 * 1024));
     await new Promise((resolve) => setTimeout(resolve, 300));
