@@ -13,7 +13,7 @@ import { compileNetworks } from './compile-networks.js';
 import { compilePrice } from './compile-price.js';
 import { deepFreeze } from './deep-freeze.js';
 import { formatPath } from './format-path.js';
-import { configSchema, DEFAULT_DEFERRED, minimumAfterTimeout, type RawConfig } from './schema.js';
+import { configSchema, DEFAULT_DEFERRED, DEFAULT_SETTLE_BATCH, minimumAfterTimeout, type RawConfig } from './schema.js';
 import type { Config, DeferredTerms, LedgerConfig, RouteConfig, UpstreamConfig } from './types.js';
 import { compileRoute, type CompiledRoute } from '../routes/table.js';
 
@@ -151,7 +151,7 @@ function compile(raw: RawConfig, hash: string, problems: string[]): Config {
     unmatched,
     protectPrefixes,
     limits: raw.limits,
-    warnings: unmatched === 'free' && !protectPrefixes ? prefixWarnings(routes) : [],
+    warnings: [...(unmatched === 'free' && !protectPrefixes ? prefixWarnings(routes) : []), ...deferredWarnings(routes)],
     defaultUpstream,
     ledger: compileLedger(raw.ledger),
     logLevel: raw.log.level,
@@ -188,6 +188,31 @@ const DURATION_UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 export function durationMs(text: string): number {
   const unit = text.slice(-1) as keyof typeof DURATION_UNIT_MS;
   return Number(text.slice(0, -1)) * DURATION_UNIT_MS[unit];
+}
+
+/**
+ * A deferred route whose payments cannot wait for a batch: clients sign `validBefore` about
+ * `maxTimeoutSeconds` ahead, and a payment is queued only when it outlives the next flush and the
+ * margin, so with a longer batch wait every payment settles at once. Not wrong, but not deferred.
+ */
+function deferredWarnings(routes: readonly RouteConfig[]): string[] {
+  const warnings: string[] = [];
+  for (const route of routes) {
+    if (route.settlement !== 'deferred' || route.price.kind !== 'priced') continue;
+    for (const option of route.price.options) {
+      const settle = option.asset.network.settle;
+      const batch = settle.mode === 'local' ? (settle.batch ?? DEFAULT_SETTLE_BATCH) : undefined;
+      if (batch === undefined) continue;
+      const horizon = Math.ceil(batch.maxWaitMs / 1000) + batch.marginSeconds;
+      if (option.maxTimeoutSeconds > horizon) continue;
+      warnings.push(
+        `routes[${route.index}]: settlement: deferred, but its payments are valid for ${option.maxTimeoutSeconds} s and a batch on network "${option.asset.network.name}" may take ` +
+          `${horizon} s (settle.batch.maxWaitMs plus marginSeconds): every payment will settle at once; raise maxTimeoutSeconds or lower the batch wait`,
+      );
+      break;
+    }
+  }
+  return warnings;
 }
 
 type DeferredOverrides = { readonly [K in keyof DeferredTerms]?: DeferredTerms[K] | undefined };

@@ -246,7 +246,8 @@ export class Checkout {
    * only once this resolves, so no answer goes out before its payment is durably owed.
    */
   async defer(a: AuthorizedPayment, policy: DeferPolicy, note = ''): Promise<DeferOutcome> {
-    const synchronous = async (reason: SynchronousReason): Promise<DeferOutcome> => ({ ...(await this.settle(a, note)), synchronous: reason });
+    // The row says why it was not deferred (`deferred_exposure_cap`, ...), unless it has a note of its own.
+    const synchronous = async (reason: SynchronousReason): Promise<DeferOutcome> => ({ ...(await this.settle(a, note || `deferred_${reason}`)), synchronous: reason });
     const auth = a.payment.payload.authorization;
     const nowMs = this.deps.clock.nowMs();
     if (auth.validBefore < this.deps.clock.nowSeconds() + BigInt(policy.horizonSeconds)) return synchronous('expires_before_batch');

@@ -79,7 +79,7 @@ describe('Checkout.defer', () => {
     const outcome = await checkout.defer(fourth, POLICY);
     expect(outcome).toMatchObject({ kind: 'settled', synchronous: 'exposure_cap', transaction: TX });
     expect(settled).toEqual([fourth.nonceKey.nonce]);
-    expect(await rowOf(fourth.request.requestId)).toMatchObject({ status: 'settled', transaction: TX });
+    expect(await rowOf(fourth.request.requestId)).toMatchObject({ status: 'settled', transaction: TX, reason: 'deferred_exposure_cap' });
     expect((await ledger.queueStats()).count).toBe(3);
   });
 

@@ -134,6 +134,10 @@ describe('config', () => {
     const plain = defaults.ok ? defaults.config.networks.get('base')?.settle : undefined;
     expect(plain?.mode === 'local' && plain.batch).toEqual({ maxSize: 50, maxWaitMs: 1_000, maxGas: 5_000_000, marginSeconds: 30 });
 
+    expect(r.config.warnings).toEqual([]);
+    const slow = parseConfigText(yaml.replace('batch: { maxSize: 20 }', 'batch: { maxWaitMs: 300000 }'), { KEY });
+    expect(slow.ok && slow.config.warnings).toEqual([expect.stringMatching(/^routes\[0\]: settlement: deferred, but its payments are valid for 300 s .* every payment will settle at once/)]);
+
     const deferredRoute = MINIMAL.replace('{ match: "GET /weather", price: "$0.01" }', '{ match: "GET /weather", price: "$0.01", settlement: deferred }');
     expect(problemsOf(deferredRoute.replace('privateKey: "${KEY}" }', 'privateKey: "${KEY}" }, multicall3: false'))).toEqual([
       expect.stringMatching(/^routes\[0\]\.settlement: deferred settles in batches through Multicall3/),
