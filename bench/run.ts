@@ -7,7 +7,9 @@
  *   npm run bench                       the full run (~6 to 8 minutes on 2 cores before the
  *                                       PostgreSQL windows; they add 12 paid windows)
  *   npm run bench -- --quick            small windows, for developing the harness (~2 minutes)
- *   npm run bench -- --only=paid        any of free, memory, paid, verify (comma-separated)
+ *   npm run bench -- --only=paid        any of free, memory, paid, verify, deferred (comma-separated)
+ *   npm run bench -- --only=deferred    paid requests on 2 s blocks: settlement deferred, after and the
+ *                                       official stack, and gas per payment in batches (~8 minutes)
  *   npm run bench -- --profile          gateway processes of paid windows write V8 CPU profiles
  *                                       to bench/out/profiles; summarise with bench/profile-summary.ts
  *                                       (with --only=free: the free-route gateway and bare proxy)
@@ -20,6 +22,7 @@ import { parseConfigText } from '../src/config/load.js';
 import type { PaymentOption } from '../src/config/types.js';
 import { startChainWorld, v2HttpClient } from '../test/helpers/chain-world.js';
 import { buildChildren, type Child } from './lib/children.js';
+import { runDeferredPhase, type DeferredResults } from './lib/deferred-phase.js';
 import { runFreePhase, type FreeSample } from './lib/free-phase.js';
 import { describeMachine, loadAverage } from './lib/machine.js';
 import { runMemoryPhase, type MemoryResults } from './lib/memory-phase.js';
@@ -29,7 +32,7 @@ import { renderReport, type RunSettings } from './lib/report.js';
 import { gatewayConfigYaml, PATHS, startBareProxy, startGateway, startUpstream } from './lib/systems.js';
 import { runVerifyPhase, type VerifyResults } from './lib/verify-phase.js';
 
-const PHASES = ['free', 'memory', 'paid', 'verify'] as const;
+const PHASES = ['free', 'memory', 'paid', 'verify', 'deferred'] as const;
 type Phase = (typeof PHASES)[number];
 
 const { values } = parseArgs({
@@ -60,6 +63,17 @@ const settings: RunSettings = {
   pairConnections,
   memoryRequests: quick ? 10_000 : 100_000,
 };
+/**
+ * The 2 s block windows. A synchronous settlement waits for a block, so at N callers the
+ * synchronous systems settle about N payments per 2 s: they get few requests (one caller: ~2 s
+ * each), the deferred route many, and the whole phase stays near 8 minutes.
+ */
+const deferredRounds = quick ? 1 : 2;
+const deferredAmounts: Record<'deferred' | 'sync', Record<number, number>> = quick
+  ? { deferred: { 1: 50, 8: 100, 32: 200 }, sync: { 1: 4, 8: 16, 32: 64 } }
+  : { deferred: { 1: 100, 8: 200, 32: 400 }, sync: { 1: 10, 8: 40, 32: 128 } };
+/** Batches of 50 (the default) for the gas figure; a flush at most one block after the first item queued. */
+const deferredTerms = { maxSize: 50, maxWaitMs: 2_000, maxUnsettledPerPayer: '$100' } as const;
 
 const started = performance.now();
 const startedAt = new Date();
@@ -77,6 +91,7 @@ let memory: MemoryResults | undefined;
 let paid: PaidSample[] | undefined;
 let incidents: WindowIncident[] = [];
 let verify: VerifyResults | undefined;
+let deferred: DeferredResults | undefined;
 const running: Child[] = [upstream];
 try {
   if (has('free') || has('memory') || has('verify')) {
@@ -145,6 +160,19 @@ try {
       await postgres.destroy();
     }
   }
+  if (has('deferred')) {
+    log('paid route on 2 s blocks: gateway settling deferred and after, the official stack; fresh chain per window');
+    deferred = await runDeferredPhase({
+      upstream,
+      levels: paidLevels,
+      rounds: deferredRounds,
+      amount: (system, c) => (system === 'deferred' ? deferredAmounts.deferred : deferredAmounts.sync)[c] ?? 10,
+      warmup: 8,
+      terms: deferredTerms,
+      log,
+      ...(profileDir === undefined ? {} : { profileDir }),
+    });
+  }
 } finally {
   await Promise.all(running.map((c) => c.stop()));
 }
@@ -159,6 +187,7 @@ const report = renderReport({
   ...(paid === undefined ? {} : { paid, incidents }),
   ...(verify === undefined ? {} : { verify }),
   ...(memory === undefined ? {} : { memory }),
+  ...(deferred === undefined ? {} : { deferred, command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ') }),
 });
 writeFileSync(values.out, report);
 log(`wrote ${values.out}`);

@@ -3,6 +3,8 @@
  * then every figure behind them. Medians are over the interleaved rounds; latency percentiles are of
  * all responses of a window.
  */
+import type { DeferredResults } from './deferred-phase.js';
+import { renderDeferredSection } from './deferred-report.js';
 import type { FreeSample, FreeTarget } from './free-phase.js';
 import type { Machine } from './machine.js';
 import type { MemoryResults } from './memory-phase.js';
@@ -36,6 +38,9 @@ export interface RunResults {
   readonly incidents?: readonly WindowIncident[];
   readonly verify?: VerifyResults;
   readonly memory?: MemoryResults;
+  /** The 2 s block windows (issue #12), and the command line that ran them. */
+  readonly deferred?: DeferredResults;
+  readonly command?: string;
 }
 
 interface Target {
@@ -420,6 +425,8 @@ export function renderReport(r: RunResults): string {
       '',
     );
   }
+
+  if (r.deferred) push(...renderDeferredSection(r.deferred, r.command ?? 'npm run bench', s.paidLevels));
 
   const mc = r.machine;
   push(

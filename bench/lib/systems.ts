@@ -20,7 +20,20 @@ export const PATHS = {
   freeBig: '/free/big',
   paidAfter: '/paid/small',
   paidBefore: '/before/small',
+  /** Only on a gateway started with `deferred` terms (the deferred windows). */
+  paidDeferred: '/deferred/small',
 } as const;
+
+/**
+ * The terms of a gateway with a `settlement: deferred` route: its network's `settle.batch` and
+ * `defaults.deferred.maxUnsettledPerPayer` (every window's payments come from one payer, so the
+ * cap must be above what a window queues, or payments would settle synchronously).
+ */
+export interface DeferredTerms {
+  readonly maxSize: number;
+  readonly maxWaitMs: number;
+  readonly maxUnsettledPerPayer: string;
+}
 
 /** Where a gateway keeps its ledger: the config's `ledger` value. */
 export type LedgerChoice =
@@ -37,6 +50,8 @@ export interface GatewayParams {
   readonly postgresUrl?: string;
   /** Extra node flags, e.g. `--cpu-prof`. */
   readonly execArgv?: readonly string[];
+  /** Adds the `/deferred/**` route and its batch terms; without it the config is as before. */
+  readonly deferred?: DeferredTerms;
 }
 
 function ledgerYaml(ledger: LedgerChoice): string {
@@ -53,20 +68,24 @@ function ledgerYaml(ledger: LedgerChoice): string {
  * shared PostgreSQL store, `info` logs (one line per request, to a discarded stdout), local
  * verification and settlement. Listeners on port 0: gateways sharing a store differ only there.
  */
-export function gatewayConfigYaml(p: { rpcUrl: string; upstreamUrl: string; ledger: LedgerChoice }): string {
+export function gatewayConfigYaml(p: { rpcUrl: string; upstreamUrl: string; ledger: LedgerChoice; deferred?: DeferredTerms }): string {
+  const d = p.deferred;
+  const batch = d === undefined ? '' : `, batch: { maxSize: ${d.maxSize}, maxWaitMs: ${d.maxWaitMs} }`;
+  const deferredDefaults = d === undefined ? '' : `, deferred: { maxUnsettledPerPayer: "${d.maxUnsettledPerPayer}" }`;
+  const deferredRoute = d === undefined ? '' : '\n  - { match: "GET /deferred/**", price: "$0.01", settlement: deferred }';
   return `
 listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 payTo: "${PAYEE}"
 networks:
-  base: { network: "eip155:8453", rpc: ["${p.rpcUrl}"], verify: local, settle: { mode: local, privateKey: "${SETTLER_KEY}" } }
+  base: { network: "eip155:8453", rpc: ["${p.rpcUrl}"], verify: local, settle: { mode: local, privateKey: "${SETTLER_KEY}"${batch} } }
 upstreams:
   api: { url: "${p.upstreamUrl}" }
-defaults: { accepts: [usdc@base], upstream: api }
+defaults: { accepts: [usdc@base], upstream: api${deferredDefaults} }
 routes:
   - { match: "GET /free/**", price: free }
   - { match: "GET /paid/**", price: "$0.01" }
-  - { match: "GET /before/**", price: "$0.01", settlement: before }
+  - { match: "GET /before/**", price: "$0.01", settlement: before }${deferredRoute}
 ledger: ${ledgerYaml(p.ledger)}
 log: { level: info }
 `;
@@ -99,7 +118,7 @@ export async function startGateway(p: GatewayParams): Promise<Child> {
 
 function startGatewayOn(p: GatewayParams, ledger: LedgerChoice): Promise<Child> {
   return startChild('gateway', 'gateway', {
-    params: { config: gatewayConfigYaml({ rpcUrl: p.rpcUrl, upstreamUrl: p.upstreamUrl, ledger }) },
+    params: { config: gatewayConfigYaml({ rpcUrl: p.rpcUrl, upstreamUrl: p.upstreamUrl, ledger, ...(p.deferred === undefined ? {} : { deferred: p.deferred }) }) },
     // --expose-gc only lets the harness collect garbage before reading memory; nothing else changes.
     extraExecArgv: ['--expose-gc', ...(p.execArgv ?? [])],
   });
