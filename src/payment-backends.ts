@@ -12,7 +12,7 @@
  * settlers side by side during a reload never pick the same transaction nonce.
  */
 import { privateKeyToAddress } from 'viem/accounts';
-import type { AssetConfig, Config, NetworkConfig } from './config/types.js';
+import type { AssetConfig, Config, NetworkConfig, SettleConfig } from './config/types.js';
 import { CachedVerifier, type CachedVerifierCounters } from './payments/cached-verifier.js';
 import { checkAssetMetadata } from './payments/chain/asset-check.js';
 import { createChainClient, sendTransport, type ChainClient } from './payments/chain/client.js';
@@ -28,7 +28,7 @@ import { FacilitatorSettler } from './payments/facilitator/settler.js';
 import { checkFacilitatorSupport, type FacilitatorSupportReport } from './payments/facilitator/support.js';
 import { FacilitatorVerifier } from './payments/facilitator/verifier.js';
 import type { Clock, ProofChecker, SettlementLog, SettlementQueue, Settler, Verifier } from './payments/ports.js';
-import type { BatcherOptions, SettlementBatcher } from './payments/exact-evm/batcher.js';
+import type { BatcherOptions, BatchTerms, SettlementBatcher } from './payments/exact-evm/batcher.js';
 import { DEFAULT_SETTLE_BATCH } from './config/schema.js';
 import { TxProofChecker } from './payments/tx-proof.js';
 
@@ -225,22 +225,22 @@ export class PaymentBackendCache implements PaymentBackendSource {
           this.#settlement.onReconciler?.(reconciler);
           reconciler.start();
         }
-        const batch = network.settle.batch ?? DEFAULT_SETTLE_BATCH;
         // Batches go through Multicall3; a network without one has no deferred routes (parse.ts).
         const batcher = network.multicall3 === undefined ? undefined : local.batcher({
           ...this.#settlement.batcher,
+          ...batchTerms(network.settle),
           queue: this.#settlement.log,
           multicall3: network.multicall3,
           holder: this.#settlement.reconciler.holder,
-          maxSize: batch.maxSize,
-          maxWaitMs: batch.maxWaitMs,
-          maxGas: BigInt(batch.maxGas),
-          marginSeconds: batch.marginSeconds,
         });
         if (batcher) {
           this.#batchers.set(key, batcher);
           batcher.start();
         }
+      } else {
+        // The key's batcher outlives the config it was made with; deferred routes decide what to
+        // queue by the reloaded settle.batch (defer-policy.ts), so it must flush by the same terms.
+        this.#batchers.get(key)?.retune(batchTerms(network.settle));
       }
     } else if (facilitators.length > 0) {
       settler = new FacilitatorSettler(facilitators);
@@ -270,6 +270,12 @@ export class PaymentBackendCache implements PaymentBackendSource {
 /** An asset as the chain check sees it: the same id on another address or chain is another asset. */
 function assetKey(asset: AssetConfig): string {
   return JSON.stringify([asset.id, asset.network.chainId, asset.address, asset.eip712Name, asset.eip712Version, asset.decimals]);
+}
+
+/** The batcher's terms from a local settlement's `settle.batch`, or the defaults. */
+function batchTerms(settle: Extract<SettleConfig, { mode: 'local' }>): BatchTerms {
+  const batch = settle.batch ?? DEFAULT_SETTLE_BATCH;
+  return { maxSize: batch.maxSize, maxWaitMs: batch.maxWaitMs, maxGas: BigInt(batch.maxGas), marginSeconds: batch.marginSeconds };
 }
 
 function configKey(network: NetworkConfig): string {

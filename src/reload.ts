@@ -67,8 +67,8 @@ export function makeReloader(deps: ReloaderDeps): () => Promise<ReloadResult> {
   };
 }
 
-/** Settings bound at start; a reload cannot move them. */
-function restartOnlyChanges(current: Config, next: Config): string[] {
+/** Settings bound at start; a reload cannot move them. Exported for its test. */
+export function restartOnlyChanges(current: Config, next: Config): string[] {
   const changes: string[] = [];
   if (JSON.stringify(current.listen) !== JSON.stringify(next.listen)) changes.push('listen');
   if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) changes.push('admin');
@@ -76,6 +76,14 @@ function restartOnlyChanges(current: Config, next: Config): string[] {
   if (current.logLevel !== next.logLevel) changes.push('log.level');
   if (JSON.stringify(current.reload) !== JSON.stringify(next.reload)) changes.push('reload');
   if (current.server.maxHeaderBytes !== next.server.maxHeaderBytes) changes.push('server.maxHeaderBytes');
+  // A settling key's reconciler and batcher are made once, with the RPC of the first config that
+  // named the key (payment-backends.ts); requests use the new RPC at once, they do not.
+  for (const [name, network] of next.networks) {
+    const before = current.networks.get(name);
+    if (before === undefined || before.settle.mode !== 'local' || network.settle.mode !== 'local') continue;
+    if (before.chainId !== network.chainId || before.settle.privateKey !== network.settle.privateKey) continue;
+    if (JSON.stringify(before.rpc) !== JSON.stringify(network.rpc)) changes.push(`networks.${name}.rpc (for the settling key's reconciler and batcher)`);
+  }
   return changes;
 }
 

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { getAddress } from 'viem';
 import type { Config } from './config/types.js';
 import { buildGateway } from './gateway.js';
 import { buildAdmin, type ReloadResult, type SettlerBalanceDetail } from './http/admin.js';
@@ -241,7 +242,7 @@ function recordDeferred(metrics: GatewayMetrics, logger: Logger, config: Config,
   }
   metrics.badDebt.inc(labels, amount);
   logger.warn(
-    { id: item.id, requestId: item.requestId, route: item.route, payer: item.authorization.from, amount: item.authorization.value.toString(), reason: outcome.reason },
+    { id: item.id, requestId: item.requestId, route: item.route, payer: getAddress(item.authorization.from), amount: item.authorization.value.toString(), reason: outcome.reason },
     'deferred payment served and not settled (bad debt)',
   );
 }

@@ -150,7 +150,7 @@ describe('settlement: deferred, in batches', () => {
     expect(await metricValue(gw.adminUrl, 'x402_gateway_deferred_queued_atomic{asset="usdc@base",network="eip155:8453"}')).toBe(0);
     const warnings = logLines.filter((l) => l['msg'] === BAD_DEBT_LINE);
     expect(warnings).toHaveLength(2);
-    for (const w of warnings) expect(w).toMatchObject({ level: 40, payer: PAYER.toLowerCase(), amount: MILLI.toString(), route: 'GET /cheap' });
+    for (const w of warnings) expect(w).toMatchObject({ level: 40, payer: PAYER, amount: MILLI.toString(), route: 'GET /cheap' });
     expect(new Set(warnings.map((w) => w['id']))).toEqual(new Set(moverReceipts.map((r) => r.extra?.id)));
     const moverRows = async () => (await gw.ledger.receipts({ limit: 1000 })).filter((r) => r.payer.toLowerCase() === PAYER.toLowerCase());
     expect((await moverRows()).map((r) => r.status)).toEqual(['settle_failed', 'settle_failed']);

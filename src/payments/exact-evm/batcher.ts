@@ -50,7 +50,17 @@ export interface BatchReport {
   readonly transaction: Hex;
 }
 
-export interface BatcherOptions {
+/** When a batch flushes and how large it may be: `settle.batch`, which a reload may change. */
+export interface BatchTerms {
+  readonly maxSize: number;
+  readonly maxWaitMs: number;
+  /** Gas limit of one batch transaction. */
+  readonly maxGas: bigint;
+  /** An authorization must stay valid this long past a flush to go into its batch. */
+  readonly marginSeconds: number;
+}
+
+export interface BatcherOptions extends BatchTerms {
   readonly queue: SettlementQueue & Pick<SettlementLog, 'holdLease' | 'closeSettlement'>;
   readonly client: ChainClient;
   readonly signer: TransactionSigner;
@@ -62,12 +72,6 @@ export interface BatcherOptions {
   readonly multicall3: Address;
   /** This replica, as the lease names its holder. */
   readonly holder: string;
-  readonly maxSize: number;
-  readonly maxWaitMs: number;
-  /** Gas limit of one batch transaction. */
-  readonly maxGas: bigint;
-  /** An authorization must stay valid this long past a flush to go into its batch. */
-  readonly marginSeconds: number;
   /** Each item settled or failed (served, not paid: bad debt), once, by whichever path finished it. */
   readonly onItem?: (item: DeferredItem, outcome: DeferredOutcome) => void;
   readonly onBatch?: (report: BatchReport) => void;
@@ -79,9 +83,11 @@ export class SettlementBatcher {
   readonly #chainId: number;
   readonly #task: PeriodicTask;
   readonly #lease: string;
+  #terms: BatchTerms;
 
   constructor(options: BatcherOptions) {
     this.#o = options;
+    this.#terms = options;
     this.#chainId = options.client.chain.id;
     this.#lease = `batch:${this.#chainId}:${options.signer.address.toLowerCase()}`;
     this.#task = new PeriodicTask(() => this.#pass(false), Math.min(MAX_POLL_MS, options.maxWaitMs), (err) => options.onError?.(err));
@@ -89,6 +95,15 @@ export class SettlementBatcher {
 
   start(): void {
     this.#task.start();
+  }
+
+  /**
+   * The terms of a reloaded config, from the next pass on. The queue is looked at as often as
+   * the first terms said (every MAX_POLL_MS at most), so a shorter wait is kept to within that:
+   * far inside the margin an authorization must outlive its flush by.
+   */
+  retune(terms: BatchTerms): void {
+    this.#terms = terms;
   }
 
   stop(): Promise<void> {
@@ -124,20 +139,20 @@ export class SettlementBatcher {
     for (;;) {
       // Renewed before each batch: a pass of several batches may outlast one lease.
       if (!(await this.#o.queue.holdLease(this.#lease, this.#o.holder, LEASE_TTL_MS))) return;
-      const queued = await this.#o.queue.queuedDeferred(this.#chainId, this.#o.maxSize);
+      const queued = await this.#o.queue.queuedDeferred(this.#chainId, this.#terms.maxSize);
       const oldest = queued[0];
       if (oldest === undefined) return;
-      const due = queued.length >= this.#o.maxSize || this.#o.clock.nowMs() - oldest.queuedAtMs >= this.#o.maxWaitMs;
+      const due = queued.length >= this.#terms.maxSize || this.#o.clock.nowMs() - oldest.queuedAtMs >= this.#terms.maxWaitMs;
       if (!all && !due) return;
       await this.#settle(queued);
-      if (queued.length < this.#o.maxSize) return;
+      if (queued.length < this.#terms.maxSize) return;
     }
   }
 
   /** Steps 1 to 4 of the file comment for `queued` (oldest first, at most `maxSize`). */
   async #settle(queued: readonly DeferredItem[]): Promise<void> {
     const now = this.#o.clock.nowSeconds();
-    const expired = queued.filter((item) => item.authorization.validBefore <= now + BigInt(this.#o.marginSeconds));
+    const expired = queued.filter((item) => item.authorization.validBefore <= now + BigInt(this.#terms.marginSeconds));
     await this.#fail(expired, DEFERRED_REASON.expired);
     let items = queued.filter((item) => !expired.includes(item));
     if (items.length === 0) return;
@@ -154,10 +169,10 @@ export class SettlementBatcher {
 
     const estimate = await this.#o.client.estimateGas({ account: from, to: this.#o.multicall3, data: batchCalldata(items) });
     const gasPerItem = (estimate - BATCH_BASE_GAS > 0n ? estimate - BATCH_BASE_GAS : estimate) / BigInt(items.length);
-    const [batch] = planBatches(items, { maxSize: this.#o.maxSize, maxGas: this.#o.maxGas, baseGas: BATCH_BASE_GAS, gasPerItem });
+    const [batch] = planBatches(items, { maxSize: this.#terms.maxSize, maxGas: this.#terms.maxGas, baseGas: BATCH_BASE_GAS, gasPerItem });
     if (batch === undefined) return;
     const gasEstimate = batch.length === items.length ? estimate : BATCH_BASE_GAS + gasPerItem * BigInt(batch.length);
-    const gas = min(this.#o.maxGas, gasEstimate + (gasEstimate * GAS_HEADROOM_PER_MILLE) / 1000n);
+    const gas = min(this.#terms.maxGas, gasEstimate + (gasEstimate * GAS_HEADROOM_PER_MILLE) / 1000n);
     await this.#send(batch, gas);
   }
 
