@@ -74,8 +74,9 @@ export function renderDeferredSection(r: DeferredResults, command: string, level
       `EIP-3009 nonce each; ${r.warmup} warm-up payments per window; the order of systems reversed every round. ` +
       'After a deferred window the harness waits until the payee holds every payment served (the batcher drained the queue), then reads ' +
       'every settlement transaction of the chain: gasUsed from its receipt, payments from the token\'s AuthorizationUsed events. ' +
-      '**The machine was shared** with other work running tests on its 2 cores, so absolute figures are noisy; the ratios are of ' +
-      'systems measured side by side in this one run.',
+      'The gateway, the official server and facilitator, anvil and the load generator share the machine\'s cores (the load average ' +
+      'before and after is under Machine and versions), so absolute figures move between runs; the ratios are of systems measured ' +
+      'side by side in this one run.',
     '',
     '| Target | Goal | Measured | |',
     '|---|---|---|---|',
