@@ -28,6 +28,7 @@ import { FacilitatorSettler } from './payments/facilitator/settler.js';
 import { checkFacilitatorSupport, type FacilitatorSupportReport } from './payments/facilitator/support.js';
 import { FacilitatorVerifier } from './payments/facilitator/verifier.js';
 import type { Clock, ProofChecker, SettlementLog, SettlementQueue, Settler, Verifier } from './payments/ports.js';
+import { AuthorizationReconciler, type AuthorizationReconcilerOptions } from './payments/exact-evm/authorization-reconciler.js';
 import type { BatcherOptions, BatchTerms, SettlementBatcher } from './payments/exact-evm/batcher.js';
 import { DEFAULT_SETTLE_BATCH } from './config/schema.js';
 import { TxProofChecker } from './payments/tx-proof.js';
@@ -66,6 +67,11 @@ export interface SettlementWiring {
   readonly reconciler: Pick<ReconcilerOptions, 'holder' | 'intervalMs' | 'onOutcome' | 'onError' | 'onDeferredItem'>;
   /** `settlement: deferred`'s batchers (one per settling key, beside its reconciler). */
   readonly batcher?: Pick<BatcherOptions, 'onItem' | 'onBatch' | 'onError'>;
+  /**
+   * Pending rows of networks settled through a facilitator are finished from the chain's state of
+   * their authorizations (authorization-reconciler.ts), on networks with an RPC.
+   */
+  readonly authorizations?: Pick<AuthorizationReconcilerOptions, 'ledger' | 'intervalMs' | 'onOutcome' | 'onUnexplained' | 'onError'>;
   /** Told of each reconciler started, for the metrics. */
   readonly onReconciler?: (reconciler: SettlementReconciler) => void;
   /** Each reading of a settling account's gas balance, and whether it crossed `settle.minBalance`. */
@@ -94,6 +100,8 @@ export class PaymentBackendCache implements PaymentBackendSource {
   readonly #reconcilers = new Map<string, SettlementReconciler>();
   /** One batcher per (chain, settling key), like the reconcilers. */
   readonly #batchers = new Map<string, SettlementBatcher>();
+  /** One authorization reconciler per network settled through a facilitator (CAIP-2), kept across reloads like the reconcilers. */
+  readonly #authorizations = new Map<string, AuthorizationReconciler>();
   /** One gas balance watch per (chain, settling key), kept across reloads (a reload may move its floor). */
   readonly #balances = new Map<string, SettlerBalanceWatch>();
 
@@ -158,8 +166,18 @@ export class PaymentBackendCache implements PaymentBackendSource {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#balances.values(), ...this.#reconcilers.values(), ...this.#batchers.values()].map((task) => task.stop()));
+    const tasks = [...this.#balances.values(), ...this.#reconcilers.values(), ...this.#batchers.values(), ...this.#authorizations.values()];
+    await Promise.all(tasks.map((task) => task.stop()));
     await Promise.all([this.#dispatcher.close(), this.#rpc.close()]);
+  }
+
+  /** Starts the authorization reconciler of `network`'s rows, once (the first config's RPC is kept, as for the reconcilers). */
+  #reconcileAuthorizations(network: NetworkConfig, client: ChainClient): void {
+    const wiring = this.#settlement;
+    if (wiring?.authorizations === undefined || this.#authorizations.has(network.caip2)) return;
+    const reconciler = new AuthorizationReconciler({ ...wiring.authorizations, client, network: network.caip2, clock: this.#clock, holder: wiring.reconciler.holder });
+    this.#authorizations.set(network.caip2, reconciler);
+    reconciler.start();
   }
 
   #watchBalance(key: string, network: NetworkConfig, client: ChainClient, address: `0x${string}`): void {
@@ -244,6 +262,7 @@ export class PaymentBackendCache implements PaymentBackendSource {
       }
     } else if (facilitators.length > 0) {
       settler = new FacilitatorSettler(facilitators);
+      if (client) this.#reconcileAuthorizations(network, client);
     }
 
     let verifier: Verifier | undefined;

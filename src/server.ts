@@ -30,7 +30,8 @@ import { PaymentBackendCache, type PaymentBackendSource, type SettlementWiring }
 import { credentialRefusals, type FacilitatorSupportReport } from './payments/facilitator/support.js';
 import { secp256k1Backend } from './payments/exact-evm/secp256k1-native.js';
 import { WorkInFlight } from './payments/work-in-flight.js';
-import { systemClock, type Clock, type DeferredItem, type DeferredOutcome, type Ledger, type OpenSettlement, type SettlementOutcome } from './payments/ports.js';
+import { systemClock, type Clock, type DeferredItem, type DeferredOutcome, type Ledger, type OpenSettlement, type PendingReceipt, type SettlementOutcome } from './payments/ports.js';
+import type { AuthorizationOutcome } from './payments/exact-evm/authorization-reconciler.js';
 import { makeReloader, watchConfig } from './reload.js';
 
 export interface RunningGateway {
@@ -85,6 +86,16 @@ export async function runGateway(initial: Config, options: RunOptions = {}): Pro
         logger.info({ size: report.size, settled: report.settled, failed: report.failed, gasUsed: report.gasUsed.toString(), transaction: report.transaction }, 'batch settled');
       },
       onError: (err) => logger.warn({ err }, 'batch settlement failed; trying again'),
+    },
+    authorizations: {
+      ledger,
+      onOutcome: (row, outcome) => recordAuthorization(metrics, logger, current(), row, outcome),
+      onUnexplained: (row) =>
+        logger.warn(
+          { requestId: row.requestId, network: row.network, payer: row.payer, nonce: row.nonce },
+          'pending settlement: the authorization is used on chain but no AuthorizationUsed event was found in its window (cancelled?); the row stays pending',
+        ),
+      onError: (err) => logger.warn({ err }, 'pending settlement check failed; trying again'),
     },
     onReconciler: (reconciler) => metrics.addReconciler(reconciler.counters),
     onSettlerBalance: (reading, crossed) => {
@@ -244,6 +255,18 @@ function recordDeferred(metrics: GatewayMetrics, logger: Logger, config: Config,
   logger.warn(
     { id: item.id, requestId: item.requestId, route: item.route, payer: getAddress(item.authorization.from), amount: item.authorization.value.toString(), reason: outcome.reason },
     'deferred payment served and not settled (bad debt)',
+  );
+}
+
+/** Counts and logs a pending row the authorization reconciler finished from the chain. */
+function recordAuthorization(metrics: GatewayMetrics, logger: Logger, config: Config, row: PendingReceipt, outcome: AuthorizationOutcome): void {
+  const chainId = row.network.slice('eip155:'.length);
+  const named = assetByKey(config, `${chainId}:${row.asset.toLowerCase()}`);
+  metrics.settlements.inc({ outcome: outcome.status === 'settled' ? 'settled' : 'failed', mode: 'reconciler' });
+  if (outcome.status === 'settled') metrics.revenue.inc({ route: row.route, asset: named?.asset ?? row.asset, network: row.network }, Number(row.amount));
+  logger.info(
+    { requestId: row.requestId, route: row.route, payer: row.payer, amount: row.amount, status: outcome.status, ...(outcome.status === 'settled' ? { transaction: outcome.transaction } : { reason: outcome.reason }) },
+    'pending settlement finished from the chain',
   );
 }
 

@@ -34,6 +34,7 @@ export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Lo
     record: wrap('record', (receipt) => inner.record(receipt)),
     receipts: wrap('receipts', (query) => inner.receipts(query)),
     pendingReceipts: wrap('pendingReceipts', () => inner.pendingReceipts()),
+    pendingRows: wrap('pendingRows', (network, olderThanMs, limit) => inner.pendingRows(network, olderThanMs, limit)),
     prune: wrap('prune', (olderThanMs, limit) => inner.prune(olderThanMs, limit)),
     takeNonce: wrap('takeNonce', (chainId, settler) => inner.takeNonce(chainId, settler)),
     raiseNonceFloor: wrap('raiseNonceFloor', (chainId, settler, next) => inner.raiseNonceFloor(chainId, settler, next)),

@@ -27,6 +27,7 @@ import {
   type LoggedTransaction,
   type NonceKey,
   type OpenSettlement,
+  type PendingReceipt,
   type Receipt,
   type ReceiptQuery,
   type ReceiptStatus,
@@ -42,7 +43,7 @@ import {
   type QueueStats,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
-import { RECEIPT_COLUMNS, receiptFromRow, receiptToRow, type ReceiptRow } from './receipt-rows.js';
+import { RECEIPT_COLUMNS, receiptFromRow, receiptNonceKey, receiptToRow, type ReceiptRow } from './receipt-rows.js';
 import { entryRow, openSettlement, transactionRow, type SettlementRow, type TransactionRow } from './settlement-rows.js';
 import { migratePostgres } from './postgres-schema.js';
 import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, TOTAL_EXPOSURE, type DeferredRow } from './deferred-rows.js';
@@ -579,6 +580,21 @@ export class PostgresLedger implements Ledger {
       );
       const row = result.rows[0];
       return { count: Number(row?.count ?? 0), oldestTimeMs: row?.oldest == null ? undefined : Number(row.oldest) };
+    });
+  }
+
+  pendingRows(network: string, olderThanMs: number, limit: number): Promise<PendingReceipt[]> {
+    return this.#run(async () => {
+      const rows = await this.#pool.query<ReceiptRow>(`SELECT * FROM receipts WHERE status = 'pending' AND network = $1 AND time < $2 ORDER BY time LIMIT $3`, [
+        network,
+        olderThanMs,
+        limit,
+      ]);
+      const receipts = rows.rows.map((row) => ({ receipt: receiptFromRow(row), key: receiptNonceKey(receiptFromRow(row)) }));
+      const keys = receipts.flatMap((r) => (r.key === undefined ? [] : [r.key]));
+      const kept = keys.length === 0 ? [] : (await this.#pool.query<{ key: string; expires_at: string }>(`SELECT key, expires_at FROM nonces WHERE key = ANY($1) AND state = 'kept'`, [keys])).rows;
+      const expiry = new Map(kept.map((k) => [k.key, Number(k.expires_at)]));
+      return receipts.map(({ receipt, key }) => ({ ...receipt, validBeforeSeconds: key === undefined ? undefined : expiry.get(key) }));
     });
   }
 

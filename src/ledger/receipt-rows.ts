@@ -2,7 +2,8 @@
  * A receipt as both stores keep it (`receipts` table columns) and back: one encoding, so SQLite
  * and PostgreSQL read and write rows alike.
  */
-import type { Receipt, ReceiptStatus } from '../payments/ports.js';
+import { nonceKeyString, type Receipt, type ReceiptStatus } from '../payments/ports.js';
+import type { Address, Hex } from '../protocol/types.js';
 
 export interface ReceiptRow {
   request_id: string;
@@ -67,4 +68,14 @@ export function receiptFromRow(row: ReceiptRow): Receipt {
     status: row.status as ReceiptStatus,
     reason: row.reason,
   };
+}
+
+/**
+ * The `nonces` key of the authorization a row paid with (ports.ts `nonceKeyString`), from its
+ * network (`eip155:<chain id>`), asset, payer and nonce; undefined when the row lacks one of them.
+ */
+export function receiptNonceKey(r: Receipt): string | undefined {
+  const chainId = /^eip155:(\d+)$/.exec(r.network)?.[1];
+  if (chainId === undefined || r.asset === '' || r.payer === '' || r.nonce === '') return undefined;
+  return nonceKeyString({ chainId: Number(chainId), asset: r.asset as Address, payer: r.payer as Address, nonce: r.nonce as Hex });
 }

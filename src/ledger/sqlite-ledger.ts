@@ -26,6 +26,7 @@ import {
   type Clock,
   type Ledger,
   type NonceKey,
+  type PendingReceipt,
   type Receipt,
   type ReceiptQuery,
   type ReceiptStatus,
@@ -43,7 +44,7 @@ import {
   type QueueStats,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
-import { receiptFromRow, receiptToRow, type ReceiptRow } from './receipt-rows.js';
+import { receiptFromRow, receiptNonceKey, receiptToRow, type ReceiptRow } from './receipt-rows.js';
 import { LedgerSchemaError } from './schema-version.js';
 import { openLedgerFile } from './sqlite-file-access.js';
 import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, TOTAL_EXPOSURE, type DeferredRow } from './deferred-rows.js';
@@ -260,6 +261,8 @@ export class SqliteLedger implements Ledger {
       openEntries: this.#db.prepare(`SELECT * FROM settlements WHERE chain_id = ? AND settler = ? AND state <> 'done' ORDER BY nonce LIMIT ?`),
       slotTransactions: this.#db.prepare(`SELECT * FROM settlement_transactions WHERE chain_id = ? AND settler = ? AND nonce = ? ORDER BY sent_at, rowid`),
       pending: this.#db.prepare(`SELECT count(*) AS count, min(time) AS oldest FROM receipts WHERE status = 'pending'`),
+      pendingRows: this.#db.prepare(`SELECT * FROM receipts WHERE status = 'pending' AND network = ? AND time < ? ORDER BY time LIMIT ?`),
+      keptExpiry: this.#db.prepare(`SELECT expires_at FROM nonces WHERE key = ? AND state = 'kept'`),
       pruneReceipts: this.#db.prepare(
         `DELETE FROM receipts WHERE rowid IN (SELECT rowid FROM receipts WHERE time < ? AND status IN (${PRUNABLE_STATUSES.map((s) => `'${s}'`).join(', ')}) LIMIT ?)`,
       ),
@@ -531,6 +534,15 @@ export class SqliteLedger implements Ledger {
   async pendingReceipts(): Promise<{ count: number; oldestTimeMs: number | undefined }> {
     const row = this.#stmts.pending.get() as { count: number; oldest: number | null };
     return { count: row.count, oldestTimeMs: row.oldest ?? undefined };
+  }
+
+  async pendingRows(network: string, olderThanMs: number, limit: number): Promise<PendingReceipt[]> {
+    return (this.#stmts.pendingRows.all(network, olderThanMs, limit) as ReceiptRow[]).map((row) => {
+      const receipt = receiptFromRow(row);
+      const key = receiptNonceKey(receipt);
+      const kept = key === undefined ? undefined : (this.#stmts.keptExpiry.get(key) as { expires_at: number } | undefined);
+      return { ...receipt, validBeforeSeconds: kept?.expires_at };
+    });
   }
 
   prune(olderThanMs: number, limit: number): Promise<number> {

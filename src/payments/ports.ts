@@ -111,6 +111,15 @@ export interface Receipt {
   readonly reason: string;
 }
 
+/**
+ * A `pending` row with its authorization's `validBefore` (unix seconds): what a reconciler that
+ * follows no transaction of its own needs to decide it from the chain. `validBeforeSeconds` is
+ * undefined when the row names no nonce the store keeps.
+ */
+export interface PendingReceipt extends Receipt {
+  readonly validBeforeSeconds: number | undefined;
+}
+
 export interface ReceiptQuery {
   readonly limit?: number;
   readonly since?: number;
@@ -400,6 +409,8 @@ export interface Ledger extends SettlementLog, SettlementQueue {
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
   /** How many rows are `pending`, and the time (unix ms) of the oldest: what the reconciler has yet to finish. */
   pendingReceipts(): Promise<{ readonly count: number; readonly oldestTimeMs: number | undefined }>;
+  /** Up to `limit` `pending` rows of `network` (CAIP-2) written before `olderThanMs` (unix ms), oldest first. */
+  pendingRows(network: string, olderThanMs: number, limit: number): Promise<PendingReceipt[]>;
   /**
    * Deletes up to `limit` rows of PRUNABLE_STATUSES older than `olderThanMs` (unix ms), and up to
    * `limit` reservations that have expired (by the store's clock): how many it deleted.

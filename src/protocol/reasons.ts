@@ -80,6 +80,7 @@ export const GATEWAY_REASON = {
   proofTooOld: 'proof_too_old',
   clientClosed: 'client_closed',
   reconciled: 'reconciled',
+  authorizationExpiredUnsettled: 'authorization_expired_unsettled',
   settlementNotSent: 'settlement_not_sent',
   settlementNonceUsedElsewhere: 'settlement_nonce_used_elsewhere',
   upstreamTimeout: 'upstream_timeout',
@@ -170,6 +171,10 @@ export const REASON_CATALOGUE: Readonly<Record<string, ReasonSpec>> = {
   [GATEWAY_REASON.proofInsufficientConfirmations]: { where: 'both', meaning: 'The transaction has fewer confirmations than `proofConfirmations`.' },
   [GATEWAY_REASON.proofTooOld]: { where: 'both', meaning: "The transaction's block is older than `proofMaxAgeSeconds`." },
   [GATEWAY_REASON.reconciled]: { where: 'receipt', meaning: 'The reconciler found the settlement on chain and recorded it (the request that paid had ended, or its replica had died).' },
+  [GATEWAY_REASON.authorizationExpiredUnsettled]: {
+    where: 'receipt',
+    meaning: "A settlement's outcome was unknown (its facilitator did not say it landed), and the chain shows its authorization expired unused: nothing was charged.",
+  },
   [GATEWAY_REASON.settlementNotSent]: { where: 'receipt', meaning: 'The reconciler found that the settlement transaction was never accepted by the node: nothing was charged.' },
   [GATEWAY_REASON.settlementNonceUsedElsewhere]: { where: 'receipt', meaning: "The settling key's nonce was used by another transaction: this settlement can no longer be mined." },
   [GATEWAY_REASON.clientClosed]: { where: 'receipt', meaning: 'The caller hung up: not charged before forwarding; after, a `settled` row whose answer was not delivered.' },

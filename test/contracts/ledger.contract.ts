@@ -548,6 +548,27 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
       });
     });
 
+    describe('pendingRows', () => {
+      it("gives a network's pending rows written before a time, oldest first, each with its kept nonce's validBefore", async () => {
+        const kept = nonceKey(11);
+        expect(await ledger.reserveNonce(kept, 1_900_000_000)).toBe(true);
+        await ledger.beginSettlement(kept, receiptRow('kept', { status: 'pending', time: 4_000, nonce: kept.nonce, transaction: '' }));
+        await ledger.record(receiptRow('no-nonce', { status: 'pending', time: 3_000, nonce: '' }));
+        await ledger.record(receiptRow('young', { status: 'pending', time: 9_000 }));
+        await ledger.record(receiptRow('done', { status: 'settled', time: 2_000 }));
+        await ledger.record(receiptRow('elsewhere', { status: 'pending', time: 1_000, network: 'eip155:84532' }));
+        const rows = await ledger.pendingRows('eip155:8453', 5_000, 10);
+        expect(rows.map((r) => [r.requestId, r.validBeforeSeconds])).toEqual([
+          ['no-nonce', undefined],
+          ['kept', 1_900_000_000],
+        ]);
+        expect(rows[1]).toMatchObject({ status: 'pending', payer: PAYER, nonce: kept.nonce, network: 'eip155:8453', amount: '10000' });
+        expect((await ledger.pendingRows('eip155:8453', 5_000, 1)).map((r) => r.requestId)).toEqual(['no-nonce']);
+        await ledger.record(receiptRow('kept', { status: 'settled', time: 6_000, nonce: kept.nonce }));
+        expect((await ledger.pendingRows('eip155:8453', 10_000, 10)).map((r) => r.requestId)).toEqual(['no-nonce', 'young']);
+      });
+    });
+
     describe('leases', () => {
       it('one holder at a time; the holder renews; another takes it once it has run out', async () => {
         expect(await ledger.holdLease('reconcile', 'a', 60_000)).toBe(true);

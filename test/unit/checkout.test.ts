@@ -91,6 +91,7 @@ class RecordingLedger implements Ledger {
   openSettlements = unused;
   holdLease = unused;
   pendingReceipts = unused;
+  pendingRows = unused;
   // The settlement queue: no route of these tests settles deferred.
   enqueueDeferred = unused;
   queuedDeferred = unused;
