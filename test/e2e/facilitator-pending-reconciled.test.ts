@@ -75,6 +75,21 @@ async function signedHeader(): Promise<Record<string, string>> {
   return http.encodePaymentSignatureHeader(await http.createPaymentPayload(await challengeOf(http, `${gw.url}/paid`)));
 }
 
+/**
+ * A paid request whose settlement the front leaves unconfirmed: the caller gets a 402 (settlement
+ * pending) and the ledger a `pending` row. Balances are those from before the request.
+ */
+async function payUnconfirmed(mode: typeof settleMode) {
+  settleMode = mode;
+  const header = await signedHeader();
+  const before = await world.balances();
+  const first = await send(gw.url, 'GET', '/paid', { headers: header });
+  expect(first.status).toBe(402);
+  const pending = await rowOf();
+  if (pending === undefined) throw new Error('no pending row');
+  return { header, before, pending };
+}
+
 /** The ledger's row of request `requestId`, or else the newest `pending` one. */
 async function rowOf(requestId?: string) {
   const rows = await gw.ledger.receipts({ limit: 100 });
@@ -83,20 +98,14 @@ async function rowOf(requestId?: string) {
 
 describe('pending facilitator settlements, finished from the chain', () => {
   it('settled but the answer was lost: the row becomes settled with its transaction, counted once, and a retry is served free', async () => {
-    settleMode = 'settle-then-fail';
-    const header = await signedHeader();
-    const before = await world.balances();
-    const first = await send(gw.url, 'GET', '/paid', { headers: header });
-    expect(first.status).toBe(402);
-    const pending = await rowOf();
-    expect(pending).toBeDefined();
+    const { header, before, pending } = await payUnconfirmed('settle-then-fail');
     // The money moved, though the gateway could not know it.
     const moved = await world.balances();
     expect(moved.payee - before.payee).toBe(CENT);
     expect(before.payer - moved.payer).toBe(CENT);
 
-    await waitFor(async () => (await rowOf(pending!.requestId))?.status === 'settled', 30_000, 250);
-    const row = (await rowOf(pending!.requestId))!;
+    await waitFor(async () => (await rowOf(pending.requestId))?.status === 'settled', 30_000, 250);
+    const row = (await rowOf(pending.requestId))!;
     expect(row).toMatchObject({ status: 'settled', reason: 'reconciled', transaction: expect.stringMatching(/^0x[0-9a-f]{64}$/) });
     const receipt = await world.admin.getTransactionReceipt({ hash: row.transaction as `0x${string}` });
     expect(receipt.status).toBe('success');
@@ -110,23 +119,17 @@ describe('pending facilitator settlements, finished from the chain', () => {
   }, 60_000);
 
   it('never settled: past its validBefore on chain the row becomes settle_failed, and nothing moved', async () => {
-    settleMode = 'fail';
-    const header = await signedHeader();
-    const before = await world.balances();
-    const first = await send(gw.url, 'GET', '/paid', { headers: header });
-    expect(first.status).toBe(402);
-    const pending = await rowOf();
-    expect(pending).toBeDefined();
+    const { before, pending } = await payUnconfirmed('fail');
     // Still valid: the row waits (a facilitator could still submit it).
     await new Promise((resolve) => setTimeout(resolve, 9_000));
-    expect((await rowOf(pending!.requestId))?.status).toBe('pending');
+    expect((await rowOf(pending.requestId))?.status).toBe('pending');
 
     // The chain moves past validBefore (and the reorg margin).
     const test = testActions({ mode: 'anvil' })(world.admin);
     await test.increaseTime({ seconds: 3_600 });
     await test.mine({ blocks: 1 });
-    await waitFor(async () => (await rowOf(pending!.requestId))?.status === 'settle_failed', 30_000, 250);
-    const row = (await rowOf(pending!.requestId))!;
+    await waitFor(async () => (await rowOf(pending.requestId))?.status === 'settle_failed', 30_000, 250);
+    const row = (await rowOf(pending.requestId))!;
     expect(row).toMatchObject({ status: 'settle_failed', reason: 'authorization_expired_unsettled' });
     expect(await world.balances()).toEqual(before);
     expect(await metricValue(gw.adminUrl, REVENUE)).toBe(Number(CENT));
