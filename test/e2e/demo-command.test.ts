@@ -143,6 +143,15 @@ describe('demo, running until a signal', () => {
     const stream = captureIo();
     expect(await runCli(['pay', `${gateway}/v1/stream`, '--key', key], stream), stream.errors.join('\n')).toBe(0);
     expect(stream.lines.join('\n')).toMatch(/event: tick[\s\S]*"n":5,"of":5/);
+
+    // The deferred route: the printed command is served at once, and its batch settles it.
+    expect(io.lines.join('\n')).toContain(`pay ${gateway}/v1/time --key ${key}`);
+    const time = captureIo();
+    expect(await runCli(['pay', `${gateway}/v1/time`, '--key', key], time), time.errors.join('\n')).toBe(0);
+    const receipt = /receipt: (.*)/.exec(time.lines.join('\n'))?.[1];
+    const status = (JSON.parse(receipt ?? '{}') as { extra?: { settlement?: string; status?: string } }).extra;
+    expect(status?.settlement).toBe('deferred');
+    await waitFor(async () => ((await (await fetch(status!.status!)).json()) as { status: string }).status === 'settled', 15_000);
   });
 
   it('stops everything on SIGINT and sums up the payments', async () => {
@@ -154,7 +163,7 @@ describe('demo, running until a signal', () => {
     await waitFor(() => io.lines.some((l) => l.startsWith('Stopped')), 15_000);
     expect(io.lines.filter((l) => l.startsWith('Stopping'))).toHaveLength(1);
     const output = io.lines.join('\n');
-    expect(output).toContain('3 payments settled this run, 0.035 USDC in all.');
+    expect(output).toContain('4 payments settled this run, 0.036 USDC in all.');
     expect(output).toContain(`Stopped. Config and ledger are kept in ${join(dir, 'running')}`);
     await expect(fetch(`${gateway}/health`)).rejects.toThrow();
   });
