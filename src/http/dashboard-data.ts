@@ -1,12 +1,14 @@
 /**
- * What the admin dashboard shows, assembled from values: receipts, the time, and a few readings
- * of the metrics registry, in; plain JSON out. Pure (no fastify, no clock, no store), so every
- * figure is tested with plain calls.
+ * What the admin dashboard shows, assembled from values: the ledger's hourly totals and settlement
+ * rows, the time, and a few readings of the metrics registry, in; plain JSON out. Pure (no
+ * fastify, no clock, no store), so every figure is tested with plain calls.
  *
  * Where the figures come from:
  * - Revenue, outcomes by receipt status, and pending or failed settlements come from the
- *   ledger's receipt rows: exact, and store-wide (every replica's rows). Amounts are atomic
- *   decimal strings summed as bigint and formatted with the asset's decimals; never a float.
+ *   ledger's receipt rows: exact, and store-wide (every replica's rows). The store counts and sums
+ *   them per hour (`Ledger.hourlyTotals`), so a busy day costs one grouped query, not a read of
+ *   every row. Amounts are atomic decimal strings summed as bigint and formatted with the asset's
+ *   decimals; never a float.
  * - Requests by outcome (free, challenged, paid, ...) come from the metrics registry
  *   (`x402_gateway_requests_total`): this replica since it started. Free and challenged requests
  *   write no receipt, so the ledger cannot count them.
@@ -16,14 +18,12 @@
  */
 import { explorerTxUrl } from '../config/known-networks.js';
 import type { AssetConfig } from '../config/types.js';
-import type { Receipt, ReceiptStatus } from '../payments/ports.js';
+import { HOUR_MS, type Receipt, type ReceiptStatus, type ReceiptTotal } from '../payments/ports.js';
 import { atomicToDecimal } from '../pricing.js';
 
-export const HOUR_MS = 3_600_000;
+export { HOUR_MS };
 /** Hourly buckets the revenue chart shows: the current hour and the 23 before it. */
 export const DASHBOARD_HOURS = 24;
-/** Receipt rows read for one summary; beyond it the summary says `truncated`. */
-export const DASHBOARD_MAX_ROWS = 100_000;
 /** Rows listed in each of the pending and failed settlement tables. */
 export const DASHBOARD_SETTLEMENT_ROWS = 50;
 export const DEFAULT_RECEIPTS_LIMIT = 50;
@@ -61,10 +61,11 @@ export interface LastReload {
 
 export interface SummaryInputs {
   readonly nowMs: number;
-  /** Receipt rows since `windowStartMs(nowMs)`, any order. */
-  readonly receipts: readonly Receipt[];
-  /** The store had more rows in the window than were read. */
-  readonly truncated: boolean;
+  /** `ledger.hourlyTotals(windowStartMs(nowMs))`. */
+  readonly totals: readonly ReceiptTotal[];
+  /** The newest `pending` and `settle_failed` rows of the window (up to DASHBOARD_SETTLEMENT_ROWS each). */
+  readonly pending: readonly Receipt[];
+  readonly failed: readonly Receipt[];
   readonly assets: Iterable<AssetConfig>;
   /** `ledger.pendingReceipts()`, store-wide; undefined when the store did not answer. */
   readonly pendingInStore: { readonly count: number; readonly oldestTimeMs: number | undefined } | undefined;
@@ -100,34 +101,35 @@ export function windowStartMs(nowMs: number): number {
 export function buildSummary(input: SummaryInputs) {
   const start = windowStartMs(input.nowMs);
   const labelOf = assetLabeller(input.assets);
-  const inWindow = input.receipts.filter((r) => r.time >= start && r.time <= input.nowMs);
+  // A replica whose clock runs ahead may have written rows "after" now: they go in the last hour.
+  const inWindow = input.totals.filter((t) => t.hourStartMs >= start);
 
   const byRoute = new Map<string, { route: string; label: AssetLabel; hourly: bigint[]; count: number }>();
   const byAsset = new Map<string, { label: AssetLabel; hourly: bigint[]; count: number }>();
   const statuses = new Map<ReceiptStatus, number>(ALL_STATUSES.map((s) => [s, 0]));
-  for (const r of inWindow) {
-    statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
-    const atomic = atomicOf(r.amount);
-    if (!REVENUE_STATUSES.has(r.status) || atomic === undefined) continue;
-    const label = labelOf(r.network, r.asset);
-    const hour = Math.min(DASHBOARD_HOURS - 1, Math.floor((r.time - start) / HOUR_MS));
-    const routeKey = `${r.route}\u0000${label.network}\u0000${label.asset}`;
+  for (const t of inWindow) {
+    statuses.set(t.status, (statuses.get(t.status) ?? 0) + t.count);
+    const atomic = atomicOf(t.atomic);
+    if (!REVENUE_STATUSES.has(t.status) || atomic === undefined) continue;
+    const label = labelOf(t.network, t.asset);
+    const hour = Math.min(DASHBOARD_HOURS - 1, Math.floor((t.hourStartMs - start) / HOUR_MS));
+    const routeKey = `${t.route}\u0000${label.network}\u0000${label.asset}`;
     const assetKey = `${label.network}\u0000${label.asset}`;
-    const routeRow = byRoute.get(routeKey) ?? { route: r.route, label, hourly: zeros(), count: 0 };
+    const routeRow = byRoute.get(routeKey) ?? { route: t.route, label, hourly: zeros(), count: 0 };
     const assetRow = byAsset.get(assetKey) ?? { label, hourly: zeros(), count: 0 };
     routeRow.hourly[hour] = (routeRow.hourly[hour] ?? 0n) + atomic;
     assetRow.hourly[hour] = (assetRow.hourly[hour] ?? 0n) + atomic;
-    routeRow.count += 1;
-    assetRow.count += 1;
+    routeRow.count += t.count;
+    assetRow.count += t.count;
     byRoute.set(routeKey, routeRow);
     byAsset.set(assetKey, assetRow);
   }
 
-  const settlementRow = (r: Receipt) => ({
-    ...receiptView(r, labelOf),
-    ageSeconds: Math.max(0, Math.floor((input.nowMs - r.time) / 1000)),
-  });
-  const newestFirst = [...inWindow].sort((a, b) => b.time - a.time);
+  const settlementRows = (rows: readonly Receipt[]) =>
+    [...rows]
+      .sort((a, b) => b.time - a.time)
+      .slice(0, DASHBOARD_SETTLEMENT_ROWS)
+      .map((r) => ({ ...receiptView(r, labelOf), ageSeconds: Math.max(0, Math.floor((input.nowMs - r.time) / 1000)) }));
 
   return {
     generatedAt: new Date(input.nowMs).toISOString(),
@@ -135,8 +137,7 @@ export function buildSummary(input: SummaryInputs) {
       hours: DASHBOARD_HOURS,
       since: new Date(start).toISOString(),
       hourStarts: Array.from({ length: DASHBOARD_HOURS }, (_, i) => new Date(start + i * HOUR_MS).toISOString()),
-      rows: inWindow.length,
-      truncated: input.truncated,
+      rows: inWindow.reduce((n, t) => n + t.count, 0),
     },
     config: { hash: input.configHash, lastReload: input.lastReload === undefined ? null : { ...input.lastReload, at: new Date(input.lastReload.atMs).toISOString() } },
     revenue: {
@@ -152,8 +153,8 @@ export function buildSummary(input: SummaryInputs) {
     },
     settlementLatency: { source: 'x402_gateway_settlement_duration_seconds, this replica since it started', ...latency(input.settlementSeconds) },
     settlements: {
-      pending: newestFirst.filter((r) => r.status === 'pending').slice(0, DASHBOARD_SETTLEMENT_ROWS).map(settlementRow),
-      failed: newestFirst.filter((r) => r.status === 'settle_failed').slice(0, DASHBOARD_SETTLEMENT_ROWS).map(settlementRow),
+      pending: settlementRows(input.pending),
+      failed: settlementRows(input.failed),
       pendingInStore:
         input.pendingInStore === undefined
           ? null

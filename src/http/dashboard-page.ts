@@ -130,7 +130,7 @@ function render(s, r) {
     ' · last reload: ', reload === null ? el('span', { id: 'last-reload' }, 'none since start')
       : el('span', { id: 'last-reload', class: reload.result === 'applied' || reload.result === 'unchanged' ? 'ok' : 'bad' },
           reload.result + ' at ' + reload.at + (reload.problems ? ' (' + reload.problems.join('; ') + ')' : '')),
-    ' · generated ', s.generatedAt, ' · window since ', s.window.since, s.window.truncated ? ' (truncated: more rows than read)' : '');
+    ' · generated ', s.generatedAt, ' · window since ', s.window.since);
 
   fill('revenue-totals', s.revenue.totals.length === 0 ? el('p', {}, 'No revenue in the last 24 h.') : table(
     [{ label: 'asset' }, { label: 'network' }, { label: 'revenue (24 h)', num: true }, { label: 'payments', num: true }],

@@ -7,12 +7,12 @@ import type { FastifyInstance } from 'fastify';
 import type { AssetConfig } from '../config/types.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { Ledger } from '../payments/ports.js';
-import { buildReceiptList, buildSummary, DASHBOARD_MAX_ROWS, receiptsLimit, windowStartMs, type LastReload, type SettlerBalanceDetail } from './dashboard-data.js';
+import { buildReceiptList, buildSummary, DASHBOARD_SETTLEMENT_ROWS, receiptsLimit, windowStartMs, type LastReload, type SettlerBalanceDetail } from './dashboard-data.js';
 import { DASHBOARD_HEADERS, DASHBOARD_HTML } from './dashboard-page.js';
 import { DASHBOARD_PATH } from './admin-auth.js';
 
 export interface DashboardDeps {
-  readonly ledger: Pick<Ledger, 'receipts' | 'pendingReceipts'>;
+  readonly ledger: Pick<Ledger, 'receipts' | 'hourlyTotals' | 'pendingReceipts'>;
   readonly metrics: GatewayMetrics;
   readonly nowMs: () => number;
   /** The active config's assets: receipts name a token address, the page its asset id and decimals. */
@@ -27,16 +27,20 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
 
   app.get('/admin/api/summary', async (_request, reply) => {
     const nowMs = deps.nowMs();
-    const [receipts, pendingInStore, requests, settlementSeconds] = await Promise.all([
-      deps.ledger.receipts({ since: windowStartMs(nowMs), limit: DASHBOARD_MAX_ROWS + 1 }),
+    const since = windowStartMs(nowMs);
+    const [totals, pending, failed, pendingInStore, requests, settlementSeconds] = await Promise.all([
+      deps.ledger.hourlyTotals(since),
+      deps.ledger.receipts({ since, status: 'pending', limit: DASHBOARD_SETTLEMENT_ROWS }),
+      deps.ledger.receipts({ since, status: 'settle_failed', limit: DASHBOARD_SETTLEMENT_ROWS }),
       deps.ledger.pendingReceipts().catch(() => undefined),
       deps.metrics.requests.get(),
       deps.metrics.settlementSeconds.get(),
     ]);
     const summary = buildSummary({
       nowMs,
-      receipts: receipts.slice(0, DASHBOARD_MAX_ROWS),
-      truncated: receipts.length > DASHBOARD_MAX_ROWS,
+      totals,
+      pending,
+      failed,
       assets: deps.assets(),
       pendingInStore,
       requests: requests.values,

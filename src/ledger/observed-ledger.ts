@@ -33,6 +33,7 @@ export function observeLedger(inner: Ledger, metrics: GatewayMetrics, logger: Lo
     payerPenalty: wrap('payerPenalty', (chainId, payer) => inner.payerPenalty(chainId, payer)),
     record: wrap('record', (receipt) => inner.record(receipt)),
     receipts: wrap('receipts', (query) => inner.receipts(query)),
+    hourlyTotals: wrap('hourlyTotals', (sinceMs) => inner.hourlyTotals(sinceMs)),
     pendingReceipts: wrap('pendingReceipts', () => inner.pendingReceipts()),
     pendingRows: wrap('pendingRows', (network, olderThanMs, limit) => inner.pendingRows(network, olderThanMs, limit)),
     prune: wrap('prune', (olderThanMs, limit) => inner.prune(olderThanMs, limit)),

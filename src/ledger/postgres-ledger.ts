@@ -27,8 +27,10 @@ import {
   type LoggedTransaction,
   type NonceKey,
   type OpenSettlement,
+  HOUR_MS,
   type PendingReceipt,
   type Receipt,
+  type ReceiptTotal,
   type ReceiptQuery,
   type ReceiptStatus,
   type SettlementEntry,
@@ -43,7 +45,7 @@ import {
   type QueueStats,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
-import { RECEIPT_COLUMNS, receiptFromRow, receiptNonceKey, receiptToRow, type ReceiptRow } from './receipt-rows.js';
+import { RECEIPT_COLUMNS, receiptFromRow, receiptNonceKey, receiptToRow, totalFromRow, type ReceiptRow, type TotalRow } from './receipt-rows.js';
 import { entryRow, openSettlement, transactionRow, type SettlementRow, type TransactionRow } from './settlement-rows.js';
 import { migratePostgres } from './postgres-schema.js';
 import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, TOTAL_EXPOSURE, type DeferredRow } from './deferred-rows.js';
@@ -198,11 +200,23 @@ export class PostgresLedger implements Ledger {
 
   receipts(query: ReceiptQuery): Promise<Receipt[]> {
     return this.#run(async () => {
-      const result = await this.#pool.query<ReceiptRow>(`SELECT * FROM receipts WHERE time >= $1 ORDER BY time DESC, seq DESC LIMIT $2`, [
-        query.since ?? 0,
-        query.limit ?? 1000,
-      ]);
+      const result = await this.#pool.query<ReceiptRow>(
+        `SELECT * FROM receipts WHERE time >= $1 AND ($3::text IS NULL OR status = $3) ORDER BY time DESC, seq DESC LIMIT $2`,
+        [query.since ?? 0, query.limit ?? 1000, query.status ?? null],
+      );
       return result.rows.map(receiptFromRow);
+    });
+  }
+
+  hourlyTotals(sinceMs: number): Promise<ReceiptTotal[]> {
+    return this.#run(async () => {
+      // NUMERIC sums exactly; rows without an amount ('') count 0.
+      const result = await this.#pool.query<TotalRow>(
+        `SELECT (time / ${HOUR_MS}) * ${HOUR_MS} AS hour, route, network, asset, status, count(*) AS count, coalesce(sum(NULLIF(amount, '')::numeric), 0)::text AS atomic
+         FROM receipts WHERE time >= $1 GROUP BY 1, 2, 3, 4, 5`,
+        [sinceMs],
+      );
+      return result.rows.map(totalFromRow);
     });
   }
 

@@ -2,7 +2,7 @@
  * A receipt as both stores keep it (`receipts` table columns) and back: one encoding, so SQLite
  * and PostgreSQL read and write rows alike.
  */
-import { nonceKeyString, type Receipt, type ReceiptStatus } from '../payments/ports.js';
+import { nonceKeyString, type Receipt, type ReceiptStatus, type ReceiptTotal } from '../payments/ports.js';
 import type { Address, Hex } from '../protocol/types.js';
 
 export interface ReceiptRow {
@@ -78,4 +78,27 @@ export function receiptNonceKey(r: Receipt): string | undefined {
   const chainId = /^eip155:(\d+)$/.exec(r.network)?.[1];
   if (chainId === undefined || r.asset === '' || r.payer === '' || r.nonce === '') return undefined;
   return nonceKeyString({ chainId: Number(chainId), asset: r.asset as Address, payer: r.payer as Address, nonce: r.nonce as Hex });
+}
+
+/** A row of the `hourlyTotals` query: numbers as SQLite (bigint) or PostgreSQL (string) give them. */
+export interface TotalRow {
+  hour: bigint | number | string;
+  route: string;
+  network: string;
+  asset: string;
+  status: string;
+  count: bigint | number | string;
+  atomic: bigint | number | string | null;
+}
+
+export function totalFromRow(row: TotalRow): ReceiptTotal {
+  return {
+    hourStartMs: Number(row.hour),
+    route: row.route,
+    network: row.network,
+    asset: row.asset,
+    status: row.status as ReceiptStatus,
+    count: Number(row.count),
+    atomic: row.atomic === null ? '0' : String(row.atomic),
+  };
 }

@@ -26,8 +26,10 @@ import {
   type Clock,
   type Ledger,
   type NonceKey,
+  HOUR_MS,
   type PendingReceipt,
   type Receipt,
+  type ReceiptTotal,
   type ReceiptQuery,
   type ReceiptStatus,
   type LoggedTransaction,
@@ -44,7 +46,7 @@ import {
   type QueueStats,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
-import { receiptFromRow, receiptNonceKey, receiptToRow, type ReceiptRow } from './receipt-rows.js';
+import { receiptFromRow, receiptNonceKey, receiptToRow, totalFromRow, type ReceiptRow, type TotalRow } from './receipt-rows.js';
 import { LedgerSchemaError } from './schema-version.js';
 import { openLedgerFile } from './sqlite-file-access.js';
 import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, TOTAL_EXPOSURE, type DeferredRow } from './deferred-rows.js';
@@ -230,6 +232,15 @@ export class SqliteLedger implements Ledger {
          WHERE receipts.status NOT IN ('settled', 'settle_failed')`,
       ),
       list: this.#db.prepare(`SELECT * FROM receipts WHERE time >= ? ORDER BY time DESC, rowid DESC LIMIT ?`),
+      listStatus: this.#db.prepare(`SELECT * FROM receipts WHERE time >= ? AND status = ? ORDER BY time DESC, rowid DESC LIMIT ?`),
+      // Amounts are integer strings: SQLite sums integers exactly (and fails rather than round on
+      // overflow); read as BigInt, since a sum may pass 2^53.
+      hourlyTotals: this.#db
+        .prepare(
+          `SELECT (time / ${HOUR_MS}) * ${HOUR_MS} AS hour, route, network, asset, status, count(*) AS count, sum(CAST(amount AS INTEGER)) AS atomic
+           FROM receipts WHERE time >= ? GROUP BY hour, route, network, asset, status`,
+        )
+        .safeIntegers(true),
       penalise: this.#db.prepare(
         `INSERT INTO payer_penalties (chain_id, payer, until) VALUES (?, ?, ?)
          ON CONFLICT (chain_id, payer) DO UPDATE SET until = max(until, excluded.until)`,
@@ -347,7 +358,12 @@ export class SqliteLedger implements Ledger {
   }
 
   async receipts(query: ReceiptQuery): Promise<Receipt[]> {
-    return (this.#stmts.list.all(query.since ?? 0, query.limit ?? 1000) as ReceiptRow[]).map(receiptFromRow);
+    const rows = query.status === undefined ? this.#stmts.list.all(query.since ?? 0, query.limit ?? 1000) : this.#stmts.listStatus.all(query.since ?? 0, query.status, query.limit ?? 1000);
+    return (rows as ReceiptRow[]).map(receiptFromRow);
+  }
+
+  async hourlyTotals(sinceMs: number): Promise<ReceiptTotal[]> {
+    return (this.#stmts.hourlyTotals.all(BigInt(sinceMs)) as TotalRow[]).map(totalFromRow);
   }
 
 

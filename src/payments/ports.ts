@@ -123,6 +123,24 @@ export interface PendingReceipt extends Receipt {
 export interface ReceiptQuery {
   readonly limit?: number;
   readonly since?: number;
+  /** Only rows of this status. */
+  readonly status?: ReceiptStatus;
+}
+
+/** The hour `Ledger.hourlyTotals` groups rows by, in ms: buckets start at multiples of it (UTC hours). */
+export const HOUR_MS = 3_600_000;
+
+/** Receipt rows of one hour, route, network, asset and status, counted and summed (`Ledger.hourlyTotals`). */
+export interface ReceiptTotal {
+  /** The hour's first millisecond (unix ms, a multiple of HOUR_MS). */
+  readonly hourStartMs: number;
+  readonly route: string;
+  readonly network: string;
+  readonly asset: string;
+  readonly status: ReceiptStatus;
+  readonly count: number;
+  /** The rows' amounts summed exactly: atomic units, decimal string (rows without one count 0). */
+  readonly atomic: string;
 }
 
 /**
@@ -407,6 +425,8 @@ export interface Ledger extends SettlementLog, SettlementQueue {
    */
   record(receipt: Receipt): Promise<boolean>;
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
+  /** The rows written since `sinceMs` (unix ms), counted and summed per hour, route, network, asset and status, in the store. */
+  hourlyTotals(sinceMs: number): Promise<ReceiptTotal[]>;
   /** How many rows are `pending`, and the time (unix ms) of the oldest: what the reconciler has yet to finish. */
   pendingReceipts(): Promise<{ readonly count: number; readonly oldestTimeMs: number | undefined }>;
   /** Up to `limit` `pending` rows of `network` (CAIP-2) written before `olderThanMs` (unix ms), oldest first. */

@@ -548,6 +548,28 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
       });
     });
 
+    describe('hourlyTotals and receipts by status', () => {
+      it('counts and sums rows per hour, route, network, asset and status, exactly, from a time on', async () => {
+        const H = 3_600_000;
+        await ledger.record(receiptRow('a', { time: 10 * H + 5, amount: '10000' }));
+        await ledger.record(receiptRow('b', { time: 10 * H + 9, amount: '9007199254740993' })); // above 2^53
+        await ledger.record(receiptRow('c', { time: 11 * H, amount: '1', route: 'GET /y' }));
+        await ledger.record(receiptRow('d', { time: 11 * H + 1, amount: '', status: 'refused', transaction: '' }));
+        await ledger.record(receiptRow('e', { time: 11 * H + 2, amount: '5', status: 'refused', transaction: '' }));
+        await ledger.record(receiptRow('old', { time: 9 * H, amount: '7' }));
+        const totals = await ledger.hourlyTotals(10 * H);
+        const key = (t: { hourStartMs: number; route: string; status: string }) => `${t.hourStartMs / H} ${t.route} ${t.status}`;
+        expect(Object.fromEntries(totals.map((t) => [key(t), [t.count, t.atomic, t.network, t.asset.toLowerCase()]]))).toEqual({
+          '10 GET /x settled': [2, '9007199254750993', 'eip155:8453', ASSET.toLowerCase()],
+          '11 GET /y settled': [1, '1', 'eip155:8453', ASSET.toLowerCase()],
+          '11 GET /x refused': [2, '5', 'eip155:8453', ASSET.toLowerCase()],
+        });
+        expect(await ledger.hourlyTotals(12 * H)).toEqual([]);
+        expect((await ledger.receipts({ since: 10 * H, status: 'refused' })).map((r) => r.requestId)).toEqual(['e', 'd']);
+        expect((await ledger.receipts({ since: 10 * H, status: 'settled', limit: 1 })).map((r) => r.requestId)).toEqual(['c']);
+      });
+    });
+
     describe('pendingRows', () => {
       it("gives a network's pending rows written before a time, oldest first, each with its kept nonce's validBefore", async () => {
         const kept = nonceKey(11);

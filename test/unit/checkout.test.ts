@@ -92,6 +92,7 @@ class RecordingLedger implements Ledger {
   holdLease = unused;
   pendingReceipts = unused;
   pendingRows = unused;
+  hourlyTotals = unused;
   // The settlement queue: no route of these tests settles deferred.
   enqueueDeferred = unused;
   queuedDeferred = unused;

@@ -1,8 +1,8 @@
-/** The dashboard's data assembly: receipts, time and metric readings in, exact summary JSON out. */
+/** The dashboard's data assembly: the ledger's hourly totals and rows, time and metric readings in, exact summary JSON out. */
 import { describe, expect, it } from 'vitest';
 import type { AssetConfig } from '../../src/config/types.js';
 import { buildReceiptList, buildSummary, HOUR_MS, latency, receiptsLimit, windowStartMs, type SummaryInputs } from '../../src/http/dashboard-data.js';
-import type { Receipt } from '../../src/payments/ports.js';
+import type { Receipt, ReceiptTotal } from '../../src/payments/ports.js';
 
 const USDC = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
 const NOW = Date.UTC(2026, 0, 2, 12, 30);
@@ -17,9 +17,13 @@ function receipt(over: Partial<Receipt>): Receipt {
     payer: '0x1111111111111111111111111111111111111111', nonce: '', transaction: TX, status: 'settled', reason: '', ...over,
   };
 }
-function inputs(receipts: Receipt[], over: Partial<SummaryInputs> = {}): SummaryInputs {
+/** One hour's group of rows, as `Ledger.hourlyTotals` gives it. */
+function total(over: Partial<ReceiptTotal>): ReceiptTotal {
+  return { hourStartMs: Math.floor((NOW - 1000) / HOUR_MS) * HOUR_MS, route: 'GET /a', network: 'eip155:8453', asset: USDC.toLowerCase(), status: 'settled', count: 1, atomic: '10000', ...over };
+}
+function inputs(totals: ReceiptTotal[], over: Partial<SummaryInputs> = {}): SummaryInputs {
   return {
-    nowMs: NOW, receipts, truncated: false, assets: [asset], pendingInStore: { count: 0, oldestTimeMs: undefined }, requests: [], settlementSeconds: [],
+    nowMs: NOW, totals, pending: [], failed: [], assets: [asset], pendingInStore: { count: 0, oldestTimeMs: undefined }, requests: [], settlementSeconds: [],
     settlers: [], configHash: 'h', lastReload: undefined, ...over,
   };
 }
@@ -27,13 +31,12 @@ function inputs(receipts: Receipt[], over: Partial<SummaryInputs> = {}): Summary
 describe('buildSummary', () => {
   it('sums revenue per route and asset exactly, as bigint, in hourly buckets, counting settled and proof rows only', () => {
     const s = buildSummary(inputs([
-      receipt({ amount: '10000' }),
-      receipt({ amount: '9007199254740993', route: 'GET /b', time: NOW - 23 * HOUR_MS }), // above 2^53: exact
-      receipt({ amount: '1', status: 'proof_accepted' }),
-      receipt({ amount: '5000', status: 'pending' }),
-      receipt({ amount: '5000', status: 'refused', transaction: '' }),
-      receipt({ amount: '', status: 'refused', transaction: '' }),
-      receipt({ amount: '7', time: windowStartMs(NOW) - 1 }), // before the window
+      total({ atomic: '10000' }),
+      total({ atomic: '9007199254740993', route: 'GET /b', hourStartMs: windowStartMs(NOW) }), // above 2^53: exact
+      total({ atomic: '1', status: 'proof_accepted' }),
+      total({ atomic: '5000', status: 'pending' }),
+      total({ atomic: '5000', status: 'refused', count: 2 }),
+      total({ atomic: '7', hourStartMs: windowStartMs(NOW) - HOUR_MS }), // before the window
     ]));
     expect(s.revenue.totals.map((t) => [t.asset, t.atomic, t.amount, t.count])).toEqual([['usdc@base', '9007199254750994', '9007199254.750994', 3]]);
     expect(s.revenue.byRoute.map((r) => [r.route, r.atomic, r.amount, r.count])).toEqual([
@@ -46,10 +49,13 @@ describe('buildSummary', () => {
     expect(hourly[0]?.atomic).toBe('9007199254740993');
     expect(s.outcomes.receipts.counts).toMatchObject({ settled: 2, proof_accepted: 1, pending: 1, refused: 2, settle_failed: 0 });
     expect(s.window.since).toBe(new Date(Date.UTC(2026, 0, 1, 13)).toISOString());
+    expect(s.window.rows).toBe(6);
   });
 
   it('lists pending and failed settlements with their age and explorer link', () => {
-    const s = buildSummary(inputs([receipt({ status: 'pending', time: NOW - 90_000 }), receipt({ status: 'settle_failed', reason: 'boom', time: NOW - 5_000 })], {
+    const s = buildSummary(inputs([], {
+      pending: [receipt({ status: 'pending', time: NOW - 90_000 })],
+      failed: [receipt({ status: 'settle_failed', reason: 'boom', time: NOW - 5_000 })],
       pendingInStore: { count: 4, oldestTimeMs: NOW - 3_600_000 },
     }));
     expect(s.settlements.pending.map((p) => [p.ageSeconds, p.explorerUrl])).toEqual([[90, `https://basescan.org/tx/${TX}`]]);
@@ -58,7 +64,7 @@ describe('buildSummary', () => {
   });
 
   it('shows an asset the config no longer names by its address, in atomic units only', () => {
-    const s = buildSummary(inputs([receipt({ asset: '0x2222222222222222222222222222222222222222' })]));
+    const s = buildSummary(inputs([total({ asset: '0x2222222222222222222222222222222222222222' })]));
     expect(s.revenue.totals.map((t) => [t.asset, t.atomic, t.amount])).toEqual([['0x2222222222222222222222222222222222222222', '10000', null]]);
   });
 
