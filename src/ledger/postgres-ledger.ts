@@ -45,7 +45,7 @@ import {
   type QueueStats,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
-import { RECEIPT_COLUMNS, receiptFromRow, receiptNonceKey, receiptToRow, totalFromRow, type ReceiptRow, type TotalRow } from './receipt-rows.js';
+import { firstHourFrom, RECEIPT_COLUMNS, receiptFromRow, receiptNonceKey, receiptToRow, totalFromRow, type ReceiptRow, type TotalRow } from './receipt-rows.js';
 import { entryRow, openSettlement, transactionRow, type SettlementRow, type TransactionRow } from './settlement-rows.js';
 import { migratePostgres } from './postgres-schema.js';
 import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, TOTAL_EXPOSURE, type DeferredRow } from './deferred-rows.js';
@@ -210,11 +210,13 @@ export class PostgresLedger implements Ledger {
 
   hourlyTotals(sinceMs: number): Promise<ReceiptTotal[]> {
     return this.#run(async () => {
-      // NUMERIC sums exactly; rows without an amount ('') count 0.
+      // NUMERIC sums exactly; rows without an amount ('') count 0. A grouped scan of the window's
+      // rows, on the server: unlike SQLite's, it does not hold up this process's event loop, and a
+      // counter row per hour would be a lock every replica's writes queue on.
       const result = await this.#pool.query<TotalRow>(
         `SELECT (time / ${HOUR_MS}) * ${HOUR_MS} AS hour, route, network, asset, status, count(*) AS count, coalesce(sum(NULLIF(amount, '')::numeric), 0)::text AS atomic
          FROM receipts WHERE time >= $1 GROUP BY 1, 2, 3, 4, 5`,
-        [sinceMs],
+        [firstHourFrom(sinceMs)],
       );
       return result.rows.map(totalFromRow);
     });

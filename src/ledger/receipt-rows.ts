@@ -2,7 +2,7 @@
  * A receipt as both stores keep it (`receipts` table columns) and back: one encoding, so SQLite
  * and PostgreSQL read and write rows alike.
  */
-import { nonceKeyString, type Receipt, type ReceiptStatus, type ReceiptTotal } from '../payments/ports.js';
+import { HOUR_MS, nonceKeyString, type Receipt, type ReceiptStatus, type ReceiptTotal } from '../payments/ports.js';
 import type { Address, Hex } from '../protocol/types.js';
 
 export interface ReceiptRow {
@@ -101,4 +101,9 @@ export function totalFromRow(row: TotalRow): ReceiptTotal {
     count: Number(row.count),
     atomic: row.atomic === null ? '0' : String(row.atomic),
   };
+}
+
+/** The first hour `hourlyTotals(sinceMs)` covers: the one starting at `sinceMs`, or the next. */
+export function firstHourFrom(sinceMs: number): number {
+  return Math.ceil(sinceMs / HOUR_MS) * HOUR_MS;
 }

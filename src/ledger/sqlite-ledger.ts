@@ -46,7 +46,7 @@ import {
   type QueueStats,
 } from '../payments/ports.js';
 import { deliveryFromRow, type DeliveryRow } from './delivery-rows.js';
-import { receiptFromRow, receiptNonceKey, receiptToRow, totalFromRow, type ReceiptRow, type TotalRow } from './receipt-rows.js';
+import { firstHourFrom, receiptFromRow, receiptNonceKey, receiptToRow, totalFromRow, type ReceiptRow, type TotalRow } from './receipt-rows.js';
 import { LedgerSchemaError } from './schema-version.js';
 import { openLedgerFile } from './sqlite-file-access.js';
 import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, TOTAL_EXPOSURE, type DeferredRow } from './deferred-rows.js';
@@ -55,7 +55,7 @@ import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, T
  * The schema version this gateway writes, kept in the file's `user_version`. Files made before
  * versions were kept read 0 and have the same tables as version 1.
  */
-export const SQLITE_SCHEMA_VERSION = 3;
+export const SQLITE_SCHEMA_VERSION = 4;
 
 /**
  * Version 2: what a kept nonce bought (for re-delivery, ports.ts `Delivery`): the resource, the
@@ -176,6 +176,50 @@ CREATE TABLE IF NOT EXISTS deferred_exposure (
   amount TEXT NOT NULL,
   PRIMARY KEY (chain_id, asset, payer)
 );
+-- Version 4: receipt rows counted and summed per hour, route, network, asset and status, kept by
+-- triggers in the write that changes a row (hourlyTotals reads it: the dashboard's figures cost
+-- a read of a few hundred groups, not a scan of the day's rows on the event loop). Amounts are
+-- integer strings, summed as SQLite integers (exact; an overflow fails the write, never rounds).
+CREATE TABLE IF NOT EXISTS receipt_hours (
+  hour INTEGER NOT NULL,
+  route TEXT NOT NULL,
+  network TEXT NOT NULL,
+  asset TEXT NOT NULL,
+  status TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  atomic INTEGER NOT NULL,
+  PRIMARY KEY (hour, route, network, asset, status)
+);
+CREATE TRIGGER IF NOT EXISTS receipt_hours_insert AFTER INSERT ON receipts BEGIN
+  ${addToHour('new')}
+END;
+CREATE TRIGGER IF NOT EXISTS receipt_hours_update AFTER UPDATE OF time, route, network, asset, status, amount ON receipts BEGIN
+  ${takeFromHour('old')}
+  ${addToHour('new')}
+END;
+CREATE TRIGGER IF NOT EXISTS receipt_hours_delete AFTER DELETE ON receipts BEGIN
+  ${takeFromHour('old')}
+END;
+`;
+
+/** Trigger statement: row `r` (new or old) counted into its hour's group. */
+function addToHour(r: 'new' | 'old'): string {
+  return `INSERT INTO receipt_hours VALUES ((${r}.time / ${HOUR_MS}) * ${HOUR_MS}, ${r}.route, ${r}.network, ${r}.asset, ${r}.status, 1, CAST(${r}.amount AS INTEGER))
+    ON CONFLICT (hour, route, network, asset, status) DO UPDATE SET count = count + 1, atomic = atomic + excluded.atomic;`;
+}
+
+/** Trigger statement: row `r` taken out of its hour's group. */
+function takeFromHour(r: 'new' | 'old'): string {
+  return `UPDATE receipt_hours SET count = count - 1, atomic = atomic - CAST(${r}.amount AS INTEGER)
+    WHERE hour = (${r}.time / ${HOUR_MS}) * ${HOUR_MS} AND route = ${r}.route AND network = ${r}.network AND asset = ${r}.asset AND status = ${r}.status;`;
+}
+
+/** Fills receipt_hours from the rows of a file written before version 4 (the triggers keep it from then on). */
+const BACKFILL_RECEIPT_HOURS = `
+DELETE FROM receipt_hours;
+INSERT INTO receipt_hours
+  SELECT (time / ${HOUR_MS}) * ${HOUR_MS}, route, network, asset, status, count(*), sum(CAST(amount AS INTEGER))
+  FROM receipts GROUP BY 1, 2, 3, 4, 5;
 `;
 
 
@@ -207,6 +251,7 @@ export class SqliteLedger implements Ledger {
     }
     this.#db.exec(SCHEMA);
     this.#upgrade();
+    if (version < 4) this.#db.transaction(() => this.#db.exec(BACKFILL_RECEIPT_HOURS))();
     if (version < SQLITE_SCHEMA_VERSION) this.#db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
     this.#stmts = {
       // A reservation whose authorization has expired can be taken again: the chain refuses it anyway.
@@ -233,14 +278,8 @@ export class SqliteLedger implements Ledger {
       ),
       list: this.#db.prepare(`SELECT * FROM receipts WHERE time >= ? ORDER BY time DESC, rowid DESC LIMIT ?`),
       listStatus: this.#db.prepare(`SELECT * FROM receipts WHERE time >= ? AND status = ? ORDER BY time DESC, rowid DESC LIMIT ?`),
-      // Amounts are integer strings: SQLite sums integers exactly (and fails rather than round on
-      // overflow); read as BigInt, since a sum may pass 2^53.
-      hourlyTotals: this.#db
-        .prepare(
-          `SELECT (time / ${HOUR_MS}) * ${HOUR_MS} AS hour, route, network, asset, status, count(*) AS count, sum(CAST(amount AS INTEGER)) AS atomic
-           FROM receipts WHERE time >= ? GROUP BY hour, route, network, asset, status`,
-        )
-        .safeIntegers(true),
+      // Read as BigInt: a sum may pass 2^53. Groups every row has left (count 0) are not shown.
+      hourlyTotals: this.#db.prepare(`SELECT hour, route, network, asset, status, count, atomic FROM receipt_hours WHERE hour >= ? AND count > 0`).safeIntegers(true),
       penalise: this.#db.prepare(
         `INSERT INTO payer_penalties (chain_id, payer, until) VALUES (?, ?, ?)
          ON CONFLICT (chain_id, payer) DO UPDATE SET until = max(until, excluded.until)`,
@@ -363,7 +402,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async hourlyTotals(sinceMs: number): Promise<ReceiptTotal[]> {
-    return (this.#stmts.hourlyTotals.all(BigInt(sinceMs)) as TotalRow[]).map(totalFromRow);
+    return (this.#stmts.hourlyTotals.all(BigInt(firstHourFrom(sinceMs))) as TotalRow[]).map(totalFromRow);
   }
 
 

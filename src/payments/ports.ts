@@ -425,7 +425,7 @@ export interface Ledger extends SettlementLog, SettlementQueue {
    */
   record(receipt: Receipt): Promise<boolean>;
   receipts(query: ReceiptQuery): Promise<Receipt[]>;
-  /** The rows written since `sinceMs` (unix ms), counted and summed per hour, route, network, asset and status, in the store. */
+  /** The rows of the hours from `sinceMs` on (unix ms; a partial hour is left out), counted and summed per hour, route, network, asset and status, in the store. */
   hourlyTotals(sinceMs: number): Promise<ReceiptTotal[]>;
   /** How many rows are `pending`, and the time (unix ms) of the oldest: what the reconciler has yet to finish. */
   pendingReceipts(): Promise<{ readonly count: number; readonly oldestTimeMs: number | undefined }>;

@@ -565,8 +565,27 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
           '11 GET /x refused': [2, '5', 'eip155:8453', ASSET.toLowerCase()],
         });
         expect(await ledger.hourlyTotals(12 * H)).toEqual([]);
+        // A partial hour is left out.
+        expect(new Set((await ledger.hourlyTotals(10 * H + 1)).map((t) => t.hourStartMs / H))).toEqual(new Set([11]));
         expect((await ledger.receipts({ since: 10 * H, status: 'refused' })).map((r) => r.requestId)).toEqual(['e', 'd']);
         expect((await ledger.receipts({ since: 10 * H, status: 'settled', limit: 1 })).map((r) => r.requestId)).toEqual(['c']);
+      });
+    });
+
+    describe('hourlyTotals as rows change', () => {
+      it('a row that changes status and time moves to its new group; a pruned row leaves its group', async () => {
+        const H = 3_600_000;
+        const now = Date.now();
+        const hour = Math.floor(now / H) * H;
+        await ledger.record(receiptRow('p', { time: hour - H + 5, status: 'pending', amount: '300' }));
+        await ledger.record(receiptRow('q', { time: hour - H + 6, status: 'refused', amount: '', transaction: '' }));
+        const groups = async () =>
+          Object.fromEntries((await ledger.hourlyTotals(hour - H)).map((t) => [`${(t.hourStartMs - hour) / H} ${t.status}`, [t.count, t.atomic]]));
+        expect(await groups()).toEqual({ '-1 pending': [1, '300'], '-1 refused': [1, '0'] });
+        await ledger.record(receiptRow('p', { time: hour + 7, status: 'settled', amount: '300' }));
+        expect(await groups()).toEqual({ '0 settled': [1, '300'], '-1 refused': [1, '0'] });
+        expect(await ledger.prune(hour, 10)).toBe(1);
+        expect(await groups()).toEqual({ '0 settled': [1, '300'] });
       });
     });
 

@@ -158,6 +158,26 @@ describe('SqliteLedger schema version', () => {
     db.close();
   });
 
+  it('upgrades a version 3 file: the hourly totals are filled from its rows, then kept by each write', async () => {
+    const H = 3_600_000;
+    await ledger.record(receipt('a'));
+    await ledger.record(receipt('b'));
+    await ledger.close();
+    const old = new Database(path);
+    old.exec('DROP TRIGGER receipt_hours_insert; DROP TRIGGER receipt_hours_update; DROP TRIGGER receipt_hours_delete; DROP TABLE receipt_hours');
+    old.pragma('user_version = 3');
+    old.close();
+    ledger = new SqliteLedger(path, { clock: fixedClock(1_000) });
+    const counted = async () => (await ledger.hourlyTotals(0)).reduce((n, t) => n + t.count, 0);
+    expect(await counted()).toBe(2);
+    await ledger.record(receipt('c'));
+    expect(await counted()).toBe(3);
+    expect((await ledger.hourlyTotals(0)).every((t) => t.hourStartMs % H === 0)).toBe(true);
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
+    db.close();
+  });
+
   it('refuses a file written by a newer gateway, naming both versions, and leaves it untouched', async () => {
     await ledger.record(receipt('kept'));
     await ledger.close();
