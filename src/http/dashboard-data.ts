@@ -6,7 +6,7 @@
  * Where the figures come from:
  * - Revenue, outcomes by receipt status, and pending or failed settlements come from the
  *   ledger's receipt rows: exact, and store-wide (every replica's rows). The store counts and sums
- *   them per hour (`Ledger.hourlyTotals`), so a busy day costs one grouped query, not a read of
+ *   them per hour (`Ledger.hourlyTotals`), so a busy day costs a read of its hourly groups, not of
  *   every row. Amounts are atomic decimal strings summed as bigint and formatted with the asset's
  *   decimals; never a float.
  * - Requests by outcome (free, challenged, paid, ...) come from the metrics registry
