@@ -94,9 +94,16 @@ export class AuthorizationReconciler {
     const rows = await ledger.pendingRows(this.#o.network, clock.nowMs() - GRACE_MS, BATCH);
     if (rows.length === 0) return;
     if (!(await ledger.holdLease(this.#lease, this.#o.holder, LEASE_TTL_MS))) return;
+    // An RPC that is down fails here, once per pass, before any row is asked about.
     const latest = await client.getBlock({ blockTag: 'latest' });
+    // A row the chain cannot answer for must not hold up the rows after it: it is tried again next
+    // pass, and the pass reports its first such error once.
+    let rowError: unknown;
     for (const row of rows) {
-      const outcome = await this.#decide(row, latest);
+      const outcome = await this.#decide(row, latest).catch((err: unknown) => {
+        rowError ??= err;
+        return undefined;
+      });
       if (outcome === undefined) continue;
       const { validBeforeSeconds: _, ...receipt } = row;
       const status: ReceiptStatus = outcome.status;
@@ -109,6 +116,7 @@ export class AuthorizationReconciler {
       });
       if (written) this.#o.onOutcome?.(row, outcome);
     }
+    if (rowError !== undefined) this.#o.onError?.(rowError);
   }
 
   async #decide(row: PendingReceipt, latest: Block<bigint, false, 'latest'>): Promise<AuthorizationOutcome | undefined> {
