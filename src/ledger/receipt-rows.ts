@@ -80,15 +80,16 @@ export function receiptNonceKey(r: Receipt): string | undefined {
   return nonceKeyString({ chainId: Number(chainId), asset: r.asset as Address, payer: r.payer as Address, nonce: r.nonce as Hex });
 }
 
-/** A row of the `hourlyTotals` query: numbers as SQLite (bigint) or PostgreSQL (string) give them. */
+/** A row of the `hourlyTotals` query: numbers as SQLite (number) or PostgreSQL (BIGINT as string) give them. */
 export interface TotalRow {
-  hour: bigint | number | string;
+  hour: number | string;
   route: string;
   network: string;
   asset: string;
   status: string;
-  count: bigint | number | string;
-  atomic: bigint | number | string | null;
+  count: number | string;
+  /** Atomic units, decimal string. */
+  atomic: string;
 }
 
 export function totalFromRow(row: TotalRow): ReceiptTotal {
@@ -99,7 +100,7 @@ export function totalFromRow(row: TotalRow): ReceiptTotal {
     asset: row.asset,
     status: row.status as ReceiptStatus,
     count: Number(row.count),
-    atomic: row.atomic === null ? '0' : String(row.atomic),
+    atomic: row.atomic,
   };
 }
 

@@ -58,6 +58,24 @@ import { deferredItemFromRow, deferredRow, deferredStatusFromRow, exposureKey, T
 export const SQLITE_SCHEMA_VERSION = 4;
 
 /**
+ * SQL functions the triggers and the backfill of version 4 call, registered on every connection
+ * this class opens: `x402_atomic_add(sum, amount, sign)` is `sum + sign * amount` and
+ * `x402_atomic_sum(amount)` the aggregate, on decimal strings of atomic units ('' counts 0),
+ * exact at any size. Any other program writing receipts into the file must register them too.
+ */
+const ATOMIC_ADD = 'x402_atomic_add';
+const ATOMIC_SUM = 'x402_atomic_sum';
+
+const atomic = (value: unknown): bigint => (typeof value === 'string' && value !== '' ? BigInt(value) : 0n);
+
+function registerAtomicFunctions(db: Database.Database): void {
+  db.function(ATOMIC_ADD, { deterministic: true }, (sum: unknown, amount: unknown, sign: unknown) =>
+    (atomic(sum) + (Number(sign) < 0 ? -atomic(amount) : atomic(amount))).toString(),
+  );
+  db.aggregate(ATOMIC_SUM, { start: 0n, step: (total: bigint, amount: unknown) => total + atomic(amount), result: (total: bigint) => total.toString() });
+}
+
+/**
  * Version 2: what a kept nonce bought (for re-delivery, ports.ts `Delivery`): the resource, the
  * signature's hash, the receipt row, whether its answer ended and was delivered, how many re-deliveries.
  */
@@ -179,7 +197,8 @@ CREATE TABLE IF NOT EXISTS deferred_exposure (
 -- Version 4: receipt rows counted and summed per hour, route, network, asset and status, kept by
 -- triggers in the write that changes a row (hourlyTotals reads it: the dashboard's figures cost
 -- a read of a few hundred groups, not a scan of the day's rows on the event loop). Amounts are
--- integer strings, summed as SQLite integers (exact; an overflow fails the write, never rounds).
+-- decimal strings summed by ATOMIC_ADD, a function this class registers (BigInt): an asset may
+-- have up to 36 decimals, and a 64-bit sum of such amounts would overflow and fail the write.
 CREATE TABLE IF NOT EXISTS receipt_hours (
   hour INTEGER NOT NULL,
   route TEXT NOT NULL,
@@ -187,7 +206,7 @@ CREATE TABLE IF NOT EXISTS receipt_hours (
   asset TEXT NOT NULL,
   status TEXT NOT NULL,
   count INTEGER NOT NULL,
-  atomic INTEGER NOT NULL,
+  atomic TEXT NOT NULL,
   PRIMARY KEY (hour, route, network, asset, status)
 );
 CREATE TRIGGER IF NOT EXISTS receipt_hours_insert AFTER INSERT ON receipts BEGIN
@@ -204,13 +223,13 @@ END;
 
 /** Trigger statement: row `r` (new or old) counted into its hour's group. */
 function addToHour(r: 'new' | 'old'): string {
-  return `INSERT INTO receipt_hours VALUES ((${r}.time / ${HOUR_MS}) * ${HOUR_MS}, ${r}.route, ${r}.network, ${r}.asset, ${r}.status, 1, CAST(${r}.amount AS INTEGER))
-    ON CONFLICT (hour, route, network, asset, status) DO UPDATE SET count = count + 1, atomic = atomic + excluded.atomic;`;
+  return `INSERT INTO receipt_hours VALUES ((${r}.time / ${HOUR_MS}) * ${HOUR_MS}, ${r}.route, ${r}.network, ${r}.asset, ${r}.status, 1, ${ATOMIC_ADD}('0', ${r}.amount, 1))
+    ON CONFLICT (hour, route, network, asset, status) DO UPDATE SET count = count + 1, atomic = ${ATOMIC_ADD}(atomic, excluded.atomic, 1);`;
 }
 
 /** Trigger statement: row `r` taken out of its hour's group. */
 function takeFromHour(r: 'new' | 'old'): string {
-  return `UPDATE receipt_hours SET count = count - 1, atomic = atomic - CAST(${r}.amount AS INTEGER)
+  return `UPDATE receipt_hours SET count = count - 1, atomic = ${ATOMIC_ADD}(atomic, ${r}.amount, -1)
     WHERE hour = (${r}.time / ${HOUR_MS}) * ${HOUR_MS} AND route = ${r}.route AND network = ${r}.network AND asset = ${r}.asset AND status = ${r}.status;`;
 }
 
@@ -218,7 +237,7 @@ function takeFromHour(r: 'new' | 'old'): string {
 const BACKFILL_RECEIPT_HOURS = `
 DELETE FROM receipt_hours;
 INSERT INTO receipt_hours
-  SELECT (time / ${HOUR_MS}) * ${HOUR_MS}, route, network, asset, status, count(*), sum(CAST(amount AS INTEGER))
+  SELECT (time / ${HOUR_MS}) * ${HOUR_MS}, route, network, asset, status, count(*), ${ATOMIC_SUM}(amount)
   FROM receipts GROUP BY 1, 2, 3, 4, 5;
 `;
 
@@ -249,6 +268,7 @@ export class SqliteLedger implements Ledger {
       this.#db.close();
       throw new LedgerSchemaError('sqlite', version, SQLITE_SCHEMA_VERSION);
     }
+    registerAtomicFunctions(this.#db);
     this.#db.exec(SCHEMA);
     this.#upgrade();
     if (version < 4) this.#db.transaction(() => this.#db.exec(BACKFILL_RECEIPT_HOURS))();
@@ -278,8 +298,8 @@ export class SqliteLedger implements Ledger {
       ),
       list: this.#db.prepare(`SELECT * FROM receipts WHERE time >= ? ORDER BY time DESC, rowid DESC LIMIT ?`),
       listStatus: this.#db.prepare(`SELECT * FROM receipts WHERE time >= ? AND status = ? ORDER BY time DESC, rowid DESC LIMIT ?`),
-      // Read as BigInt: a sum may pass 2^53. Groups every row has left (count 0) are not shown.
-      hourlyTotals: this.#db.prepare(`SELECT hour, route, network, asset, status, count, atomic FROM receipt_hours WHERE hour >= ? AND count > 0`).safeIntegers(true),
+      // Groups every row has left (count 0) are not shown.
+      hourlyTotals: this.#db.prepare(`SELECT hour, route, network, asset, status, count, atomic FROM receipt_hours WHERE hour >= ? AND count > 0`),
       penalise: this.#db.prepare(
         `INSERT INTO payer_penalties (chain_id, payer, until) VALUES (?, ?, ?)
          ON CONFLICT (chain_id, payer) DO UPDATE SET until = max(until, excluded.until)`,
@@ -402,7 +422,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async hourlyTotals(sinceMs: number): Promise<ReceiptTotal[]> {
-    return (this.#stmts.hourlyTotals.all(BigInt(firstHourFrom(sinceMs))) as TotalRow[]).map(totalFromRow);
+    return (this.#stmts.hourlyTotals.all(firstHourFrom(sinceMs)) as TotalRow[]).map(totalFromRow);
   }
 
 

@@ -569,6 +569,11 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         expect(new Set((await ledger.hourlyTotals(10 * H + 1)).map((t) => t.hourStartMs / H))).toEqual(new Set([11]));
         expect((await ledger.receipts({ since: 10 * H, status: 'refused' })).map((r) => r.requestId)).toEqual(['e', 'd']);
         expect((await ledger.receipts({ since: 10 * H, status: 'settled', limit: 1 })).map((r) => r.requestId)).toEqual(['c']);
+        // An asset may have up to 36 decimals: sums far past 64 bits stay exact, and the writes succeed.
+        const big = '123456789012345678901234567890';
+        expect(await ledger.record(receiptRow('big1', { time: 13 * H, amount: big, route: 'GET /big' }))).toBe(true);
+        expect(await ledger.record(receiptRow('big2', { time: 13 * H + 1, amount: big, route: 'GET /big' }))).toBe(true);
+        expect((await ledger.hourlyTotals(13 * H)).map((t) => [t.count, t.atomic])).toEqual([[2, '246913578024691357802469135780']]);
       });
     });
 
@@ -578,14 +583,17 @@ export function ledgerContract(name: string, makeLedger: () => Promise<Ledger>, 
         const now = Date.now();
         const hour = Math.floor(now / H) * H;
         await ledger.record(receiptRow('p', { time: hour - H + 5, status: 'pending', amount: '300' }));
+        await ledger.record(receiptRow('huge', { time: hour - H + 4, status: 'pending', amount: '99999999999999999999999' }));
+        await ledger.record(receiptRow('huge', { time: hour - H + 8, status: 'settle_failed', amount: '99999999999999999999999' }));
         await ledger.record(receiptRow('q', { time: hour - H + 6, status: 'refused', amount: '', transaction: '' }));
         const groups = async () =>
           Object.fromEntries((await ledger.hourlyTotals(hour - H)).map((t) => [`${(t.hourStartMs - hour) / H} ${t.status}`, [t.count, t.atomic]]));
-        expect(await groups()).toEqual({ '-1 pending': [1, '300'], '-1 refused': [1, '0'] });
+        const failed = { '-1 settle_failed': [1, '99999999999999999999999'] };
+        expect(await groups()).toEqual({ '-1 pending': [1, '300'], '-1 refused': [1, '0'], ...failed });
         await ledger.record(receiptRow('p', { time: hour + 7, status: 'settled', amount: '300' }));
-        expect(await groups()).toEqual({ '0 settled': [1, '300'], '-1 refused': [1, '0'] });
+        expect(await groups()).toEqual({ '0 settled': [1, '300'], '-1 refused': [1, '0'], ...failed });
         expect(await ledger.prune(hour, 10)).toBe(1);
-        expect(await groups()).toEqual({ '0 settled': [1, '300'] });
+        expect(await groups()).toEqual({ '0 settled': [1, '300'], ...failed });
       });
     });
 
