@@ -33,6 +33,7 @@ import { WorkInFlight } from './payments/work-in-flight.js';
 import { systemClock, type Clock, type DeferredItem, type DeferredOutcome, type Ledger, type OpenSettlement, type PendingReceipt, type SettlementOutcome } from './payments/ports.js';
 import type { AuthorizationOutcome } from './payments/exact-evm/authorization-reconciler.js';
 import { makeReloader, watchConfig } from './reload.js';
+import { evmChainId } from './protocol/types.js';
 
 export interface RunningGateway {
   /** The active config (changes on reload). */
@@ -260,8 +261,7 @@ function recordDeferred(metrics: GatewayMetrics, logger: Logger, config: Config,
 
 /** Counts and logs a pending row the authorization reconciler finished from the chain. */
 function recordAuthorization(metrics: GatewayMetrics, logger: Logger, config: Config, row: PendingReceipt, outcome: AuthorizationOutcome): void {
-  const chainId = row.network.slice('eip155:'.length);
-  const named = assetByKey(config, `${chainId}:${row.asset.toLowerCase()}`);
+  const named = assetByKey(config, `${evmChainId(row.network)}:${row.asset.toLowerCase()}`);
   metrics.settlements.inc({ outcome: outcome.status === 'settled' ? 'settled' : 'failed', mode: 'reconciler' });
   if (outcome.status === 'settled') metrics.revenue.inc({ route: row.route, asset: named?.asset ?? row.asset, network: row.network }, Number(row.amount));
   logger.info(

@@ -5,6 +5,7 @@
  * Sources: `x402@1.2.0` (v1 network enum and its USDC table) and `@x402/evm@2.27.0` (`DEFAULT_ASSETS`).
  * Only EIP-3009 tokens are listed: the gateway's exact scheme speaks EIP-3009, not Permit2.
  */
+import { evmChainId } from '../protocol/types.js';
 import type { Address } from './types.js';
 
 export interface KnownUsdc {
@@ -59,8 +60,8 @@ export const KNOWN_CHAINS: ReadonlyMap<number, KnownChain> = new Map<number, Kno
 
 /** `<explorer>/tx/<hash>` for a CAIP-2 network the table knows an explorer for; else undefined. */
 export function explorerTxUrl(caip2: string, txHash: string): string | undefined {
-  const match = /^eip155:(\d+)$/.exec(caip2);
-  const explorer = match ? KNOWN_CHAINS.get(Number(match[1]))?.explorer : undefined;
+  const chainId = evmChainId(caip2);
+  const explorer = chainId === undefined ? undefined : KNOWN_CHAINS.get(chainId)?.explorer;
   if (explorer === undefined || !/^0x[0-9a-fA-F]{64}$/.test(txHash)) return undefined;
   return `${explorer}/tx/${txHash}`;
 }

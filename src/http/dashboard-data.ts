@@ -63,7 +63,7 @@ export interface SummaryInputs {
   readonly nowMs: number;
   /** `ledger.hourlyTotals(windowStartMs(nowMs))`. */
   readonly totals: readonly ReceiptTotal[];
-  /** The newest `pending` and `settle_failed` rows of the window (up to DASHBOARD_SETTLEMENT_ROWS each). */
+  /** The newest `pending` and `settle_failed` rows of the window, newest first, as listed (the store reads DASHBOARD_SETTLEMENT_ROWS of each). */
   readonly pending: readonly Receipt[];
   readonly failed: readonly Receipt[];
   readonly assets: Iterable<AssetConfig>;
@@ -126,10 +126,7 @@ export function buildSummary(input: SummaryInputs) {
   }
 
   const settlementRows = (rows: readonly Receipt[]) =>
-    [...rows]
-      .sort((a, b) => b.time - a.time)
-      .slice(0, DASHBOARD_SETTLEMENT_ROWS)
-      .map((r) => ({ ...receiptView(r, labelOf), ageSeconds: Math.max(0, Math.floor((input.nowMs - r.time) / 1000)) }));
+    rows.map((r) => ({ ...receiptView(r, labelOf), ageSeconds: Math.max(0, Math.floor((input.nowMs - r.time) / 1000)) }));
 
   return {
     generatedAt: new Date(input.nowMs).toISOString(),

@@ -606,7 +606,7 @@ export class PostgresLedger implements Ledger {
         olderThanMs,
         limit,
       ]);
-      const receipts = rows.rows.map((row) => ({ receipt: receiptFromRow(row), key: receiptNonceKey(receiptFromRow(row)) }));
+      const receipts = rows.rows.map(receiptFromRow).map((receipt) => ({ receipt, key: receiptNonceKey(receipt) }));
       const keys = receipts.flatMap((r) => (r.key === undefined ? [] : [r.key]));
       const kept = keys.length === 0 ? [] : (await this.#pool.query<{ key: string; expires_at: string }>(`SELECT key, expires_at FROM nonces WHERE key = ANY($1) AND state = 'kept'`, [keys])).rows;
       const expiry = new Map(kept.map((k) => [k.key, Number(k.expires_at)]));

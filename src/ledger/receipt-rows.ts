@@ -3,7 +3,7 @@
  * and PostgreSQL read and write rows alike.
  */
 import { HOUR_MS, nonceKeyString, type Receipt, type ReceiptStatus, type ReceiptTotal } from '../payments/ports.js';
-import type { Address, Hex } from '../protocol/types.js';
+import { evmChainId, type Address, type Hex } from '../protocol/types.js';
 
 export interface ReceiptRow {
   request_id: string;
@@ -75,9 +75,9 @@ export function receiptFromRow(row: ReceiptRow): Receipt {
  * network (`eip155:<chain id>`), asset, payer and nonce; undefined when the row lacks one of them.
  */
 export function receiptNonceKey(r: Receipt): string | undefined {
-  const chainId = /^eip155:(\d+)$/.exec(r.network)?.[1];
+  const chainId = evmChainId(r.network);
   if (chainId === undefined || r.asset === '' || r.payer === '' || r.nonce === '') return undefined;
-  return nonceKeyString({ chainId: Number(chainId), asset: r.asset as Address, payer: r.payer as Address, nonce: r.nonce as Hex });
+  return nonceKeyString({ chainId, asset: r.asset as Address, payer: r.payer as Address, nonce: r.nonce as Hex });
 }
 
 /** A row of the `hourlyTotals` query: numbers as SQLite (number) or PostgreSQL (BIGINT as string) give them. */

@@ -8,6 +8,12 @@ export type Hex = `0x${string}`;
 /** A 0x-prefixed, 40-hex-digit EVM address, checksummed (config and the decoder checksum every one). */
 export type Address = `0x${string}`;
 
+/** The chain id of an EVM CAIP-2 network id (`eip155:8453`: 8453); undefined for anything else. */
+export function evmChainId(caip2: string): number | undefined {
+  const match = /^eip155:(\d+)$/.exec(caip2);
+  return match === null ? undefined : Number(match[1]);
+}
+
 /** A transaction hash: 0x and 32 bytes of hex. */
 export function isTxHash(value: string): value is Hex {
   return /^0x[0-9a-fA-F]{64}$/.test(value);

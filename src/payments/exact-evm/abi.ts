@@ -2,7 +2,7 @@
  * The contract surface the exact scheme touches: EIP-3009 on the token (as `@x402/evm`'s
  * `eip3009ABI`), ERC-20 `balanceOf` and `Transfer`, and ERC-1271 on contract wallets.
  */
-import { parseAbi } from 'viem';
+import { getAbiItem, isAddressEqual, parseAbi, parseEventLogs, type Address, type Log } from 'viem';
 import type { Eip3009Authorization, Hex } from '../../protocol/types.js';
 import { classifySignature, splitEcdsa } from './signature.js';
 
@@ -26,7 +26,18 @@ export const eip3009Abi = parseAbi([
   'function authorizationState(address authorizer, bytes32 nonce) view returns (bool)',
   'function balanceOf(address account) view returns (uint256)',
   'event Transfer(address indexed from, address indexed to, uint256 value)',
+  'event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)',
 ]);
+
+/** The `AuthorizationUsed` event item, for `eth_getLogs` filters. */
+export const authorizationUsedEvent = getAbiItem({ abi: eip3009Abi, name: 'AuthorizationUsed' });
+
+/** Whether `logs` hold the token `asset`'s AuthorizationUsed(authorizer, nonce): that authorization's transfer ran in them. */
+export function authorizationUsedIn(logs: readonly Log[], asset: Address, authorizer: Address, nonce: Hex): boolean {
+  return parseEventLogs({ abi: eip3009Abi, eventName: 'AuthorizationUsed', logs: [...logs] }).some(
+    (log) => isAddressEqual(log.address, asset) && isAddressEqual(log.args.authorizer, authorizer) && log.args.nonce.toLowerCase() === nonce.toLowerCase(),
+  );
+}
 
 /**
  * The `transferWithAuthorization` call for a signature, in the overload the reference uses: (v, r, s)

@@ -21,14 +21,14 @@
  * Outcomes are written with `record`, which leaves a row another path finished first alone, so
  * the settling request, this and any other reconciler count each outcome once.
  */
-import { isAddressEqual, parseAbi, parseEventLogs, TransactionReceiptNotFoundError, type Block } from 'viem';
+import { TransactionReceiptNotFoundError, type Block } from 'viem';
 import { GATEWAY_REASON } from '../../protocol/reasons.js';
 import type { Address, Hex } from '../../protocol/types.js';
 import { isTxHash } from '../../protocol/types.js';
 import type { ChainClient } from '../chain/client.js';
 import { PeriodicTask } from '../periodic-task.js';
 import type { Clock, Ledger, PendingReceipt, ReceiptStatus, SettlementLog } from '../ports.js';
-import { eip3009Abi } from './abi.js';
+import { authorizationUsedEvent, authorizationUsedIn, eip3009Abi } from './abi.js';
 import { LEASE_TTL_MS } from './reconciler.js';
 
 /** How often it looks, by default. */
@@ -145,8 +145,7 @@ export class AuthorizationReconciler {
   async #usedIn(hash: Hex, asset: Address, payer: Address, nonce: Hex): Promise<boolean> {
     try {
       const receipt = await this.#o.client.getTransactionReceipt({ hash });
-      const used = parseEventLogs({ abi: authorizationEvents, eventName: 'AuthorizationUsed', logs: receipt.logs });
-      return used.some((log) => isAddressEqual(log.address, asset) && isAddressEqual(log.args.authorizer, payer) && log.args.nonce.toLowerCase() === nonce.toLowerCase());
+      return authorizationUsedIn(receipt.logs, asset, payer, nonce);
     } catch (err) {
       if (err instanceof TransactionReceiptNotFoundError) return false;
       throw err;
@@ -156,12 +155,12 @@ export class AuthorizationReconciler {
   /** The transaction that used the row's authorization, from the token's logs in the blocks it could be mined in. */
   async #findUse(row: PendingReceipt, latest: Block<bigint, false, 'latest'>, validBefore: bigint | undefined): Promise<Hex | undefined> {
     const client = this.#o.client;
-    const from = await firstBlockAtOrAfter(client, BigInt(Math.floor(row.time / 1000)) - CLOCK_SLACK_SECONDS, latest);
-    const to = validBefore === undefined ? latest.number : min(latest.number, await firstBlockAtOrAfter(client, validBefore, latest));
+    const from = await firstBlockAtOrAfter(client, BigInt(Math.floor(row.time / 1000)) - CLOCK_SLACK_SECONDS, latest, 0n);
+    const to = validBefore === undefined ? latest.number : min(latest.number, await firstBlockAtOrAfter(client, validBefore, latest, from));
     for (let start = from; start <= to; start += MAX_LOG_BLOCKS) {
       const logs = await client.getLogs({
         address: row.asset as Address,
-        event: authorizationEvents[0],
+        event: authorizationUsedEvent,
         args: { authorizer: row.payer as Address, nonce: row.nonce as Hex },
         fromBlock: start,
         toBlock: min(to, start + MAX_LOG_BLOCKS - 1n),
@@ -173,12 +172,13 @@ export class AuthorizationReconciler {
   }
 }
 
-const authorizationEvents = parseAbi(['event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)']);
-
-/** The number of the first block whose timestamp is at least `seconds` (latest + 1 when none is yet): a binary search. */
-async function firstBlockAtOrAfter(client: ChainClient, seconds: bigint, latest: Block<bigint, false, 'latest'>): Promise<bigint> {
+/**
+ * The number of the first block from `lowest` on whose timestamp is at least `seconds` (latest + 1
+ * when none is yet): a binary search.
+ */
+async function firstBlockAtOrAfter(client: ChainClient, seconds: bigint, latest: Block<bigint, false, 'latest'>, lowest: bigint): Promise<bigint> {
   if (latest.timestamp < seconds) return latest.number + 1n;
-  let lo = 0n;
+  let lo = lowest;
   let hi = latest.number;
   while (lo < hi) {
     const mid = (lo + hi) / 2n;

@@ -12,10 +12,10 @@
  *
  * Pure: calldata in, outcomes out. Sending, logging and waiting belong to the batcher.
  */
-import { decodeFunctionResult, encodeFunctionData, isAddressEqual, multicall3Abi, parseAbi, parseEventLogs, type Log } from 'viem';
+import { decodeFunctionResult, encodeFunctionData, isAddressEqual, multicall3Abi, parseEventLogs, type Log } from 'viem';
 import type { Address } from '../../config/types.js';
 import type { Eip3009Authorization, Hex } from '../../protocol/types.js';
-import { eip3009Abi, transferCall } from './abi.js';
+import { authorizationUsedIn, eip3009Abi, transferCall } from './abi.js';
 
 /** One queued authorization, as the batcher settles it. */
 export interface BatchItem {
@@ -33,8 +33,6 @@ export interface BatchItem {
  * transfer of its terms was logged: unaccountable, so never "nothing charged" (left for a human).
  */
 export type BatchItemOutcome = 'settled' | 'failed' | 'mismatch';
-
-const authorizationUsedAbi = parseAbi(['event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)']);
 
 /** The `aggregate3` call list; throws for an item whose signature encodes no call (verification refuses those). */
 export function batchCalls(items: readonly BatchItem[]): { target: Address; allowFailure: true; callData: Hex }[] {
@@ -60,15 +58,11 @@ export function simulatedSuccesses(data: Hex): boolean[] {
 
 /** Each item's outcome, by id, from a mined batch's logs. */
 export function batchOutcomes(items: readonly BatchItem[], logs: readonly Log[]): Map<string, BatchItemOutcome> {
-  const used = parseEventLogs({ abi: authorizationUsedAbi, eventName: 'AuthorizationUsed', logs: [...logs] });
   const transfers = parseEventLogs({ abi: eip3009Abi, eventName: 'Transfer', logs: [...logs] });
   const outcomes = new Map<string, BatchItemOutcome>();
   for (const item of items) {
     const auth = item.authorization;
-    const wasUsed = used.some(
-      (log) => isAddressEqual(log.address, item.asset) && isAddressEqual(log.args.authorizer, auth.from) && log.args.nonce.toLowerCase() === auth.nonce.toLowerCase(),
-    );
-    if (!wasUsed) {
+    if (!authorizationUsedIn(logs, item.asset, auth.from, auth.nonce)) {
       outcomes.set(item.id, 'failed');
       continue;
     }
