@@ -21,15 +21,14 @@ import { cpuDelta, cpuSnapshot } from './cpu.js';
 import { runLoad, type LoadResult } from './load.js';
 import { headerQueue, presign } from './payments.js';
 import { watchForNonceGap } from './stall-watch.js';
-import { PATHS, startGateway, startOfficial, type DeferredTerms } from './systems.js';
+import { retryWindow } from './retry-window.js';
+import { PAID_PRICE_ATOMIC, PATHS, startGateway, startOfficial, type DeferredTerms } from './systems.js';
 
 export type BlockTimeSystem = 'deferred' | 'after' | 'official';
 
 /** The systems of every level, in the order of the first round. */
 export const BLOCK_TIME_SYSTEMS: readonly BlockTimeSystem[] = ['deferred', 'after', 'official'];
 
-/** "$0.01", the price of the paid routes, in USDC's atomic units. */
-const PRICE_ATOMIC = 10_000n;
 /** How long the batcher may take to settle a deferred window's queue before the run gives up. */
 export const DRAIN_TIMEOUT_MS = 90_000;
 const DRAIN_POLL_MS = 200;
@@ -87,16 +86,12 @@ export async function runDeferredPhase(o: DeferredPhaseOptions): Promise<Deferre
     for (let round = 0; round < o.rounds; round++) {
       const order = round % 2 === 0 ? BLOCK_TIME_SYSTEMS : [...BLOCK_TIME_SYSTEMS].reverse();
       for (const system of order) {
-        let sample: DeferredSample | undefined;
-        for (let attempt = 1; sample === undefined; attempt++) {
-          try {
-            sample = await window(o, system, connections, round);
-          } catch (err) {
-            if (!(err instanceof WindowStalled) || attempt >= MAX_WINDOW_ATTEMPTS) throw err;
-            incidents.push({ system, connections, round, reason: err.message });
-            o.log(`2 s blocks c=${connections} ${system}: ${err.message}; re-running it on a fresh chain`);
-          }
-        }
+        const sample = await retryWindow(MAX_WINDOW_ATTEMPTS, () => window(o, system, connections, round), (err) => {
+          if (!(err instanceof WindowStalled)) return false;
+          incidents.push({ system, connections, round, reason: err.message });
+          o.log(`2 s blocks c=${connections} ${system}: ${err.message}; re-running it on a fresh chain`);
+          return true;
+        });
         samples.push(sample);
         const s = sample.load;
         o.log(
@@ -155,7 +150,7 @@ async function window(o: DeferredPhaseOptions, system: BlockTimeSystem, connecti
     const answeredAt = performance.now();
 
     const payments = warmLoad.requests + load.requests;
-    await waitForPayee(chain.balance, BigInt(payments) * PRICE_ATOMIC, `${system} c=${connections}`);
+    await waitForPayee(chain.balance, BigInt(payments) * PAID_PRICE_ATOMIC, `${system} c=${connections}`);
     const drainSeconds = system === 'deferred' ? (performance.now() - answeredAt) / 1000 : 0;
     const settlements = await settlementTxs(chain.admin, privateKeyToAccount(SETTLER_KEY).address);
     const moved = settlements.reduce((sum, tx) => sum + tx.payments, 0);

@@ -18,15 +18,15 @@ import { runLoad, runLoads, type LoadResult } from './load.js';
 import { startPaidSystem, POSTGRES_SYSTEMS, type PaidSystem, type StartedSystem } from './paid-systems.js';
 import { headerQueue, presign } from './payments.js';
 import type { BenchPostgres } from './postgres-server.js';
+import { retryWindow } from './retry-window.js';
 import { watchForNonceGap } from './stall-watch.js';
+import { PAID_PRICE_ATOMIC } from './systems.js';
 
 export type { PaidSystem } from './paid-systems.js';
 
 /** Re-runs of a window that anvil stalled (see stall-watch.ts) or whose payments failed before the run gives up. */
 export const MAX_WINDOW_ATTEMPTS = 6;
 
-/** "$0.01", the price of the paid routes, in USDC's atomic units. */
-const PRICE_ATOMIC = 10_000n;
 
 /** The systems of every level, in the order of the first round. */
 export const PAID_SYSTEMS: readonly PaidSystem[] = ['after', 'before', 'official', 'postgres'];
@@ -98,17 +98,13 @@ export async function runPaidPhase(o: PaidPhaseOptions): Promise<{ samples: Paid
     for (let round = 0; round < o.rounds; round++) {
       const order = round % 2 === 0 ? systems : [...systems].reverse();
       for (const system of order) {
-        let sample: PaidSample | undefined;
-        for (let attempt = 1; sample === undefined; attempt++) {
-          try {
-            sample = await paidWindow(o, system, connections, round);
-          } catch (err) {
-            if (!(err instanceof WindowAborted) || attempt >= MAX_WINDOW_ATTEMPTS) throw err;
-            const { kind, reason, answered } = err;
-            incidents.push({ kind, system, connections, round, reason, answered });
-            o.log(`paid c=${connections} ${system}: window ${kind === 'stall' ? `aborted after ${answered} answers` : 'failed'} (${reason}); re-running it on a fresh chain`);
-          }
-        }
+        const sample = await retryWindow(MAX_WINDOW_ATTEMPTS, () => paidWindow(o, system, connections, round), (err) => {
+          if (!(err instanceof WindowAborted)) return false;
+          const { kind, reason, answered } = err;
+          incidents.push({ kind, system, connections, round, reason, answered });
+          o.log(`paid c=${connections} ${system}: window ${kind === 'stall' ? `aborted after ${answered} answers` : 'failed'} (${reason}); re-running it on a fresh chain`);
+          return true;
+        });
         samples.push(sample);
         logSample(o, sample);
       }
@@ -142,7 +138,7 @@ async function paidWindow(o: PaidPhaseOptions, system: PaidSystem, connections: 
     const { urls, path } = started;
     if (connections % urls.length !== 0) throw new Error(`${connections} callers cannot be split evenly over ${urls.length} servers`);
     // Every server is warmed up as the single one is, so that each process is as warm.
-    const payments = BigInt(amount + o.warmup * urls.length) * PRICE_ATOMIC;
+    const payments = BigInt(amount + o.warmup * urls.length) * PAID_PRICE_ATOMIC;
     if (payments > PAYER_FUNDS) throw new Error('the payer is not funded for this many $0.01 payments');
     const share = { connections: connections / urls.length, amount: Math.ceil(amount / urls.length) };
 

@@ -15,6 +15,11 @@ import { PAYEE, SETTLER_KEY } from '../../test/helpers/chain-world.js';
 import { startChild, type Child } from './children.js';
 
 /** Paths on every proxy; the upstream answers 64 KiB for paths ending in `/big`. */
+/** The price of every paid route of the gateway's bench config (the official server charges the same). */
+export const PAID_PRICE = '$0.01';
+/** PAID_PRICE in USDC's atomic units. */
+export const PAID_PRICE_ATOMIC = 10_000n;
+
 export const PATHS = {
   freeSmall: '/free/small',
   freeBig: '/free/big',
@@ -72,7 +77,7 @@ export function gatewayConfigYaml(p: { rpcUrl: string; upstreamUrl: string; ledg
   const d = p.deferred;
   const batch = d === undefined ? '' : `, batch: { maxSize: ${d.maxSize}, maxWaitMs: ${d.maxWaitMs} }`;
   const deferredDefaults = d === undefined ? '' : `, deferred: { maxUnsettledPerPayer: "${d.maxUnsettledPerPayer}" }`;
-  const deferredRoute = d === undefined ? '' : '\n  - { match: "GET /deferred/**", price: "$0.01", settlement: deferred }';
+  const deferredRoute = d === undefined ? '' : `\n  - { match: "GET /deferred/**", price: "${PAID_PRICE}", settlement: deferred }`;
   return `
 listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
@@ -84,8 +89,8 @@ upstreams:
 defaults: { accepts: [usdc@base], upstream: api${deferredDefaults} }
 routes:
   - { match: "GET /free/**", price: free }
-  - { match: "GET /paid/**", price: "$0.01" }
-  - { match: "GET /before/**", price: "$0.01", settlement: before }${deferredRoute}
+  - { match: "GET /paid/**", price: "${PAID_PRICE}" }
+  - { match: "GET /before/**", price: "${PAID_PRICE}", settlement: before }${deferredRoute}
 ledger: ${ledgerYaml(p.ledger)}
 log: { level: info }
 `;
